@@ -1,0 +1,225 @@
+"""Labelled face sets on disk -> cached arrays -> ``tf.data`` pipelines.
+
+A set is laid out as the common public deepfake sets are::
+
+    <set>/real/*.jpg
+    <set>/fake/*.jpg
+    <set>/metadata.csv      optional: file,label,split,group
+
+Every image is decoded, reframed to the run-time face framing and resized once; the
+result is cached as one ``.npz`` per set and size (a few hundred MB at most), so training
+epochs and evaluations never touch JPEG decoding again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import threading
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.faces import FaceFinder, training_crop
+from detector.imaging import load_image
+
+LABELS = ("real", "fake")
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+#: Bump when the way cached crops are made changes, so stale caches are not reused.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Record:
+    """One labelled image of a set."""
+
+    path: Path
+    label: int  # 0 real, 1 fake
+    split: str
+    group: str
+
+
+@dataclass
+class Arrays:
+    """Decoded, framed and resized images of one set, with their labels and splits."""
+
+    name: str
+    images: np.ndarray  # (N, S, S, 3) uint8
+    labels: np.ndarray  # (N,) int64, 1 = fake
+    splits: np.ndarray  # (N,) str
+    groups: np.ndarray  # (N,) str
+    files: np.ndarray  # (N,) str, relative to the set folder
+
+    def split(self, name: str) -> "Arrays":
+        """The rows of one split (``train``, ``val``, ``test``)."""
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        keep = self.splits == name
+        return Arrays(
+            self.name,
+            self.images[keep],
+            self.labels[keep],
+            self.splits[keep],
+            self.groups[keep],
+            self.files[keep],
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def default_cache_dir() -> Path:
+    """``$DETECTOR_CACHE``, else ``~/.cache/deepfake-detector`` (never inside the data)."""
+    return Path(os.environ.get("DETECTOR_CACHE", Path.home() / ".cache" / "deepfake-detector"))
+
+
+def grouped_split(group: str, val: float = 0.1, test: float = 0.1) -> str:
+    """Assigns a group to a split by a stable hash, so a group never straddles splits.
+
+    Args:
+        group: The group key (a person, a source video, or the file itself).
+        val: Share of groups that go to validation.
+        test: Share of groups that go to test.
+
+    Returns:
+        ``"train"``, ``"val"`` or ``"test"``.
+    """
+    bucket = zlib.crc32(group.encode()) % 1000 / 1000
+    if bucket < test:
+        return "test"
+    if bucket < test + val:
+        return "val"
+    return "train"
+
+
+def read_records(root: str | Path) -> list[Record]:
+    """Lists a set's labelled images.
+
+    Uses ``metadata.csv`` where present (its ``split`` and ``group`` columns are optional);
+    otherwise walks ``real/`` and ``fake/`` and splits by file stem with ``grouped_split``.
+
+    Args:
+        root: The set folder.
+
+    Returns:
+        The records, sorted by file path.
+
+    Raises:
+        FileNotFoundError: ``root`` has neither ``metadata.csv`` nor ``real/``/``fake/``.
+        ValueError: a metadata row has an unknown label or split.
+    """
+    root = Path(root)
+    meta = root / "metadata.csv"
+    records = []
+    if meta.exists():
+        with meta.open(newline="") as f:
+            for row in csv.DictReader(f):
+                label = row.get("label") or Path(row["file"]).parts[0]
+                if label not in LABELS:
+                    raise ValueError(f"{meta}: unknown label {label!r} for {row['file']!r}")
+                group = row.get("group") or row["file"]
+                split = row.get("split") or grouped_split(group)
+                if split not in SPLITS:
+                    raise ValueError(f"{meta}: unknown split {split!r} for {row['file']!r}")
+                records.append(Record(root / row["file"], LABELS.index(label), split, group))
+    else:
+        for label in LABELS:
+            folder = root / label
+            if not folder.is_dir():
+                continue
+            for path in folder.rglob("*"):
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    group = path.stem
+                    records.append(Record(path, LABELS.index(label), grouped_split(group), group))
+    if not records:
+        raise FileNotFoundError(f"{root}: no metadata.csv and no images under real/ or fake/")
+    return sorted(records, key=lambda r: str(r.path))
+
+
+def _crop_one(path: Path, size: int, finder: FaceFinder) -> np.ndarray:
+    crop = training_crop(load_image(path), finder)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def load_set(
+    root: str | Path,
+    size: int,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+    workers: int = 2,
+) -> Arrays:
+    """Decodes, frames and resizes a set once, and caches the result.
+
+    Args:
+        root: The set folder.
+        size: Side of the square crops, in pixels.
+        cache_dir: Where the ``.npz`` goes; ``default_cache_dir()`` when ``None``.
+        limit: Keep only this many records per (split, label), for quick runs.
+        workers: Decoding threads (OpenCV releases the GIL).
+
+    Returns:
+        The set's arrays.
+    """
+    root = Path(root)
+    records = read_records(root)
+    if limit is not None:
+        kept, seen = [], {}
+        for r in records:
+            key = (r.split, r.label)
+            if seen.get(key, 0) < limit:
+                seen[key] = seen.get(key, 0) + 1
+                kept.append(r)
+        records = kept
+    # The key names the files by their place in the set, so a set read through another
+    # path (relative, absolute, a copy) finds the same cache.
+    key = hashlib.sha256(
+        f"{CACHE_VERSION}|{size}|".encode() + "\n".join(f"{r.path.relative_to(root)}|{r.label}|{r.split}" for r in records).encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir or default_cache_dir()) / f"{root.name}-{size}-{key}.npz"
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        return Arrays(root.name, z["images"], z["labels"], z["splits"], z["groups"], z["files"])
+
+    local = threading.local()  # one cascade per thread: OpenCV's is not documented thread-safe
+
+    def crop(record: Record) -> np.ndarray:
+        if not hasattr(local, "finder"):
+            local.finder = FaceFinder()
+        return _crop_one(record.path, size, local.finder)
+
+    with ThreadPoolExecutor(workers) as pool:
+        images = np.stack(list(pool.map(crop, records)))
+    arrays = Arrays(
+        root.name,
+        images,
+        np.array([r.label for r in records], np.int64),
+        np.array([r.split for r in records]),
+        np.array([r.group for r in records]),
+        np.array([str(r.path.relative_to(root)) for r in records]),
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, images=arrays.images, labels=arrays.labels, splits=arrays.splits,
+             groups=arrays.groups, files=arrays.files)
+    tmp.replace(cache)
+    return arrays
+
+
+def concat(parts: Sequence[Arrays], name: str = "all") -> Arrays:
+    """Joins several sets' arrays into one."""
+    return Arrays(
+        name,
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        np.concatenate([p.splits for p in parts]),
+        np.concatenate([p.groups for p in parts]),
+        np.concatenate([p.files for p in parts]),
+    )
