@@ -58,16 +58,30 @@ def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(y, kernel, [1, 1, 1, 1], "SAME")[0]
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig = AugmentConfig()) -> tf.Tensor:
-    """Degrades one training crop as an upload might be.
+def _crop_box(seed: tf.Tensor, zoom: float) -> tf.Tensor:
+    """A random square crop, in normalized ``[y0, x0, y1, x1]`` coordinates, so the same
+    crop can be cut from an image and from its mask at another resolution."""
+    s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    side = tf.random.stateless_uniform([], s1, 1.0 - zoom, 1.0)
+    y0, x0 = tf.unstack(tf.random.stateless_uniform([2], s2, 0.0, 1.0) * (1.0 - side))
+    return tf.stack([y0, x0, y0 + side, x0 + side])
+
+
+def augment(
+    image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, mask_size: int, cfg: AugmentConfig = AugmentConfig()
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Degrades one training crop as an upload might be; moves its mask along.
 
     Args:
         image: A ``(S, S, 3)`` uint8 crop.
+        mask: A ``(M, M, 1)`` float32 map of where the face was manipulated (any ``M``).
         seed: A ``(2,)`` int64 seed; the same seed gives the same result.
+        mask_size: Side of the returned mask.
         cfg: Augmentation strengths.
 
     Returns:
-        The degraded ``(S, S, 3)`` crop as float32 in 0-255.
+        The degraded ``(S, S, 3)`` crop as float32 in 0-255, and the ``(mask_size,
+        mask_size, 1)`` mask after the same flip and crop.
     """
     size = tf.shape(image)[0]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 12)
@@ -75,14 +89,12 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig = AugmentConfi
     def chance(i: int, p: float) -> tf.Tensor:
         return tf.random.stateless_uniform([], seeds[i]) < p
 
-    x = tf.image.stateless_random_flip_left_right(image, seeds[0])
-
-    # Small zoom and shift: a random square crop resized back to the input size.
-    side = tf.cast(
-        tf.cast(size, tf.float32) * tf.random.stateless_uniform([], seeds[1], 1.0 - cfg.zoom, 1.0), tf.int32
-    )
-    x = tf.image.stateless_random_crop(x, [side, side, 3], seeds[2])
-    x = tf.image.resize(x, [size, size], antialias=True)
+    # Flip, zoom and shift: the same geometry for the image and its mask.
+    box = _crop_box(seeds[1], cfg.zoom)[None]
+    flip = chance(0, 0.5)
+    x = tf.image.crop_and_resize(tf.cast(image, tf.float32)[None], box, [0], [size, size])[0]
+    m = tf.image.crop_and_resize(mask[None], box, [0], [mask_size, mask_size])[0]
+    x, m = tf.cond(flip, lambda: (x[:, ::-1], m[:, ::-1]), lambda: (x, m))
 
     x = tf.image.stateless_random_brightness(x, cfg.brightness * 255.0, seeds[3])
     x = tf.image.stateless_random_contrast(x, 1 - cfg.contrast, 1 + cfg.contrast, seeds[4])
@@ -108,4 +120,48 @@ def augment(image: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig = AugmentConfi
         lambda: tf.image.stateless_random_jpeg_quality(x, lo, hi, seeds[11]),
         lambda: x,
     )
-    return tf.cast(x, tf.float32)
+    return tf.cast(x, tf.float32), m
+
+
+def self_blend(image: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A self-blended image: a pseudo-fake made from a real face (Shiota & Yamasaki, 2022).
+
+    A slightly shifted, rescaled and colour-changed copy of the face is blended back into
+    the face through a soft elliptical mask. The result shows the traces every face swap
+    leaves (a blending boundary, a colour and sharpness mismatch between face and
+    surroundings) without any one generator's fingerprint, so a network that learns it
+    generalizes to swaps it never saw.
+
+    Args:
+        image: A ``(S, S, 3)`` uint8 real face crop (the face centred, as framed in training).
+        seed: A ``(2,)`` int64 seed.
+
+    Returns:
+        The blended ``(S, S, 3)`` uint8 image, and its ``(S, S, 1)`` float32 blend mask.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 8)
+    size = tf.shape(image)[0]
+    x = tf.cast(image, tf.float32)
+
+    # The source: the same face, slightly moved and rescaled, with other colours and sharpness.
+    scale = tf.random.stateless_uniform([], seeds[0], 0.94, 1.06)
+    shift = tf.random.stateless_uniform([2], seeds[1], -0.03, 0.03)
+    half = 0.5 / scale
+    box = tf.stack([0.5 - half + shift[0], 0.5 - half + shift[1], 0.5 + half + shift[0], 0.5 + half + shift[1]])
+    source = tf.image.crop_and_resize(x[None], box[None], [0], [size, size])[0]
+    gain = tf.random.stateless_uniform([3], seeds[2], 0.9, 1.1)
+    offset = tf.random.stateless_uniform([3], seeds[3], -12.0, 12.0)
+    source = source * gain + offset
+    sigma = tf.random.stateless_uniform([], seeds[4], 0.3, 1.5)
+    source = tf.cond(tf.random.stateless_uniform([], seeds[5]) < 0.5, lambda: _gaussian_blur(source, sigma), lambda: source)
+
+    # The mask: a soft ellipse over the inner face, of random size and softness.
+    r = tf.random.stateless_uniform([4], seeds[6], [0.22, 0.28, -0.04, -0.04], [0.36, 0.42, 0.04, 0.08])
+    coords = (tf.cast(tf.range(size), tf.float32) + 0.5) / tf.cast(size, tf.float32) - 0.5
+    yy, xx = tf.meshgrid(coords - r[3], coords - r[2], indexing="ij")
+    dist = tf.sqrt((xx / r[0]) ** 2 + (yy / r[1]) ** 2)
+    soft, ratio = tf.unstack(tf.random.stateless_uniform([2], seeds[7], [4.0, 0.6], [16.0, 1.0]))
+    mask = (tf.sigmoid((1.0 - dist) * soft) * ratio)[..., None]
+
+    blended = mask * source + (1.0 - mask) * x
+    return tf.cast(tf.round(tf.clip_by_value(blended, 0.0, 255.0)), tf.uint8), mask

@@ -213,6 +213,48 @@ def load_set(
     return arrays
 
 
+#: Side of the stored manipulation masks (they are resized to the model's mask head).
+MASK_SIZE = 32
+
+
+def manipulation_masks(arrays: Arrays, size: int = MASK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Where each fake differs from the real frame it was made from.
+
+    Sets like DFDC hold, per group, a real frame and the fake made from it, aligned pixel
+    for pixel. Their difference, less the compression noise seen at the crop's border
+    (which the face swap does not touch), maps the manipulated region. A real face's map
+    is empty. A fake without a real partner in its group, or whose pair is not aligned
+    (border noise too high), has no known map.
+
+    Args:
+        arrays: A set's cached crops.
+        size: Side of the returned masks.
+
+    Returns:
+        ``masks`` ``(N, size, size)`` float32 in ``[0, 1]`` and ``known`` ``(N,)`` bool.
+    """
+    n = len(arrays)
+    masks = np.zeros((n, size, size), np.float32)
+    known = arrays.labels == 0
+    real_of_group = {g: i for i, (g, y) in enumerate(zip(arrays.groups, arrays.labels)) if y == 0}
+    side = arrays.images.shape[1]
+    ring = np.ones((side, side), bool)
+    ring[side // 8 : -side // 8, side // 8 : -side // 8] = False
+    for i in np.flatnonzero(arrays.labels == 1):
+        j = real_of_group.get(arrays.groups[i])
+        if j is None:
+            continue
+        diff = np.abs(arrays.images[i].astype(np.float32) - arrays.images[j].astype(np.float32)).mean(axis=2)
+        noise = float(diff[ring].mean())
+        if noise > 12.0:  # not the same frame, or framed differently
+            continue
+        diff = cv2.GaussianBlur(diff, (0, 0), 2.0)
+        mask = np.clip((diff - 1.5 * noise - 1.0) / 10.0, 0.0, 1.0)
+        masks[i] = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+        known[i] = True
+    return masks, known
+
+
 def concat(parts: Sequence[Arrays], name: str = "all") -> Arrays:
     """Joins several sets' arrays into one."""
     return Arrays(

@@ -37,8 +37,9 @@ def _conv_bn(x, filters: int, strides: int = 1, name: str | None = None):
     return layers.ReLU()(x)
 
 
-def _residual_stage(x, filters: int, blocks: int, last: bool = False):
-    """A stride-2 stage of ``blocks`` residual units (two 3x3 convs each)."""
+def _residual_stage(x, filters: int, blocks: int, name: str, last: bool = False):
+    """A stride-2 stage of ``blocks`` residual units (two 3x3 convs each); its output
+    layer is called ``name``."""
     for i in range(blocks):
         strides = 2 if i == 0 else 1
         shortcut = x
@@ -50,7 +51,7 @@ def _residual_stage(x, filters: int, blocks: int, last: bool = False):
         y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                           name=GRADCAM_LAYER if is_target else None)(y)
         y = layers.BatchNormalization()(y)
-        x = layers.ReLU()(layers.Add()([shortcut, y]))
+        x = layers.ReLU(name=name if i == blocks - 1 else None)(layers.Add()([shortcut, y]))
     return x
 
 
@@ -95,10 +96,37 @@ def make_model(
         x = layers.Conv2D(stem_width, stem_stride, strides=stem_stride, use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization()(x))
     for i, (w, n) in enumerate(zip(widths, blocks)):
-        x = _residual_stage(x, w, n, last=i == len(widths) - 1)
+        x = _residual_stage(x, w, n, name=f"stage{i + 1}", last=i == len(widths) - 1)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     # One logit, not a sigmoid: calibration (temperature) and a numerically stable loss both
     # want the logit, and Grad-CAM scores it directly.
     outputs = layers.Dense(1, name="fake_logit")(x)
     return keras.Model(inputs, outputs, name="deepfake_cnn")
+
+
+#: The stage whose features predict the manipulation mask during training.
+MASK_STAGE = "stage1"
+
+
+def with_mask_head(model: keras.Model) -> keras.Model:
+    """Adds a training-only head that predicts *where* a face was manipulated.
+
+    DFDC fakes come with the real frame they were made from, aligned pixel for pixel, so
+    their difference is a map of the swap. Asking the network to predict that map (and an
+    empty map for real faces) from its first stage tells it where to look, which a single
+    real/fake bit per image cannot (the idea of Face X-ray, Li et al. 2020, and of
+    multi-task detectors). The head shares every layer with ``model``: after training,
+    ``model`` itself, still flat and single-output, is what ships.
+
+    Args:
+        model: A network from ``make_model``.
+
+    Returns:
+        A model with outputs ``{"fake_logit": (N, 1), "mask_logit": (N, h, w, 1)}``, where
+        ``h, w`` is the resolution of ``MASK_STAGE``.
+    """
+    features = model.get_layer(MASK_STAGE).output
+    mask = layers.Conv2D(1, 1, name="mask_logit")(features)
+    outputs = {"fake_logit": model.outputs[0], "mask_logit": mask}
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_with_mask")

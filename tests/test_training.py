@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+
+from detector.card import ModelCard, sha256_of
+from detector.augment import self_blend
+from detector.data import load_set, manipulation_masks
+from detector.training import TrainConfig, training_dataset
+
+
+def test_quick_training_writes_model_and_card(tiny_weights):
+    card = ModelCard.load(tiny_weights)
+    assert card.sha256 == sha256_of(tiny_weights / "model.keras")
+    assert 0 < card.threshold < 1 and card.temperature > 0
+    lo, hi = card.uncertain_band
+    assert lo <= card.threshold <= hi
+    assert set(card.metrics) == {"val", "test"}
+    assert card.metrics["test"]["overall"]["n"] == 16
+    assert card.training["epochs_run"] >= 1 and card.architecture["parameters"] > 0
+    markdown = (tiny_weights / "MODEL_CARD.md").read_text()
+    assert card.sha256 in markdown and "| overall |" in markdown
+    json.loads((tiny_weights / "model_card.json").read_text())
+
+
+def test_training_batches_are_balanced_and_reproducible(tiny_set, tmp_path):
+    arrays = load_set(tiny_set, 32, cache_dir=tmp_path).split("train")
+    cfg = TrainConfig.quick(str(tmp_path), batch_size=64)
+    first = next(iter(training_dataset([arrays], cfg, mask_size=8)))
+    again = next(iter(training_dataset([arrays], cfg, mask_size=8)))
+    np.testing.assert_array_equal(first[0].numpy(), again[0].numpy())
+    labels = first[1]["fake_logit"].numpy().ravel()
+    assert 0.3 < labels.mean() < 0.7  # balanced sampling, not label-sorted rows
+    assert first[0].shape == (64, 32, 32, 3)
+    assert first[1]["mask_logit"].shape == (64, 8, 8, 1)
+    other = next(iter(training_dataset([arrays], TrainConfig.quick(str(tmp_path), batch_size=64, seed=7), mask_size=8)))
+    assert not np.array_equal(first[0].numpy(), other[0].numpy())
+
+
+def test_masks_mark_what_a_fake_changed(tiny_set, tmp_path):
+    arrays = load_set(tiny_set, 32, cache_dir=tmp_path)
+    masks, known = manipulation_masks(arrays, size=8)
+    assert known[arrays.labels == 0].all() and not masks[arrays.labels == 0].any()
+    fakes = arrays.labels == 1
+    assert known[fakes].all()
+    # The synthetic fakes differ from their reals in the centre, not at the border.
+    centre, border = masks[fakes][:, 2:6, 2:6].mean(), masks[fakes][:, 0].mean()
+    assert centre > 0.2 and border < centre / 2
+
+
+def test_self_blend_changes_only_inside_its_mask():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), np.uint8)
+    blended, mask = self_blend(tf.constant(image), tf.constant([1, 2], tf.int64))
+    blended, mask = blended.numpy().astype(int), mask.numpy()[..., 0]
+    changed = np.abs(blended - image).mean(axis=2)
+    assert mask.max() > 0.3
+    assert changed[mask < 0.002].max() <= 1  # outside the mask: rounding only
+    assert changed[mask > 0.3].mean() > 5
