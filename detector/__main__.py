@@ -1,0 +1,126 @@
+"""Command line: ``python -m detector {predict,evaluate} ...``.
+
+    python -m detector predict photo.jpg folder/            # a readable table
+    python -m detector predict --json photos/ > scores.jsonl
+    python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
+
+Exit status of ``predict``: 0 when every input was scored, 1 when some were not, 2 for a
+usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def iter_inputs(paths: list[str]) -> Iterator[Path]:
+    """Files named on the command line, and image files found by walking folders (sorted)."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                        yield Path(root) / name
+        else:
+            yield path  # a missing file becomes that input's error, not a crash
+
+
+def _count(paths: list[str]) -> int:
+    return sum(1 for _ in iter_inputs(paths))
+
+
+def score_one(detector, path: Path) -> dict:
+    """One CLI record: the result's JSON form, or the error that stopped it."""
+    from detector.imaging import ImageError
+
+    record = {"path": str(path), "fake_probability": None, "label": None, "faces": [], "error": None}
+    try:
+        record.update(detector.predict(path).to_dict())
+    except ImageError as err:
+        record["error"] = str(err)
+    except OSError as err:  # unreadable path, permission denied, a folder named like a file
+        record["error"] = f"cannot read {path}: {err.strerror or err}"
+    return record
+
+
+def _table_row(r: dict) -> str:
+    p = "" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}"
+    info = r["error"] or r.get("note") or ", ".join(f"{f['label']} {f['fake_probability']:.2f}" for f in r["faces"])
+    return f"{r['path']:<48} {r['label'] or 'error':<10} {p:>7} {len(r['faces']):>5}  {info}"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from detector import Detector
+
+    detector = Detector.load(args.weights)
+    total = _count(args.paths)
+    failed = 0
+    if not args.json:
+        print(f"{'path':<48} {'verdict':<10} {'p_fake':>7} {'faces':>5}  details")
+    with tqdm(total=total, unit="img", file=sys.stderr, disable=args.quiet or total < 20) as bar:
+        for path in iter_inputs(args.paths):
+            record = score_one(detector, path)
+            failed += record["error"] is not None
+            print(json.dumps(record) if args.json else _table_row(record), flush=True)
+            bar.update()
+    return 1 if failed else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.evaluate_sets import evaluate_sets
+
+    report = evaluate_sets(args.sets, args.split, args.out, weights=args.weights, limit=args.limit)
+    print(json.dumps(report["overall"] if not args.full else report, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from detector.training import SHARED_DATA
+
+    parser = argparse.ArgumentParser(prog="python -m detector", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default=None, help="folder with model.keras and model_card.json (default: weights/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="score images and folders")
+    p.add_argument("paths", nargs="+", help="image files and folders (walked)")
+    p.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")
+    e.add_argument("--sets", nargs="+", default=[str(SHARED_DATA / "dfdc_faces"), str(SHARED_DATA / "ffhq_stylegan")])
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.add_argument("--out", default="reports", help="folder for metrics.json and the plots (default reports/)")
+    e.add_argument("--limit", type=int, default=None, help="at most this many images per label and set")
+    e.add_argument("--full", action="store_true", help="print the per-set report too")
+    e.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from detector.card import WeightsError
+
+    try:
+        return args.func(args)
+    except WeightsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""``Detector``: load the shipped model once, then image -> faces -> CNN -> ``Result``.
+
+    from detector import Detector
+    detector = Detector.load()
+    result = detector.predict("photo.jpg", gradcam=True)
+    result.fake_probability, result.label, result.faces
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
+from detector.faces import Box, FaceFinder, frame_face
+from detector.imaging import load_image
+
+#: Faces whose box is smaller than this (pixels per side) are too small to judge.
+MIN_JUDGE_FACE = 40
+
+#: Crops with less pixel spread than this (std of grey levels) are too flat to judge:
+#: black frames, overexposed or heavily blurred faces.
+MIN_CONTRAST = 6.0
+
+NO_FACE_NOTE = "no face found: the whole image was scored"
+
+
+@dataclass
+class FaceResult:
+    """One scored face.
+
+    Attributes:
+        box: The face as found, in pixels of the input image.
+        region: The square region that was scored (the face with the training margin).
+        fake_probability: Calibrated probability that the face is fake.
+        label: ``"fake"``, ``"real"`` or ``"uncertain"``.
+        reason: Why the label is "uncertain", else ``None``.
+        heatmap: Grad-CAM map over ``region`` in ``[0, 1]``, when asked for.
+    """
+
+    box: Box
+    region: Box
+    fake_probability: float
+    label: str
+    reason: str | None = None
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"box": self.box.as_list(), "fake_probability": self.fake_probability, "label": self.label}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class Result:
+    """The verdict on one image.
+
+    Attributes:
+        fake_probability: The highest fake probability among the faces (or of the whole
+            image when no face was found).
+        label: ``"fake"`` if any face is fake, else ``"uncertain"`` if any face is, else
+            ``"real"``.
+        faces: The faces found, largest first; empty when none was found.
+        whole_image: The whole-image score, when no face was found.
+        image_size: ``(width, height)`` of the input.
+    """
+
+    fake_probability: float
+    label: str
+    faces: list[FaceResult]
+    whole_image: FaceResult | None
+    image_size: tuple[int, int]
+
+    @property
+    def note(self) -> str | None:
+        return NO_FACE_NOTE if self.whole_image is not None else None
+
+    @property
+    def scored(self) -> list[FaceResult]:
+        """What was scored: the faces, or the whole image."""
+        return self.faces if self.whole_image is None else [self.whole_image]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the CLI prints (without the path and error fields)."""
+        out = {
+            "fake_probability": self.fake_probability,
+            "label": self.label,
+            "faces": [f.to_dict() for f in self.faces],
+        }
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def scoring_region(image_shape: tuple[int, ...], box: Box, margin: float) -> Box:
+    """The square region scored for a face: the training framing, or the centre square when
+    the framed face would not fit in the image (a tight crop, as in the DFDC training set)."""
+    h, w = image_shape[:2]
+    side = max(box.w, box.h) * margin
+    if side >= min(h, w):
+        s = min(h, w)
+        return Box((w - s) // 2, (h - s) // 2, s, s)
+    s = max(1, int(round(side)))
+    return Box(int(round(box.x + box.w / 2 - s / 2)), int(round(box.y + box.h / 2 - s / 2)), s, s)
+
+
+class Detector:
+    """The deepfake face detector: a face finder and the CNN with its calibration.
+
+    Use ``Detector.load()`` for the shipped weights.
+
+    Args:
+        model: The Keras CNN (logit output).
+        card: The model card with input size, temperature, threshold and band.
+    """
+
+    def __init__(self, model, card: ModelCard) -> None:
+        import tensorflow as tf
+
+        self.model = model
+        self.card = card
+        self.finder = FaceFinder()
+        self._explainer = None
+        size = card.input_size
+        # One traced graph for every batch size: Keras' predict() costs ~50-100 ms of
+        # overhead per call, this costs microseconds.
+        self._logits = tf.function(
+            lambda x: model(x, training=False)[:, 0],
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def load(cls, weights_dir: str | Path | None = None, verify: bool = True) -> "Detector":
+        """Loads a model and its card, checking the weights' sha256 against the card.
+
+        Args:
+            weights_dir: Folder with ``model.keras`` and ``model_card.json``; the shipped
+                ``weights/`` by default.
+            verify: Check the sha256 (leave on: it costs ~10 ms).
+
+        Returns:
+            A ready ``Detector``.
+
+        Raises:
+            WeightsError: the weights or card are missing, altered or incompatible.
+        """
+        import keras
+
+        folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        card = ModelCard.load(folder)
+        path = folder / MODEL_FILE
+        if verify:
+            card.verify(path)
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except Exception as err:  # Keras raises many types for a bad archive
+            raise WeightsError(f"cannot load weights {path}: {err}. Regenerate them with `{REGENERATE_COMMAND}`") from None
+        expected = (None, card.input_size, card.input_size, 3)
+        if tuple(model.input_shape) != expected or tuple(model.output_shape) != (None, 1):
+            raise WeightsError(
+                f"weights {path} take {model.input_shape} -> {model.output_shape}, but the card expects "
+                f"{expected} -> (None, 1). Regenerate them with `{REGENERATE_COMMAND}`"
+            )
+        return cls(model, card)
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def prepare(self, crop: np.ndarray) -> np.ndarray:
+        """Resizes a square uint8 crop to the network's input, as the training cache did."""
+        size = self.card.input_size
+        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """Raw fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255)."""
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        return self._logits(np.asarray(crops, np.float32)).numpy()
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated fake probabilities for ``(N, S, S, 3)`` crops."""
+        return _sigmoid(self.logits(crops) / self.card.temperature)
+
+    def verdict(self, probability: float) -> str:
+        """``fake``, ``real`` or ``uncertain`` for a calibrated probability."""
+        lo, hi = self.card.uncertain_band
+        if lo < probability < hi:
+            return "uncertain"
+        return "fake" if probability >= self.card.threshold else "real"
+
+    def predict(self, image: Any, gradcam: bool = False) -> Result:
+        """Scores every face in an image.
+
+        Args:
+            image: A path, bytes, or an RGB array (see ``detector.imaging.load_image``).
+            gradcam: Also compute a Grad-CAM heatmap for each scored region.
+
+        Returns:
+            The ``Result``.
+
+        Raises:
+            detector.imaging.ImageError: the input is not a usable image.
+        """
+        rgb = load_image(image)
+        h, w = rgb.shape[:2]
+        boxes = self.finder.find(rgb)
+        found = bool(boxes)
+        margin = self.card.face_margin
+        if found:
+            regions = [scoring_region(rgb.shape, b, margin) for b in boxes]
+        else:
+            s = min(h, w)
+            regions = [Box((w - s) // 2, (h - s) // 2, s, s)]
+            boxes = regions
+        crops = np.stack([self.prepare(_cut(rgb, r)) for r in regions])
+        logits = self.logits(crops)
+        probs = _sigmoid(logits / self.card.temperature)
+        maps = self.explainer().heatmaps(crops.astype(np.float32), logits) if gradcam else [None] * len(crops)
+
+        scored = []
+        for box, region, crop, p, m in zip(boxes, regions, crops, probs, maps):
+            label, reason = self.verdict(float(p)), None
+            if min(box.w, box.h) < MIN_JUDGE_FACE:
+                label, reason = "uncertain", f"face too small to judge ({min(box.w, box.h)} px)"
+            elif float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).std()) < MIN_CONTRAST:
+                label, reason = "uncertain", "face too dark, flat or blurred to judge"
+            elif label == "uncertain":
+                reason = "probability close to the decision threshold"
+            scored.append(FaceResult(box, region, float(p), label, reason, m))
+
+        labels = {f.label for f in scored}
+        label = "fake" if "fake" in labels else "uncertain" if "uncertain" in labels else "real"
+        top = max(f.fake_probability for f in scored)
+        return Result(top, label, scored if found else [], None if found else scored[0], (w, h))
+
+    def explainer(self):
+        """The Grad-CAM explainer, built on first use (it costs a model wrapper)."""
+        if self._explainer is None:
+            from detector.gradcam import GradCamExplainer
+
+            self._explainer = GradCamExplainer(self.model)
+        return self._explainer
+
+
+def _cut(image: np.ndarray, region: Box) -> np.ndarray:
+    """The pixels of ``region``, with borders repeated where it leaves the image."""
+    if region.x >= 0 and region.y >= 0 and region.x + region.w <= image.shape[1] and region.y + region.h <= image.shape[0]:
+        return image[region.y : region.y + region.h, region.x : region.x + region.w]
+    return frame_face(image, region, margin=1.0)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))).astype(np.float64)

@@ -1,0 +1,129 @@
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, REPO
+from detector.card import ModelCard, WeightsError
+from detector.pipeline import NO_FACE_NOTE, Detector
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_weights):
+    return Detector.load(tiny_weights)
+
+
+needs_examples = pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/examples not present")
+
+
+@needs_examples
+def test_group_photo_scores_every_face(detector):
+    result = detector.predict(EXAMPLES / "facerec_two_people.jpg", gradcam=True)
+    assert len(result.faces) == 2 and result.whole_image is None and result.note is None
+    assert result.fake_probability == max(f.fake_probability for f in result.faces)
+    for face in result.faces:
+        assert 0.0 <= face.fake_probability <= 1.0
+        assert face.label in ("fake", "real", "uncertain")
+        assert face.heatmap.shape == (32, 32) and 0.0 <= face.heatmap.min() <= face.heatmap.max() <= 1.0
+    record = result.to_dict()
+    assert set(record) == {"fake_probability", "label", "faces"}
+    assert all(len(f["box"]) == 4 for f in record["faces"])
+
+
+def test_no_face_scores_the_whole_image(detector):
+    landscape = np.zeros((90, 160, 3), np.uint8)
+    landscape[:45] = (120, 170, 230)  # sky over a field
+    landscape[45:] = (60, 140, 60)
+    result = detector.predict(landscape)
+    assert result.faces == [] and result.whole_image is not None
+    assert result.note == NO_FACE_NOTE and result.to_dict()["note"] == NO_FACE_NOTE
+    assert result.whole_image.region.w == 90  # the centre square
+
+
+def test_flat_image_is_uncertain_with_a_reason(detector):
+    result = detector.predict(np.full((64, 64, 3), 17, np.uint8))
+    assert result.label == "uncertain" and "dark" in result.whole_image.reason
+
+
+def test_verdict_band(detector):
+    lo, hi = detector.card.uncertain_band
+    if hi > lo:
+        assert detector.verdict((lo + hi) / 2) == "uncertain"
+    assert detector.verdict(0.0) == "real" and detector.verdict(1.0) == "fake"
+
+
+# -- integrity -------------------------------------------------------------------------------
+
+def _copy(src, dst):
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("run", "cache"))
+    return dst
+
+
+def test_altered_weights_are_refused(tiny_weights, tmp_path):
+    folder = _copy(tiny_weights, tmp_path / "w")
+    data = bytearray((folder / "model.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.keras").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"model\.keras.*sha256.*python train\.py"):
+        Detector.load(folder)
+
+
+def test_truncated_and_missing_weights_are_refused(tiny_weights, tmp_path):
+    folder = _copy(tiny_weights, tmp_path / "w")
+    path = folder / "model.keras"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="truncated"):
+        Detector.load(folder)
+    path.unlink()
+    with pytest.raises(WeightsError, match="missing.*python train.py"):
+        Detector.load(folder)
+    (folder / "model_card.json").unlink()
+    with pytest.raises(WeightsError, match="model card .* missing"):
+        Detector.load(folder)
+
+
+def test_incompatible_weights_are_refused(tiny_weights, tmp_path):
+    folder = _copy(tiny_weights, tmp_path / "w")
+    card = ModelCard.load(folder)
+    card.input_size = 64  # the file takes 32 px crops
+    card.save(folder)
+    with pytest.raises(WeightsError, match="card expects"):
+        Detector.load(folder)
+
+
+def test_corrupt_archive_with_matching_card_is_refused(tiny_weights, tmp_path):
+    folder = _copy(tiny_weights, tmp_path / "w")
+    (folder / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    card = ModelCard.load(folder)
+    from detector.card import sha256_of
+
+    card.sha256 = sha256_of(folder / "model.keras")
+    card.save(folder)
+    with pytest.raises(WeightsError, match="cannot load weights"):
+        Detector.load(folder)
+
+
+# -- determinism -----------------------------------------------------------------------------
+
+def _probabilities_in_subprocess(weights, image_path) -> list[str]:
+    code = (
+        "import sys; from detector import Detector; d = Detector.load(sys.argv[1]);"
+        "r = d.predict(sys.argv[2]); print(' '.join(f.fake_probability.hex() for f in r.scored))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(weights), str(image_path)], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_same_image_same_bits_across_calls_and_processes(detector, tiny_weights, tmp_path):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (120, 100, 3), np.uint8)
+    path = tmp_path / "noise.png"
+    cv2.imwrite(str(path), image[..., ::-1])
+    first = [f.fake_probability.hex() for f in detector.predict(path).scored]
+    for _ in range(3):
+        assert [f.fake_probability.hex() for f in detector.predict(path).scored] == first
+    assert _probabilities_in_subprocess(tiny_weights, path) == first
