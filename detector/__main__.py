@@ -1,4 +1,4 @@
-"""Command line: ``python -m detector {predict,evaluate} ...``.
+"""Command line: ``python -m detector {predict,evaluate,robustness,card} ...``.
 
     python -m detector predict photo.jpg folder/            # a readable table
     python -m detector predict --json photos/ > scores.jsonl
@@ -87,6 +87,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from detector.robustness import robustness_report
+
+    report = robustness_report(args.sets, args.out, args.split, weights=args.weights, limit=args.limit)
+    print(json.dumps({"goal": report["goal"], "sets": {
+        name: {c: {k: v for k, v in row.items() if k != "n"} for c, row in rows.items()}
+        for name, rows in report["sets"].items()}}, indent=1))
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from detector.card import WEIGHTS_DIR, ModelCard, update_readme
+
+    folder = args.weights or WEIGHTS_DIR
+    card = ModelCard.load(folder)
+    card.save(folder)  # re-renders MODEL_CARD.md from the JSON
+    if args.update_readme:
+        changed = update_readme(args.readme, card)
+        print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+    else:
+        print(card.to_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from detector.training import SHARED_DATA
 
@@ -108,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="at most this many images per label and set")
     e.add_argument("--full", action="store_true", help="print the per-set report too")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("robustness", help="AUC and flipped verdicts under JPEG, downscaling and blur")
+    r.add_argument("--sets", nargs="+", default=e.get_default("sets"))
+    r.add_argument("--split", default="test", choices=("train", "val", "test"))
+    r.add_argument("--out", default="reports/robustness", help="folder for robustness.json and .png")
+    r.add_argument("--limit", type=int, default=None, help="at most this many images per label and set")
+    r.set_defaults(func=cmd_robustness)
+
+    c = sub.add_parser("card", help="print the model card; --update-readme rewrites the README's metrics table")
+    c.add_argument("--update-readme", action="store_true")
+    c.add_argument("--readme", default=str(Path(__file__).resolve().parent.parent / "README.md"))
+    c.set_defaults(func=cmd_card)
     return parser
 
 

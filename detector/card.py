@@ -182,3 +182,42 @@ class ModelCard:
             "",
         ]
         return "\n".join(p for p in parts if p is not None)
+
+
+README_START = "<!-- metrics:start (generated from weights/model_card.json by `python -m detector card --update-readme`) -->"
+README_END = "<!-- metrics:end -->"
+
+
+def readme_metrics(card: ModelCard) -> str:
+    """The README's metrics section: the test and validation tables of the card."""
+    lo, hi = card.uncertain_band
+    return "\n".join([
+        README_START,
+        "",
+        f"Test split, scored on cached face crops; threshold {card.threshold:.3f} and temperature "
+        f"{card.temperature:.3f} chosen on validation data; \"uncertain\" band [{lo:.3f}, {hi:.3f}].",
+        "",
+        card.metrics_table("test"),
+        "",
+        README_END,
+    ])
+
+
+def update_readme(readme: str | Path, card: ModelCard) -> bool:
+    """Rewrites the metrics section of a README from the card.
+
+    Returns:
+        Whether the file changed.
+
+    Raises:
+        ValueError: the README has no metrics markers.
+    """
+    readme = Path(readme)
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} has no metrics section between {README_START!r} and {README_END!r}")
+    new = text[:start] + readme_metrics(card) + text[end + len(README_END):]
+    if new != text:
+        readme.write_text(new)
+    return new != text

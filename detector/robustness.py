@@ -1,0 +1,183 @@
+"""How verdicts hold up when photos are degraded as social networks degrade them.
+
+    python -m detector robustness --out reports/robustness
+
+Every test image is decoded once, then degraded by each condition (JPEG re-compression,
+downscaling, blur and their combinations) and scored through the whole pipeline, faces
+included. For each condition and set the report gives the ROC-AUC, its drop from the
+undegraded images, and the share of verdicts (fake / not fake at the threshold) that flip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from detector import evaluation
+from detector.data import read_records
+from detector.imaging import ImageError, load_image
+from detector.pipeline import Detector
+
+Degrade = Callable[[np.ndarray], np.ndarray]
+
+
+def jpeg(quality: int) -> Degrade:
+    """Re-compresses an RGB image as JPEG at ``quality``."""
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+
+    return apply
+
+
+def downscale(factor: float) -> Degrade:
+    """Shrinks an image by ``factor`` (as an upload resized by a social network)."""
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    return apply
+
+
+def blur(sigma: float) -> Degrade:
+    """Gaussian blur with ``sigma`` pixels."""
+    return lambda image: cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def chain(*steps: Degrade) -> Degrade:
+    """Applies ``steps`` in order."""
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        for step in steps:
+            image = step(image)
+        return image
+
+    return apply
+
+
+#: The conditions of the report. "half+jpeg50" is the one the goal is set on.
+CONDITIONS: dict[str, Degrade] = {
+    "none": lambda image: image,
+    "jpeg90": jpeg(90),
+    "jpeg70": jpeg(70),
+    "jpeg50": jpeg(50),
+    "jpeg30": jpeg(30),
+    "half": downscale(1 / 2),
+    "quarter": downscale(1 / 4),
+    "blur1": blur(1.0),
+    "half+jpeg50": chain(downscale(1 / 2), jpeg(50)),
+    "quarter+jpeg70": chain(downscale(1 / 4), jpeg(70)),
+    "blur1+jpeg50": chain(blur(1.0), jpeg(50)),
+}
+
+#: The goal: at this condition, AUC drops by at most MAX_AUC_DROP and at most MAX_FLIPS flip.
+GOAL_CONDITION, MAX_AUC_DROP, MAX_FLIPS = "half+jpeg50", 0.03, 0.05
+
+
+def robustness_report(
+    sets: list[str],
+    out_dir: str | Path,
+    split: str = "test",
+    weights: str | Path | None = None,
+    limit: int | None = None,
+    conditions: dict[str, Degrade] | None = None,
+    detector: Detector | None = None,
+) -> dict:
+    """Scores a split of each set under every condition and writes JSON and a plot.
+
+    Args:
+        sets: Set folders.
+        out_dir: Where ``robustness.json`` and ``robustness.png`` go.
+        split: The split to score.
+        weights: Weights folder; the shipped one when ``None``.
+        limit: At most this many images per label and set.
+        conditions: Name -> degradation; ``CONDITIONS`` by default (must include "none").
+        detector: An already loaded detector (overrides ``weights``).
+
+    Returns:
+        ``{"sets": {set: {condition: {"roc_auc", "auc_drop", "flip_share", "n"}}},
+        "goal": {...}}``.
+    """
+    detector = detector or Detector.load(weights)
+    conditions = conditions or CONDITIONS
+    threshold = detector.card.threshold
+    report: dict = {"split": split, "threshold": threshold, "sets": {}}
+    for root in sets:
+        records = [r for r in read_records(root) if r.split == split]
+        if limit is not None:
+            records = [r for label in (0, 1) for r in [x for x in records if x.label == label][:limit]]
+        probs = {name: [] for name in conditions}
+        labels = []
+        for record in tqdm(records, desc=Path(root).name, unit="img", leave=False):
+            try:
+                image = load_image(record.path)
+            except ImageError:
+                continue
+            labels.append(record.label)
+            for name, degrade in conditions.items():
+                probs[name].append(detector.predict(degrade(image)).fake_probability)
+        y = np.array(labels)
+        base = np.array(probs["none"])
+        base_auc = evaluation.binary_metrics(y, base, threshold)["roc_auc"]
+        per_condition = {}
+        for name in conditions:
+            p = np.array(probs[name])
+            auc = evaluation.binary_metrics(y, p, threshold)["roc_auc"]
+            per_condition[name] = {
+                "roc_auc": auc,
+                "auc_drop": None if auc is None or base_auc is None else base_auc - auc,
+                "flip_share": float(np.mean((p >= threshold) != (base >= threshold))) if len(p) else None,
+                "n": int(len(p)),
+            }
+        report["sets"][Path(root).name] = per_condition
+
+    goal = {}
+    for name, per_condition in report["sets"].items():
+        at = per_condition.get(GOAL_CONDITION)
+        if at and at["auc_drop"] is not None:
+            goal[name] = {"auc_drop": at["auc_drop"], "flip_share": at["flip_share"],
+                          "met": at["auc_drop"] <= MAX_AUC_DROP and at["flip_share"] <= MAX_FLIPS}
+    report["goal"] = {"condition": GOAL_CONDITION, "max_auc_drop": MAX_AUC_DROP, "max_flip_share": MAX_FLIPS, **goal}
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "robustness.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_robustness(report, out_dir / "robustness.png")
+    return report
+
+
+def plot_robustness(report: dict, path: str | Path) -> Path:
+    """ROC-AUC and flipped verdicts per condition, one bar group per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(report["sets"])
+    names = list(next(iter(report["sets"].values()))) if sets else []
+    fig, (ax_auc, ax_flip) = plt.subplots(2, 1, figsize=(9, 6), dpi=100, sharex=True)
+    width = 0.8 / max(1, len(sets))
+    x = np.arange(len(names))
+    for i, name in enumerate(sets):
+        rows = report["sets"][name]
+        ax_auc.bar(x + i * width, [rows[c]["roc_auc"] or 0 for c in names], width, label=name)
+        ax_flip.bar(x + i * width, [100 * (rows[c]["flip_share"] or 0) for c in names], width, label=name)
+    ax_auc.set_ylabel("ROC-AUC")
+    ax_auc.set_ylim(0.5, 1.0)
+    ax_auc.legend(loc="lower left")
+    ax_flip.set_ylabel("verdicts flipped (%)")
+    ax_flip.axhline(100 * MAX_FLIPS, color="grey", lw=0.8, ls="--")
+    ax_flip.set_xticks(x + width * (len(sets) - 1) / 2, names, rotation=30, ha="right")
+    fig.suptitle(f"Robustness on the {report['split']} split")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,30 @@
+import json
+
+import numpy as np
+
+from detector.pipeline import Detector
+from detector.robustness import CONDITIONS, GOAL_CONDITION, blur, chain, downscale, jpeg, robustness_report
+
+
+def test_degradations_do_what_they_say():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 60, 3), np.uint8)
+    assert downscale(0.5)(image).shape == (20, 30, 3)
+    assert chain(downscale(0.25), jpeg(50))(image).shape == (10, 15, 3)
+    noisy_error = np.abs(jpeg(30)(image).astype(int) - image).mean()
+    assert noisy_error > np.abs(jpeg(95)(image).astype(int) - image).mean() > 0
+    assert blur(1.0)(image).std() < image.std()
+    assert GOAL_CONDITION in CONDITIONS and "none" in CONDITIONS
+
+
+def test_report_on_a_tiny_set(tiny_weights, tiny_set, tmp_path):
+    conditions = {name: CONDITIONS[name] for name in ("none", "jpeg50", GOAL_CONDITION)}
+    report = robustness_report([str(tiny_set)], tmp_path, detector=Detector.load(tiny_weights),
+                               limit=4, conditions=conditions)
+    rows = report["sets"][tiny_set.name]
+    assert set(rows) == set(conditions)
+    assert rows["none"]["flip_share"] == 0.0 and rows["none"]["auc_drop"] == 0.0
+    assert rows[GOAL_CONDITION]["n"] == 8
+    assert report["goal"]["condition"] == GOAL_CONDITION
+    assert json.loads((tmp_path / "robustness.json").read_text())["sets"]
+    assert (tmp_path / "robustness.png").stat().st_size > 1000
