@@ -157,7 +157,10 @@ def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> t
     def prepare(element, seed):
         image, mask, known, label = element
         image, mask = augment(image, mask, seed, mask_size, aug)
-        return image, {"fake_logit": tf.reshape(label, [1]), "mask_logit": mask}, {"fake_logit": 1.0, "mask_logit": known}
+        # The mask loss is one value per pixel: its weight must be too (a per-image weight
+        # would be broadcast against the pixel rows).
+        weights = {"fake_logit": 1.0, "mask_logit": tf.fill([mask_size, mask_size], known)}
+        return image, {"fake_logit": tf.reshape(label, [1]), "mask_logit": mask}, weights
 
     ds = tf.data.Dataset.zip(mixed, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(cfg.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

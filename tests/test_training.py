@@ -58,3 +58,13 @@ def test_self_blend_changes_only_inside_its_mask():
     assert mask.max() > 0.3
     assert changed[mask < 0.002].max() <= 1  # outside the mask: rounding only
     assert changed[mask > 0.3].mean() > 5
+
+
+def test_one_training_step_with_batch_unlike_mask_side(tiny_set, tmp_path):
+    # A per-image mask weight broadcast against per-pixel losses only fails when the batch
+    # size differs from the mask side: use one that does (the shipped run has 64 vs 16).
+    from detector.training import train
+
+    card = train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path),
+                                   batch_size=6, epochs=1, steps_per_epoch=1))
+    assert card.training["epochs_run"] == 1
