@@ -126,6 +126,8 @@ class FaceFinder:
             raise ValueError(f"FaceFinder.find() takes an (H, W, 3) uint8 RGB array, not shape {shape} dtype {dtype}")
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         scale = min(1.0, self.max_side / max(grey.shape))
+        if min(grey.shape) * scale < MIN_FACE:
+            return []  # too thin to hold a face; a 1-pixel side would vanish when downscaled
         if scale < 1.0:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         equalised = cv2.equalizeHist(grey)
