@@ -1,8 +1,10 @@
-"""Command line: ``python -m detector {predict,evaluate,robustness,card} ...``.
+"""Command line: ``python -m detector {predict,evaluate,robustness,card,bench,shards} ...``.
 
     python -m detector predict photo.jpg folder/            # a readable table
     python -m detector predict --json photos/ > scores.jsonl
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
+    python -m detector bench [--quick] [--json]              # latency, throughput, start-up, training speed
+    python -m detector shards --out shards/                  # TFRecord shards for python train.py --shards
 
 Exit status of ``predict``: 0 when every input was scored, 1 when some were not, 2 for a
 usage error.
@@ -51,6 +53,8 @@ def score_one(detector, path: Path) -> dict:
         record["error"] = str(err)
     except OSError as err:  # unreadable path, permission denied, a folder named like a file
         record["error"] = f"cannot read {path}: {err.strerror or err}"
+    except Exception as err:  # a bug must cost one input, not a run over 100k files
+        record["error"] = f"internal error while scoring {path}: {type(err).__name__}: {err}"
     return record
 
 
@@ -111,6 +115,21 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from detector.bench import main
+
+    return main(args.weights, quick=args.quick, as_json=args.json)
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from detector.shards import write_shards
+
+    for folder in args.sets:
+        index = write_shards(folder, args.out, args.images_per_shard, args.input_size)
+    print(json.dumps(index, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from detector.training import SHARED_DATA
 
@@ -144,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--update-readme", action="store_true")
     c.add_argument("--readme", default=str(Path(__file__).resolve().parent.parent / "README.md"))
     c.set_defaults(func=cmd_card)
+
+    b = sub.add_parser("bench", help="latency, throughput, model size, training speed and app start-up on this machine")
+    b.add_argument("--weights", default=argparse.SUPPRESS, help="folder with model.keras and model_card.json (default: weights/)")
+    b.add_argument("--quick", action="store_true", help="few repeats: well under a minute")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
+    b.set_defaults(func=cmd_bench)
+
+    from detector.model import INPUT_SIZE
+    from detector.shards import IMAGES_PER_SHARD
+
+    s = sub.add_parser("shards", help="write labelled sets as TFRecord shards (python train.py --shards)")
+    s.add_argument("--sets", nargs="+", default=e.get_default("sets"))
+    s.add_argument("--out", required=True, help="shard folder (local, or gs:// ...)")
+    s.add_argument("--images-per-shard", type=int, default=IMAGES_PER_SHARD, help=f"default {IMAGES_PER_SHARD}")
+    s.add_argument("--input-size", type=int, default=INPUT_SIZE, help=f"crop side in px (default {INPUT_SIZE})")
+    s.set_defaults(func=cmd_shards)
     return parser
 
 

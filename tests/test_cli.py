@@ -72,3 +72,4 @@ def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
         assert key in overall
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert (tmp_path / f"confusion_{tiny_set.name}.png").stat().st_size > 1000
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
