@@ -21,6 +21,7 @@ in training.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -38,10 +39,17 @@ DETECT_MAX_SIDE = 640
 #: Smallest face searched for, in pixels of the (downscaled) search image.
 MIN_FACE = 32
 
-#: Summed last-stage confidence a cluster of cascade hits needs to count as a face. Real faces
-#: in the example photos score 4.6 to 130, the false ones (a sleeve, a shirt, streamers) at
-#: most 3.6, over scales 0.5x to 2x of each photo.
-MIN_EVIDENCE = 4.0
+#: Summed last-stage confidence a cluster of cascade hits needs to count as a face. Over the
+#: example photos scaled 0.5x to 2x and stretched 5%, real faces score 3.2 (a tilted head) to
+#: ~180; most false clusters (streamers, a collar, a suit) score below 3, and the few above it
+#: are small beside the photo's main face, where ``BACKGROUND_RATIO`` takes them.
+MIN_EVIDENCE = 3.0
+
+#: A face less than this share of the largest face's side needs ``STRONG_EVIDENCE``: such a
+#: box is someone far in the background or, more often, a sleeve or a button (0.3 of the
+#: face, scoring up to 10), and it must not get a verdict of its own.
+BACKGROUND_RATIO = 0.4
+STRONG_EVIDENCE = 16.0
 
 #: A box whose grey levels spread less than this (standard deviation, 0-255) is not searched
 #: further: in a dark suit, histogram equalisation stretches the weave into face-like
@@ -58,10 +66,9 @@ _SCALE_FACTOR = 1.1
 #: How close two hits must be to count as the same face (OpenCV's ``groupRectangles`` eps).
 _GROUP_EPS = 0.2
 
-#: Two kept boxes overlapping by more than this share of the smaller one are one face.
+#: Two boxes overlapping by more than this share of the smaller one are one face found twice
+#: (or a face and a box on its chin and collar, which the face outscores).
 _MAX_OVERLAP = 0.15
-BACKGROUND_RATIO = 0.4
-STRONG_EVIDENCE = 16.0
 
 #: A box mostly inside one this many times its side is a part of that face, not a face.
 _PART_RATIO = 1.5
@@ -105,6 +112,7 @@ class FaceFinder:
     ) -> None:
         self._cascade = _load_cascade(_CASCADE_FILE)
         self._fallback = _load_cascade(_FALLBACK_CASCADE_FILE)
+        self._lock = threading.Lock()
         self.min_neighbors = min_neighbors
         self.max_side = max_side
         self.min_evidence = min_evidence
@@ -124,6 +132,12 @@ class FaceFinder:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             shape, dtype = getattr(image, "shape", None), getattr(image, "dtype", type(image).__name__)
             raise ValueError(f"FaceFinder.find() takes an (H, W, 3) uint8 RGB array, not shape {shape} dtype {dtype}")
+        # OpenCV's cascades keep per-call scratch data: two threads sharing one (the app
+        # scores two requests at once) corrupt each other's search. One search at a time.
+        with self._lock:
+            return self._find(image)
+
+    def _find(self, image: np.ndarray) -> list[Box]:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         scale = min(1.0, self.max_side / max(grey.shape))
         if min(grey.shape) * scale < MIN_FACE:
@@ -148,9 +162,6 @@ class FaceFinder:
         found += [(b, e) for b, e in closeups if usable(b, e) and not any(_same_face(b, f) for f, _ in found)]
         found = _merge(found)
         if found:
-            # A face much smaller than the largest is someone in the background or, more
-            # often, a sleeve or a button; only strong evidence keeps it, so that texture does
-            # not get a verdict of its own.
             largest = max(w for (_, _, w, _), _ in found)
             found = [(b, e) for b, e in found if b[2] >= BACKGROUND_RATIO * largest or e >= STRONG_EVIDENCE]
         else:
