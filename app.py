@@ -1,0 +1,290 @@
+"""The Gradio demo: drop a photo, see the verdict for every face and where the network looked.
+
+    python app.py                          # http://127.0.0.1:7860, the shipped weights/
+    python app.py --host 0.0.0.0 --port 8080 --weights /tmp/my_run
+    python app.py --share                  # also a public gradio.live link, when online
+
+``GRADIO_SERVER_NAME`` and ``GRADIO_SERVER_PORT`` set the default host and port (Hugging Face
+Spaces sets them), ``DETECTOR_WEIGHTS`` the default weights folder.
+
+This file only wires the page: the ``detector`` package decodes, finds and scores faces,
+``detector.render`` draws the overlay. One event is an API endpoint, ``/predict``: an image
+file in; the verdict's fake/real confidences, the overlay image and the per-face details
+(JSON) out. Everything else on the page is filled from those details by a private event.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Read by gradio when it is imported: no usage reports from a demo that may run offline.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from detector import render
+from detector.card import ModelCard, WeightsError
+from detector.imaging import ImageError, load_image
+
+log = logging.getLogger("app")
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+#: Shown first in the gallery: one face, two faces, three faces, then the rest.
+EXAMPLE_ORDER = (
+    "skimage_astronaut_eileen_collins.png",
+    "facerec_obama_and_biden.jpg",
+    "dlib_voc_2008_001322.jpg",
+    "facerec_obama.jpg",
+    "facerec_biden.jpg",
+    "facerec_two_people.jpg",
+    "dlib_voc_2009_004587.jpg",
+)
+
+#: Largest upload the server accepts. A 45-megapixel camera JPEG is 15-30 MB.
+MAX_FILE_SIZE = "50mb"
+#: Requests scored at once. Each holds a decoded photo (up to 150 MB at 50 megapixels) and
+#: its Grad-CAM, so this bounds memory; on a 2-core CPU more would not be faster anyway.
+CONCURRENCY_LIMIT = 2
+#: Requests waiting beyond that; later ones are told the queue is full instead of piling up.
+MAX_QUEUE = 64
+#: Gradio deletes uploads and overlays older than AGE seconds every FREQUENCY seconds.
+#: (Deleting each upload right after scoring would race: identical uploads share one
+#: content-addressed path, so one request could delete another's input.)
+DELETE_CACHE = (60, 120)
+
+TABLE_HEADERS = ["face", "box (x, y, w × h)", "fake probability", "verdict", "reason"]
+EMPTY_STATUS = "Drop a photo of people into the Photo box, paste one, take one with the webcam, or pick an example."
+
+CSS = """
+#status { min-height: 6em; }
+#status h3 { margin: 0 0 0.3em 0; }
+#status p { margin: 0.2em 0; }
+"""
+
+
+def build_demo(detector) -> gr.Blocks:
+    """The page: input and examples on the left, verdict, overlay and table on the right.
+
+    Args:
+        detector: A loaded ``detector.pipeline.Detector``; the About tab shows its card.
+
+    Returns:
+        The Blocks, not launched (see ``launch``).
+    """
+    card = detector.card
+
+    def predict(image: dict | None) -> tuple[dict[str, float] | None, np.ndarray | None, dict[str, Any]]:
+        """Scores every face in a photo for signs of a deepfake.
+
+        Args:
+            image: The photo (JPEG, PNG, WebP, BMP, TIFF or GIF).
+
+        Returns:
+            The fake/real confidences of the whole photo (they sum to 1), the photo with the
+            Grad-CAM map blended in and each face boxed and tagged, and the details as JSON:
+            ``fake_probability``, ``label`` (fake, real or uncertain), ``faces`` (each with
+            ``box`` [x, y, w, h], ``fake_probability``, ``label`` and, when uncertain,
+            ``reason``), ``note`` when no face was found, and ``error`` when the file is not
+            a usable image.
+        """
+        # preprocess=False hands us the raw upload, so detector.imaging, not Pillow, judges
+        # it: size limits before decoding, EXIF orientation, clear messages.
+        if not image or not image.get("path"):
+            return None, None, {}
+        path = image["path"]
+        try:
+            rgb = load_image(path)
+            result = detector.predict(rgb, gradcam=True)
+        except Exception as err:
+            name = image.get("orig_name") or Path(path).name
+            if isinstance(err, ImageError):
+                # The message names the file: show the user's file name, not the server's path.
+                message = str(err).replace(path, name)
+            else:  # a bug: the log gets the traceback, the visitor a plain sentence
+                log.exception("analysing %s failed", path)
+                message = f"Something went wrong while analysing '{name}'; the server log has the details."
+            gr.Warning(message)
+            return None, None, {"fake_probability": None, "label": None, "faces": [], "error": message}
+        p = result.fake_probability
+        details = {**result.to_dict(), "error": None}
+        return {"fake": p, "real": 1.0 - p}, render.overlay(rgb, result), details
+
+    with gr.Blocks(title="Deepfake face detector", delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown(
+            "# Deepfake face detector\n"
+            "Drop a photo of people. Every face gets a fake probability, and the heat map shows "
+            "where the network looked. A high score is evidence, not proof."
+        )
+        with gr.Tab("Detector"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1):
+                    image = gr.Image(
+                        sources=["upload", "clipboard", "webcam"],
+                        type="filepath",
+                        label="Photo",
+                        height=440,
+                        elem_id="photo",
+                    )
+                    gr.Examples(
+                        [str(EXAMPLES / name) for name in EXAMPLE_ORDER if (EXAMPLES / name).is_file()],
+                        inputs=image,
+                        label="Examples: real photos (sources in examples/README.md)",
+                        examples_per_page=8,
+                        api_visibility="private",
+                    )
+                with gr.Column(scale=1):
+                    status = gr.Markdown(EMPTY_STATUS, elem_id="status")
+                    verdict = gr.Label(label="Whole photo: fake or real", show_heading=False, elem_id="verdict")
+                    overlay = gr.Image(
+                        label="Where the network looked (Grad-CAM)",
+                        format="png",
+                        interactive=False,
+                        height=440,
+                        elem_id="overlay",
+                    )
+            table = gr.Dataframe(
+                headers=TABLE_HEADERS,
+                label="Faces",
+                interactive=False,
+                wrap=True,
+                elem_id="faces",
+            )
+            with gr.Accordion("Details as JSON (what the /predict API returns)", open=False):
+                details = gr.JSON(label="Details", elem_id="details")
+        with gr.Tab("About the model"):
+            gr.Markdown(card.to_markdown(), elem_id="about")
+
+        image.change(
+            predict,
+            inputs=image,
+            outputs=[verdict, overlay, details],
+            api_name="predict",
+            preprocess=False,
+        ).then(
+            lambda d: explain(d, card),
+            inputs=details,
+            outputs=[table, status],
+            api_visibility="private",
+            queue=False,
+        )
+    return demo
+
+
+def explain(details: dict[str, Any] | None, card: ModelCard) -> tuple[list[list[str]], str]:
+    """The per-face table and the status line, from the details /predict returned.
+
+    Args:
+        details: The JSON details of ``/predict`` (empty when there is no photo).
+        card: The model card, for the threshold and the uncertain band.
+
+    Returns:
+        The table rows and the status Markdown.
+    """
+    if not details:
+        return [], EMPTY_STATUS
+    if details.get("error"):
+        return [], f"### Cannot analyse this file\n{details['error']}"
+    rows = [_row(str(i), face) for i, face in enumerate(details["faces"], 1)]
+    if not rows:  # no face: the whole image was scored
+        rows = [_row("whole image", {**details, "box": None})]
+    return rows, _status(details, card)
+
+
+def _row(name: str, face: dict[str, Any]) -> list[str]:
+    box = face.get("box")
+    where = f"{box[0]}, {box[1]}, {box[2]} × {box[3]}" if box else "–"
+    return [name, where, f"{face['fake_probability']:.3f}", face["label"], face.get("reason") or ""]
+
+
+def _status(details: dict[str, Any], card: ModelCard) -> str:
+    """The verdict in words: the verdict, what was scored, and why faces are uncertain."""
+    lo, hi = card.uncertain_band
+    rule = f"A face is called fake from a probability of {card.threshold:.2f}"
+    rule += f"; between {lo:.2f} and {hi:.2f} it is uncertain." if hi > lo else "."
+    lines = [f"### Verdict: {details['label']}", f"Highest fake probability {details['fake_probability']:.2f}. {rule}"]
+    n = len(details["faces"])
+    if n == 0:
+        lines.append("**No face found — whole image scored.** The model judges faces, so take this score with care.")
+    else:
+        lines.append(f"{n} face{'s' if n > 1 else ''} found: see the table below.")
+    # One line per reason, not per face: a group photo near the threshold would repeat it.
+    reasons: dict[str, list[str]] = {}
+    for i, face in enumerate(details["faces"], 1):
+        if face["label"] == "uncertain":
+            reasons.setdefault(face.get("reason") or "no reason given", []).append(str(i))
+    for reason, faces in reasons.items():
+        who = f"Face {faces[0]} is" if len(faces) == 1 else f"Faces {', '.join(faces[:-1])} and {faces[-1]} are"
+        lines.append(f"{who} uncertain: {reason}.")
+    return "\n\n".join(lines)
+
+
+def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, block: bool = True) -> gr.Blocks:
+    """Serves the demo with the project's queue, upload limit and style.
+
+    Args:
+        demo: The page from ``build_demo``.
+        host: Interface to listen on (``0.0.0.0`` for all).
+        port: TCP port.
+        share: Also open a public gradio.live link; when that fails (offline), the demo
+            keeps serving locally and says so.
+        block: Serve until interrupted; False returns once the server is up.
+
+    Returns:
+        The launched demo.
+    """
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=MAX_QUEUE)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_FILE_SIZE,
+        theme=gr.themes.Soft(),
+        css=CSS,
+        show_error=False,
+        prevent_thread_lock=True,
+    )
+    if share and not demo.share_url:
+        print("* No public link (see above): serving locally only.", file=sys.stderr, flush=True)
+    if block:
+        demo.block_thread()
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve the deepfake detector demo.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="interface to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--weights", default=os.environ.get("DETECTOR_WEIGHTS"),
+                        help="folder with model.keras and model_card.json (default: $DETECTOR_WEIGHTS or weights/)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from detector.pipeline import Detector  # imports TensorFlow: after argument errors
+
+    try:
+        detector = Detector.load(args.weights)
+    except WeightsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    # The first call traces the graphs and builds the Grad-CAM model (~2 s): pay it now,
+    # not on the first visitor's photo.
+    detector.predict(np.full((64, 64, 3), 128, np.uint8), gradcam=True)
+    launch(build_demo(detector), args.host, args.port, args.share)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The demo's contract: `python app.py` serves /predict to gradio_client, bad files get clear
+messages, the About tab is the model card, and only /predict is an API endpoint.
+
+The app runs as `python app.py` in a subprocess, as a user starts it, on the shipped weights
+when they exist and on the tiny test model otherwise: face counts come from the face finder,
+and the contract (confidences summing to 1, one detail per face) holds for any model.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import urllib.request
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bench.load import free_port, start_app, stop_app, tail
+from gradio_client import Client, handle_file
+from conftest import EXAMPLES, REPO
+from detector.card import ModelCard
+
+
+SHIPPED = REPO / "weights"
+CARD = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.7))
+TWO_FACES = EXAMPLES / "facerec_obama_and_biden.jpg"
+
+
+def app_weights(tiny_weights: Path) -> Path:
+    """The shipped weights once they are trained, else the tiny test model."""
+    return SHIPPED if (SHIPPED / "model_card.json").is_file() else tiny_weights
+
+
+@pytest.fixture(scope="module")
+def served(tiny_weights, tmp_path_factory):
+    """`python app.py` on a free loopback port: yields (url, weights folder, its log file)."""
+    weights = app_weights(tiny_weights)
+    port = free_port()
+    with open(tmp_path_factory.mktemp("app") / "app.log", "w+") as log:
+        proc = start_app(str(weights), port, log)
+        try:
+            yield f"http://127.0.0.1:{port}/", weights, log
+        finally:
+            stop_app(proc)
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return Client(served[0], verbose=False)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A 68-byte PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 7)) + chunk(b"IEND", b"")
+
+
+def test_predict_scores_both_faces_of_a_two_person_photo(client):
+    label, overlay, details = client.predict(handle_file(str(TWO_FACES)), api_name="/predict")
+
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == {"fake", "real"}
+    assert confidences["fake"] + confidences["real"] == pytest.approx(1.0, abs=1e-9)
+    assert confidences["fake"] == pytest.approx(details["fake_probability"])
+
+    photo = cv2.imread(str(TWO_FACES))
+    drawn = cv2.imread(overlay)
+    assert drawn is not None, f"overlay {overlay} is not an image"
+    assert drawn.shape[1] / drawn.shape[0] == pytest.approx(photo.shape[1] / photo.shape[0], rel=0.01)
+
+    assert details["error"] is None and details["label"] in ("fake", "real", "uncertain")
+    assert len(details["faces"]) == 2, f"expected Obama and Biden, got boxes {[f['box'] for f in details['faces']]}"
+    for face in details["faces"]:
+        assert len(face["box"]) == 4 and 0.0 <= face["fake_probability"] <= 1.0
+    assert details["fake_probability"] == max(f["fake_probability"] for f in details["faces"])
+
+
+def test_a_photo_without_faces_is_scored_whole_and_said_so(client, tmp_path, served):
+    import app
+
+    path = tmp_path / "landscape.png"
+    ramp = np.linspace(0, 255, 160, dtype=np.uint8)
+    cv2.imwrite(str(path), np.dstack([np.tile(ramp, (120, 1))] * 3))
+    label, overlay, details = client.predict(handle_file(str(path)), api_name="/predict")
+
+    assert details["faces"] == [] and details["note"] and details["error"] is None
+    assert sum(c["confidence"] for c in label["confidences"]) == pytest.approx(1.0)
+    assert cv2.imread(overlay).shape[:2] == (120, 160)
+    rows, status = app.explain(details, CARD)
+    assert "No face found — whole image scored" in status
+    assert [r[0] for r in rows] == ["whole image"]
+
+
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("notes.txt", b"just some text, not a photo\n", "is text, not an image"),
+        ("empty.jpg", b"", "is empty"),
+        ("bomb.png", png_claiming(60_000, 60_000), "60000x60000"),
+    ],
+    ids=["text", "empty", "huge-header"],
+)
+def test_bad_files_get_a_clear_message_and_no_result(client, tmp_path, name, content, says):
+    import app
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    label, overlay, details = client.predict(handle_file(str(path)), api_name="/predict")
+
+    assert label in (None, {}) or not label.get("confidences")
+    assert overlay is None
+    assert says in details["error"] and f"'{name}'" in details["error"], details["error"]
+    assert "Traceback" not in details["error"] and "/tmp/gradio" not in details["error"]
+    rows, status = app.explain(details, CARD)
+    assert rows == [] and status.startswith("### Cannot analyse this file") and says in status
+
+
+def test_the_server_keeps_serving_after_bad_files_and_logs_no_traceback(client, served, tmp_path):
+    (tmp_path / "junk.jpg").write_bytes(np.random.default_rng(0).bytes(5000))
+    _, _, details = client.predict(handle_file(str(tmp_path / "junk.jpg")), api_name="/predict")
+    assert "not a recognised image" in details["error"]
+    _, overlay, details = client.predict(handle_file(str(TWO_FACES)), api_name="/predict")
+    assert details["error"] is None and Path(overlay).is_file()
+    assert "Traceback" not in tail(served[2], chars=1_000_000)
+
+
+def test_only_predict_is_an_api_endpoint(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/predict"]
+    assert api["unnamed_endpoints"] == {}
+    params = api["named_endpoints"]["/predict"]["parameters"]
+    assert len(params) == 1 and len(api["named_endpoints"]["/predict"]["returns"]) == 3
+
+
+def test_about_tab_is_the_model_card(served):
+    url, weights, _ = served
+    with urllib.request.urlopen(url + "config", timeout=10) as reply:
+        config = json.load(reply)
+    about = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "about")
+    card = ModelCard.load(weights)
+    assert about["props"]["value"].strip() == card.to_markdown().strip()
+    assert card.sha256 in about["props"]["value"] and f"{card.threshold:.3f}" in about["props"]["value"]
+
+
+def test_status_states_the_verdict_the_rule_and_why_faces_are_uncertain():
+    import app
+
+    small = "face too small to judge (30 px)"
+    details = {
+        "fake_probability": 0.65,
+        "label": "uncertain",
+        "faces": [
+            {"box": [10, 20, 30, 30], "fake_probability": 0.2, "label": "real"},
+            {"box": [90, 20, 30, 30], "fake_probability": 0.55, "label": "uncertain", "reason": small},
+            {"box": [150, 20, 30, 30], "fake_probability": 0.65, "label": "uncertain", "reason": small},
+        ],
+        "error": None,
+    }
+    rows, status = app.explain(details, CARD)
+    assert status.startswith("### Verdict: uncertain")
+    assert "from a probability of 0.60; between 0.50 and 0.70 it is uncertain" in status
+    assert "3 faces found" in status and f"Faces 2 and 3 are uncertain: {small}." in status and "Face 1" not in status
+    assert rows == [
+        ["1", "10, 20, 30 × 30", "0.200", "real", ""],
+        ["2", "90, 20, 30 × 30", "0.550", "uncertain", small],
+        ["3", "150, 20, 30 × 30", "0.650", "uncertain", small],
+    ]
+    assert app.explain({}, CARD) == ([], app.EMPTY_STATUS)
+
+
+def test_host_port_and_weights_default_to_the_environment(monkeypatch):
+    import app
+
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "DETECTOR_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    args = app.parse_args([])
+    assert (args.host, args.port, args.weights) == ("127.0.0.1", 7860, None)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
+    monkeypatch.setenv("DETECTOR_WEIGHTS", "/some/run")
+    args = app.parse_args([])
+    assert (args.host, args.port, args.weights, args.share) == ("0.0.0.0", 8123, "/some/run", False)
+    args = app.parse_args(["--host", "10.0.0.1", "--port", "9000", "--weights", "w", "--share"])
+    assert (args.host, args.port, args.weights, args.share) == ("10.0.0.1", 9000, "w", True)
+
+
+def test_missing_weights_stop_the_app_with_the_command_to_make_them(tmp_path, capsys):
+    import app
+
+    assert app.main(["--weights", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "python train.py" in err and "Traceback" not in err
