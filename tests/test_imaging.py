@@ -6,9 +6,7 @@ All images are made here, in code: NumPy patterns encoded with OpenCV or Pillow.
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import cv2
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from corpus import encode, jpeg_claiming, png_claiming
 from detector import imaging
 from detector.imaging import (
     CorruptImageError,
@@ -57,36 +56,6 @@ def assert_rgb_image(image: np.ndarray, shape: tuple[int, int]) -> None:
     assert image.shape == (*shape, 3)
     assert image.dtype == np.uint8
     assert image.flags.c_contiguous
-
-
-def encode(image: np.ndarray | Image.Image, fmt: str, **options) -> bytes:
-    """Encode an RGB array or a Pillow image with Pillow."""
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A complete, tiny PNG whose header claims width x height 8-bit gray pixels."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(kind + payload)
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" * 1000)
-    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + chunks
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    """A small, complete JPEG whose frame header is rewritten to claim width x height."""
-    data = bytearray(encode(quadrants(16, 16), "JPEG"))
-    frame = data.find(b"\xff\xc0")
-    data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
