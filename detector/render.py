@@ -100,13 +100,14 @@ def overlay(image: np.ndarray, result: ResultLike, max_side: int = 1600, alpha: 
 
     text_scale = max(0.4, min(canvas.shape[:2]) / 1000)
     line = max(2, round(min(canvas.shape[:2]) / 250))
-    for item in scored:
+    for number, item in enumerate(scored, start=1):
         colour = COLOURS.get(item.label, COLOURS["uncertain"])
         percent = f"{item.label} {100 * item.fake_probability:.0f}% fake"
         if result.faces:
             b = scaled(item.box)
             cv2.rectangle(canvas, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, line)
-            _draw_tag(canvas, percent, b.x, b.y - line, colour, text_scale)
+            # The number matches the face's row in the app's table.
+            _draw_tag(canvas, f"{number}: {percent}", b.x, b.y - line, colour, text_scale)
         else:
             _draw_tag(canvas, f"no face found, whole image: {percent}", line, canvas.shape[0] - line, colour, text_scale)
     return canvas
