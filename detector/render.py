@@ -1,122 +1,269 @@
-"""The overlay people see: Grad-CAM blended over the photo, each face boxed and tagged.
+"""Draw a verdict on a photo: Grad-CAM heatmaps over the scored regions, boxes and tags.
 
-Pure drawing with NumPy and OpenCV (no TensorFlow): it takes a ``pipeline.Result`` (or
-anything with the same fields) and never scores anything itself.
+Pure drawing with NumPy and OpenCV, no model and no TensorFlow, so the app imports it in
+milliseconds and its tests need nothing but arrays::
+
+    from detector import render
+    picture = render.overlay(rgb, result)                     # a pipeline Result
+    picture = render.overlay(rgb, [render.Mark(box, 0.93, "fake", heatmap)])
+
+Sizes scale with the picture (line width, tag height), so a tag reads the same on a 500-pixel
+photo and on a 12-megapixel one; very large photos are shrunk to ``max_side`` first, which also
+keeps the app's page light.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
 
+from detector.faces import Box, centre_box, crop_box
+
+if TYPE_CHECKING:  # for the annotations only: the pipeline imports TensorFlow lazily, render never
+    from detector.pipeline import Result
+
 #: Box and tag colours (RGB) by verdict: red fake, green real, amber uncertain.
 COLOURS = {"fake": (220, 38, 38), "real": (22, 163, 74), "uncertain": (245, 158, 11)}
 
-#: Heatmap values below this are left transparent, so the photo stays readable.
-HEAT_FLOOR = 0.15
+#: Tag text colour on each tag colour: white on red and green, near-black on amber.
+_TEXT_COLOURS = {"fake": (255, 255, 255), "real": (255, 255, 255), "uncertain": (24, 24, 27)}
+
+#: Longest side of the drawn picture: larger photos are shrunk to it (``None`` keeps them).
+MAX_SIDE = 1600
+
+#: Opacity of the heatmap where it is strongest.
+HEATMAP_ALPHA = 0.55
+
+#: Heatmap values below LOW are not coloured at all; opacity grows to full at HIGH. The face
+#: stays visible where the network did not look.
+_HEAT_LOW, _HEAT_HIGH = 0.2, 0.8
+
+_FONT = cv2.FONT_HERSHEY_DUPLEX
 
 
-class Box(Protocol):
-    x: int
-    y: int
-    w: int
-    h: int
+class Mark(NamedTuple):
+    """One scored face, or the whole image, to draw.
 
+    Attributes:
+        box: The face box in pixels of the photo; ``None`` when no face was found and the
+            whole image (its centre square) was scored.
+        fake_probability: Probability that the face is fake, in ``[0, 1]``.
+        label: The verdict: ``"fake"``, ``"real"`` or ``"uncertain"``.
+        heatmap: Grad-CAM map in ``[0, 1]`` over ``region`` (any resolution), or ``None``.
+        region: The square that was scored and that the heatmap covers, in pixels of the
+            photo (it may reach past the border). ``None`` means the training framing around
+            the box (``detector.faces.crop_box``), or the centre square for the whole image.
+    """
 
-class Scored(Protocol):
-    box: Box
-    region: Box
+    box: Box | None
     fake_probability: float
     label: str
-    heatmap: np.ndarray | None
+    heatmap: np.ndarray | None = None
+    region: Box | None = None
 
 
-class ResultLike(Protocol):
-    faces: Sequence[Scored]
-    whole_image: Scored | None
+def overlay(
+    image: np.ndarray,
+    faces: Result | Sequence[Mark | tuple | Any],
+    *,
+    max_side: int | None = MAX_SIDE,
+    alpha: float = HEATMAP_ALPHA,
+) -> np.ndarray:
+    """Draws the verdict for every scored face on a copy of the photo.
 
-
-def _paste_heatmap(canvas: np.ndarray, heatmap: np.ndarray, region: Box, alpha: float) -> None:
-    """Blends a colour-mapped heatmap over ``region`` of ``canvas`` (in place), clipping the
-    parts of the region that lie outside the image."""
-    h, w = canvas.shape[:2]
-    side = max(1, region.w)
-    heat = cv2.resize(heatmap.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
-    x0, y0 = max(region.x, 0), max(region.y, 0)
-    x1, y1 = min(region.x + side, w), min(region.y + side, h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    heat = heat[y0 - region.y : y1 - region.y, x0 - region.x : x1 - region.x]
-    colour = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)[..., ::-1]
-    weight = (alpha * np.clip((heat - HEAT_FLOOR) / (1 - HEAT_FLOOR), 0, 1))[..., None]
-    patch = canvas[y0:y1, x0:x1].astype(np.float32)
-    canvas[y0:y1, x0:x1] = np.uint8(patch * (1 - weight) + colour * weight + 0.5)
-
-
-def _draw_tag(canvas: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int], scale: float) -> None:
-    """A filled label with white text whose bottom-left corner is at (x, y), kept inside the image."""
-    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(scale * 2))
-    (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
-    pad = max(2, round(th * 0.3))
-    h, w = canvas.shape[:2]
-    x = int(np.clip(x, 0, max(0, w - tw - 2 * pad)))
-    y = int(np.clip(y, th + 2 * pad, h))
-    cv2.rectangle(canvas, (x, y - th - 2 * pad), (x + tw + 2 * pad, y), colour, -1)
-    cv2.putText(canvas, text, (x + pad, y - pad), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-
-
-def overlay(image: np.ndarray, result: ResultLike, max_side: int = 1600, alpha: float = 0.5) -> np.ndarray:
-    """Draws a result over its photo.
+    Each face gets its heatmap blended over the region that was scored, a box in its
+    verdict's colour and a tag such as ``1: fake 93%``, numbered in the order given (the
+    order of the app's table; for a real face the percentage is how sure it is real:
+    ``2: real 88%``). A whole-image score gets its heatmap over the scored centre
+    square, a thin frame around that square and a tag ending in ``- no face, whole image``.
 
     Args:
-        image: The RGB uint8 photo the result was computed on.
-        result: A ``pipeline.Result``: its faces (or whole-image score), each with a box,
-            the scored region, a probability, a verdict and optionally a Grad-CAM heatmap.
-        max_side: Larger photos are shrunk to this longest side first (the page shows them
-            smaller anyway, and drawing stays fast).
-        alpha: Opacity of the heatmap where it is strongest.
+        image: The photo, an ``(H, W, 3)`` RGB uint8 array.
+        faces: What was scored: a ``detector.pipeline.Result`` (its faces, or its whole-image
+            score), or a sequence of ``Mark`` or of tuples in ``Mark``'s field order, or of
+            objects with ``Mark``'s attributes (``FaceResult``).
+        max_side: Longest side of the returned picture; larger photos are shrunk to it.
+            ``None`` keeps the photo's size.
+        alpha: Opacity of the heatmap where it is strongest, in ``[0, 1]``.
 
     Returns:
-        The RGB uint8 overlay, at most ``max_side`` pixels on its longest side.
+        An RGB uint8 picture: the photo's size, or shrunk to ``max_side``.
 
     Raises:
-        ValueError: ``image`` is not an ``(H, W, 3)`` uint8 array.
+        ValueError: the image is not RGB uint8, or a face has an unknown label, a probability
+            outside ``[0, 1]``, or a heatmap that is not 2-D; or ``max_side``/``alpha`` is
+            out of range.
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"overlay needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    scale = min(1.0, max_side / max(image.shape[:2]))
-    canvas = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape, dtype = getattr(image, "shape", None), getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"overlay() takes an (H, W, 3) uint8 RGB array, not shape {shape} dtype {dtype}")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels or None, not {max_side!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], not {alpha!r}")
+    marks = [_checked(m) for m in _marks(faces)]
 
-    def scaled(box: Box) -> Box:
-        return _Rect(round(box.x * scale), round(box.y * scale), max(1, round(box.w * scale)), max(1, round(box.h * scale)))
+    height, width = image.shape[:2]
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        canvas = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    else:
+        canvas = image.copy()
 
-    scored = list(result.faces) or ([result.whole_image] if result.whole_image is not None else [])
-    for item in scored:
-        if item.heatmap is not None:
-            _paste_heatmap(canvas, item.heatmap, scaled(item.region), alpha)
+    # Regions are worked out on the photo, where the pipeline cut them, then scaled.
+    placed = []
+    for m in marks:
+        region = m.region or (crop_box(m.box) if m.box is not None else centre_box(height, width))
+        placed.append((m, _scaled(m.box, scale) if m.box is not None else None, _scaled(region, scale)))
 
-    text_scale = max(0.4, min(canvas.shape[:2]) / 1000)
-    line = max(2, round(min(canvas.shape[:2]) / 250))
-    for number, item in enumerate(scored, start=1):
-        colour = COLOURS.get(item.label, COLOURS["uncertain"])
-        percent = f"{item.label} {100 * item.fake_probability:.0f}% fake"
-        if result.faces:
-            b = scaled(item.box)
-            cv2.rectangle(canvas, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, line)
-            # The number matches the face's row in the app's table.
-            _draw_tag(canvas, f"{number}: {percent}", b.x, b.y - line, colour, text_scale)
+    style = _Style.for_size(*canvas.shape[:2])
+    for m, _, region in placed:  # heatmaps first: boxes and tags stay sharp on top
+        if m.heatmap is not None:
+            _blend_heatmap(canvas, m.heatmap, region, alpha)
+    tags = []
+    for m, box, region in placed:
+        colour = COLOURS[m.label]
+        if box is None:
+            _rectangle(canvas, region, colour, max(2, style.line // 2))
+            tags.append((m, region, True))
         else:
-            _draw_tag(canvas, f"no face found, whole image: {percent}", line, canvas.shape[0] - line, colour, text_scale)
+            _rectangle(canvas, box, colour, style.line)
+            tags.append((m, box, False))
+    for number, (m, anchor, inside) in enumerate(tags, start=1):  # last: no box crosses a tag
+        _tag(canvas, tag_text(m, number), anchor, m.label, style, inside)
     return canvas
 
 
-class _Rect:
-    """A plain box (x, y, w, h) in overlay pixels."""
+def tag_text(mark: Mark, number: int | None = None) -> str:
+    """The tag's words: the verdict and how sure (ASCII: OpenCV's fonts have nothing else).
 
-    __slots__ = ("x", "y", "w", "h")
+    Args:
+        mark: A scored face or whole image.
+        number: The face's number, shown first; ignored for the whole image.
 
-    def __init__(self, x: int, y: int, w: int, h: int) -> None:
-        self.x, self.y, self.w, self.h = x, y, w, h
+    Returns:
+        For example ``"1: fake 93%"``, ``"2: real 88%"``, ``"uncertain (55% fake)"``, and for
+        the whole image ``"real 88% - no face, whole image"``.
+    """
+    p = mark.fake_probability
+    if mark.label == "fake":
+        text = f"fake {p:.0%}"
+    elif mark.label == "real":
+        text = f"real {1 - p:.0%}"
+    else:
+        text = f"uncertain ({p:.0%} fake)"
+    if mark.box is None:
+        return f"{text} - no face, whole image"
+    return text if number is None else f"{number}: {text}"
+
+
+def _marks(faces: Result | Sequence[Mark | tuple | Any]) -> list[Mark]:
+    """The marks to draw from a pipeline ``Result`` or a sequence of faces."""
+    if hasattr(faces, "scored") and hasattr(faces, "whole_image"):  # a pipeline Result
+        whole = faces.whole_image
+        if whole is not None:
+            return [Mark(None, whole.fake_probability, whole.label, whole.heatmap, whole.region)]
+        faces = faces.faces
+    marks = []
+    for face in faces:
+        if isinstance(face, Mark):
+            marks.append(face)
+        elif isinstance(face, tuple):
+            marks.append(Mark(*face))
+        else:
+            heatmap, region = getattr(face, "heatmap", None), getattr(face, "region", None)
+            marks.append(Mark(face.box, face.fake_probability, face.label, heatmap, region))
+    return marks
+
+
+def _checked(mark: Mark) -> Mark:
+    if mark.label not in COLOURS:
+        raise ValueError(f"unknown label {mark.label!r}: expected one of {sorted(COLOURS)}")
+    p = mark.fake_probability
+    if not (isinstance(p, (int, float, np.floating)) and 0.0 <= float(p) <= 1.0):
+        raise ValueError(f"fake_probability must be in [0, 1], not {p!r}")
+    if mark.heatmap is not None and np.ndim(mark.heatmap) != 2:
+        raise ValueError(f"a heatmap must be 2-D (rows, columns), not shape {np.shape(mark.heatmap)}")
+    return mark
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    if scale == 1.0:
+        return box
+    return Box(
+        int(round(box.x * scale)), int(round(box.y * scale)), max(1, round(box.w * scale)), max(1, round(box.h * scale))
+    )
+
+
+class _Style(NamedTuple):
+    """Line width and tag text size for one picture size."""
+
+    line: int
+    font_scale: float
+    text_thickness: int
+    pad: int
+
+    @classmethod
+    def for_size(cls, height: int, width: int) -> "_Style":
+        # Sized on the picture's area, not its longest side, so a panorama's tags do not
+        # outgrow its height: 12 px text on a 500x375 photo, 35 px on 1600x1200.
+        text_height = max(12.0, 0.025 * math.sqrt(height * width))
+        (_, unit), _ = cv2.getTextSize("Hg", _FONT, 1.0, 1)
+        return cls(
+            line=max(2, round(text_height / 6)),
+            font_scale=text_height / unit,
+            text_thickness=max(1, round(text_height / 14)),
+            pad=max(2, round(text_height / 4)),
+        )
+
+
+def _rectangle(canvas: np.ndarray, box: Box, colour: tuple[int, int, int], thickness: int) -> None:
+    cv2.rectangle(canvas, (box.x, box.y), (box.x + box.w - 1, box.y + box.h - 1), colour, thickness, cv2.LINE_AA)
+
+
+def _blend_heatmap(canvas: np.ndarray, heatmap: np.ndarray, region: Box, alpha: float) -> None:
+    """Blends a colour-mapped heatmap over ``region`` of ``canvas``, in place; the part of the
+    region outside the picture is dropped."""
+    height, width = canvas.shape[:2]
+    x0, y0 = max(region.x, 0), max(region.y, 0)
+    x1, y1 = min(region.x + region.w, width), min(region.y + region.h, height)
+    if x1 <= x0 or y1 <= y0:
+        return
+    heat = np.nan_to_num(np.asarray(heatmap, np.float32)).clip(0.0, 1.0)
+    heat = cv2.resize(heat, (region.w, region.h), interpolation=cv2.INTER_LINEAR)
+    heat = heat[y0 - region.y : y1 - region.y, x0 - region.x : x1 - region.x]
+    colours = cv2.applyColorMap(np.round(heat * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    weight = (alpha * ((heat - _HEAT_LOW) / (_HEAT_HIGH - _HEAT_LOW)).clip(0.0, 1.0))[..., None]
+    patch = canvas[y0:y1, x0:x1].astype(np.float32)
+    canvas[y0:y1, x0:x1] = np.round(patch + weight * (colours - patch)).astype(np.uint8)
+
+
+def _tag(canvas: np.ndarray, text: str, anchor: Box, label: str, style: _Style, inside: bool) -> None:
+    """Draws ``text`` on a filled tag at the top-left of ``anchor``: above it when there is
+    room, else below it, else inside its top edge (always inside for the whole image)."""
+    height, width = canvas.shape[:2]
+    font_scale = style.font_scale
+    (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
+    if text_w + 2 * style.pad > width:  # a long tag on a narrow picture: smaller, not cut off
+        font_scale *= max(width - 2 * style.pad, 1) / text_w
+        (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
+    tag_w, tag_h = text_w + 2 * style.pad, text_h + baseline + 2 * style.pad
+    half = style.line // 2  # the box's line is centred on its edge
+    if inside:
+        top = anchor.y + half
+    elif anchor.y - half - tag_h >= 0:
+        top = anchor.y - half - tag_h
+    elif anchor.y + anchor.h + half + tag_h <= height:
+        top = anchor.y + anchor.h + half
+    else:
+        top = anchor.y + half
+    top = min(max(top, 0), max(height - tag_h, 0))
+    left = min(max(anchor.x - half, 0), max(width - tag_w, 0))
+    cv2.rectangle(canvas, (left, top), (left + tag_w - 1, top + tag_h - 1), COLOURS[label], cv2.FILLED)
+    origin = (left + style.pad, top + style.pad + text_h)
+    cv2.putText(canvas, text, origin, _FONT, font_scale, _TEXT_COLOURS[label], style.text_thickness, cv2.LINE_AA)
