@@ -34,7 +34,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 #: Bump when the way cached crops are made changes, so stale caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: crops from the evidence-scored face finder
 
 
 @dataclass(frozen=True)
