@@ -30,16 +30,8 @@ EXAMPLES = next(
     REPO.parent / "shared" / "examples",
 )
 
-#: True frontal-face counts; bench/faces_examples.py says why for each photo.
-EXPECTED = {
-    "skimage_astronaut_eileen_collins.png": 1,
-    "facerec_obama.jpg": 1,
-    "facerec_biden.jpg": 1,
-    "facerec_two_people.jpg": 2,
-    "facerec_obama_and_biden.jpg": 2,
-    "dlib_voc_2008_001322.jpg": 3,
-    "dlib_voc_2009_004587.jpg": 2,
-}
+# True frontal-face counts, with the reason for each photo.
+from bench.faces_examples import EXPECTED  # noqa: E402
 
 
 @pytest.fixture(scope="module")
