@@ -3,6 +3,11 @@
     python train.py                      # the shipped model, from ../shared/data (< 90 min on 2 CPU cores)
     python train.py --quick --out /tmp/w # seconds, on a tiny subset: a smoke test
     python train.py --sets my_set/ other_set/ --out weights/
+    python train.py --cross-set --max-minutes 25   # train on each set, test on the others
+    python train.py --strategy mirrored  # one replica per GPU of this host
+    TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
+        python train.py --strategy multiworker --shards gs://bucket/shards   # on each host, with its own task index
+    python -m detector shards --out shards/ && python train.py --shards shards/   # stream from TFRecords
 
 Each set is a folder with ``real/`` and ``fake/`` images and an optional ``metadata.csv``
 (``file,label,split,group``). All training logic lives in ``detector.training``.
@@ -11,6 +16,7 @@ Each set is a folder with ``real/`` and ``fake/`` images and an optional ``metad
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -19,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from detector.training import TrainConfig
+    from detector.training import STRATEGIES, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,6 +38,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
     p.add_argument("--cache-dir", default=None, help="cache of decoded crops (default ~/.cache/deepfake-detector)")
     p.add_argument("--quick", action="store_true", help="train for seconds on a tiny subset (smoke test)")
+    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+                   help="tf.distribute strategy: one device, every GPU of this host, or the hosts of $TF_CONFIG "
+                   "(default: default, one device); --batch-size is the global batch")
+    p.add_argument("--shards", default=None,
+                   help="stream the training split from this shard folder (python -m detector shards) instead of --sets")
+    p.add_argument("--cross-set", nargs="*", default=None, metavar="SET",
+                   help="train one model on each SET alone (default: each of --sets) with this recipe, test it "
+                   "on every set, and add the result to the model card in --out (the weights stay as they are)")
+    p.add_argument("--work-dir", default="runs/cross-set", help="where --cross-set keeps its models")
     return p.parse_args(argv)
 
 
@@ -40,12 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from detector.training import TrainConfig, train
 
-    common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir)
+    common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:
         cfg = TrainConfig(out_dir=args.out, epochs=args.epochs, max_minutes=args.max_minutes,
                           input_size=args.input_size, batch_size=args.batch_size, **common)
+    if args.cross_set is not None:
+        from detector.cross_set import cross_set_report
+
+        report = cross_set_report(cfg, args.work_dir, card_dir=args.out, train_on=args.cross_set or None)
+        print(json.dumps(report, indent=2))
+        return 0
     card = train(cfg)
     print(card.metrics_table("test"))
     return 0

@@ -5,19 +5,33 @@ gradient of the score: here the logit of the verdict the model gave (the fake lo
 a face called fake, its negative for a face called real), so the map shows the regions
 that pushed the network *towards its verdict*. It shows where the network looked, not
 proof of manipulation.
+
+Speed: ``tf_keras_vis.gradcam.Gradcam.__call__`` applies its model modifier
+(``ExtractIntermediateLayerForGradcam``) to build a new two-output model on every call,
+runs it and its gradient eagerly, and upsamples with ``scipy.ndimage.zoom``. Measured on a
+2-core CPU for one 128 px crop, the eager passes cost ~120 ms of the ~135. Here the same
+modifier is applied once, at construction, and the forward and backward passes run as one
+traced ``tf.function`` (~5 ms). The maps are then upsampled as ``zoom(order=1)`` does (a
+linear interpolation that maps corner to corner), but as two small matrix products, and
+scaled by tf-keras-vis's own ``normalize``: the heatmaps are ``Gradcam``'s, to float
+rounding.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import keras
 import numpy as np
-from tf_keras_vis.gradcam import Gradcam
+import tensorflow as tf
+from tf_keras_vis.utils import normalize
+from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradcam
 
 from detector.model import GRADCAM_LAYER
 
 
 class GradCamExplainer:
-    """Builds the tf-keras-vis explainer once per model and reuses it for every call.
+    """Builds the Grad-CAM graph once per model and reuses it for every call.
 
     Args:
         model: The detector CNN (flat Functional, with a layer named ``GRADCAM_LAYER``).
@@ -31,9 +45,26 @@ class GradCamExplainer:
             model.get_layer(GRADCAM_LAYER)
         except ValueError:
             raise ValueError(f"model {model.name!r} has no layer named {GRADCAM_LAYER!r} for Grad-CAM") from None
-        # clone=False: the model is only read, and cloning a Keras 3 model per explainer
-        # doubles memory for nothing.
-        self._gradcam = Gradcam(model, clone=False)
+        # Outputs [fake logit, GRADCAM_LAYER features]; the layers (and weights) are shared
+        # with ``model``, nothing is copied.
+        self._cam_model = ExtractIntermediateLayerForGradcam(GRADCAM_LAYER, seek_conv_layer=False)(model)
+        size = model.input_shape[1:]
+        self._cams = tf.function(
+            self._class_activation_maps,
+            input_signature=[tf.TensorSpec([None, *size], tf.float32), tf.TensorSpec([None], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    def _class_activation_maps(self, crops: tf.Tensor, signs: tf.Tensor) -> tf.Tensor:
+        """Grad-CAM as ``Gradcam`` computes it (ReLU of the gradient-weighted feature
+        sum), at the feature maps' resolution and not normalized: ``(N, h, w)``."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(crops)
+            logits, features = self._cam_model(crops, training=False)
+            scores = logits[:, 0] * signs
+        grads = tape.gradient(scores, features)
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        return tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
 
     def heatmaps(self, crops: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Grad-CAM maps for a batch of face crops.
@@ -46,14 +77,24 @@ class GradCamExplainer:
         Returns:
             ``(N, S, S)`` float32 maps in ``[0, 1]``, each normalized to its own maximum.
         """
+        height, width = crops.shape[1:3]
         if len(crops) == 0:
-            return np.zeros((0, *crops.shape[1:3]), np.float32)
+            return np.zeros((0, height, width), np.float32)
         signs = np.where(np.asarray(logits).reshape(-1) >= 0, 1.0, -1.0).astype(np.float32)
-        cams = self._gradcam(
-            lambda output: output[:, 0] * signs,
-            crops.astype(np.float32),
-            penultimate_layer=GRADCAM_LAYER,
-            seek_penultimate_conv_layer=False,
-            normalize_cam=True,
-        )
-        return np.nan_to_num(np.asarray(cams, np.float32)).reshape(len(crops), *crops.shape[1:3])
+        cams = self._cams(np.asarray(crops, np.float32), signs).numpy()
+        maps = _linear_zoom(cams.shape[1], height) @ cams @ _linear_zoom(cams.shape[2], width).T
+        return np.nan_to_num(normalize(maps)).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _linear_zoom(n_in: int, n_out: int) -> np.ndarray:
+    """The ``(n_out, n_in)`` matrix of ``scipy.ndimage.zoom(order=1)`` along one axis:
+    output sample ``i`` lies at input coordinate ``i * (n_in - 1) / (n_out - 1)``."""
+    matrix = np.zeros((n_out, n_in), np.float32)
+    x = np.arange(n_out) * ((n_in - 1) / max(n_out - 1, 1))
+    lo = np.minimum(np.floor(x).astype(int), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (x - lo).astype(np.float32)
+    np.add.at(matrix, (np.arange(n_out), lo), 1 - frac)
+    np.add.at(matrix, (np.arange(n_out), hi), frac)
+    return matrix

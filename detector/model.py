@@ -130,3 +130,34 @@ def with_mask_head(model: keras.Model) -> keras.Model:
     mask = layers.Conv2D(1, 1, name="mask_logit")(features)
     outputs = {"fake_logit": model.outputs[0], "mask_logit": mask}
     return keras.Model(model.inputs, outputs, name=f"{model.name}_with_mask")
+
+
+def flops(model: keras.Model) -> int:
+    """Floating-point operations per image (2 per multiply-accumulate) of the
+    convolution and dense layers, which hold all but a sliver of the work.
+
+    Args:
+        model: A Functional model with built layers (``make_model``'s, or a reference
+            network such as ``keras.applications.Xception``).
+
+    Returns:
+        The count for one image.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+            continue
+        if not isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)):
+            continue
+        _, h, w, c_out = layer.output.shape
+        kh, kw = layer.kernel_size
+        c_in = layer.input.shape[-1]
+        if isinstance(layer, layers.Conv2D):
+            total += 2 * h * w * c_out * kh * kw * c_in // layer.groups
+        else:  # depthwise, then (separable) a 1x1 pointwise convolution
+            depth = c_in * layer.depth_multiplier
+            total += 2 * h * w * depth * kh * kw
+            if isinstance(layer, layers.SeparableConv2D):
+                total += 2 * h * w * depth * c_out
+    return int(total)

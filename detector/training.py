@@ -13,6 +13,7 @@ import math
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +26,9 @@ from sklearn.metrics import roc_auc_score
 from detector import evaluation
 from detector.augment import AugmentConfig, augment, self_blend
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
-from detector.data import MASK_SIZE, Arrays, load_set, manipulation_masks
+from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
-from detector.model import make_model, with_mask_head
+from detector.model import flops, make_model, with_mask_head
 
 log = logging.getLogger("detector.training")
 
@@ -69,6 +70,12 @@ class TrainConfig:
         uncertain_width: Half-width of the "uncertain" band around the threshold, in
             calibrated probability.
         verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
+        strategy: ``"default"`` (one device), ``"mirrored"`` (every GPU of this host) or
+            ``"multiworker"`` (a cluster described by ``TF_CONFIG``); see
+            ``distribution_strategy``. ``batch_size`` is the global batch.
+        shards: A shard folder (``detector.shards``) to stream the training split from,
+            instead of loading ``sets`` into memory; its validation and test splits are
+            read into memory.
     """
 
     sets: list[str] = field(default_factory=lambda: [str(SHARED_DATA / "dfdc_faces"), str(SHARED_DATA / "ffhq_stylegan")])
@@ -96,6 +103,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     uncertain_width: float = 0.1
     verbose: int = 2
+    strategy: str = "default"
+    shards: str | None = None
 
     @classmethod
     def quick(cls, out_dir: str, **overrides) -> "TrainConfig":
@@ -114,6 +123,16 @@ def _stream(tensors: tuple, seed: int) -> tf.data.Dataset:
     return ds.shuffle(len(tensors[0]), seed=seed, reshuffle_each_iteration=True).repeat()
 
 
+@dataclass
+class _SetStreams:
+    """One set's endless training streams: its size, ``(image, mask, known, label)`` per
+    label, and its real images alone (for self-blending), or ``None`` without reals."""
+
+    size: int
+    labelled: dict[int, tf.data.Dataset]
+    reals: tf.data.Dataset | None
+
+
 def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
     """Balanced, augmented training batches drawn from several sets.
 
@@ -130,23 +149,64 @@ def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> t
         An endless dataset of ``(images, {"fake_logit", "mask_logit"}, sample weights)``
         batches; the mask loss is weighted 0 where a fake's mask is unknown.
     """
-    total = sum(len(a) for a in train)
-    shares = np.array([max(len(a) / total, cfg.min_set_share) for a in train])
-    shares /= shares.sum()
-    streams, weights = [], []
-    for i, (arrays, share) in enumerate(zip(train, shares)):
+    sets = []
+    for i, arrays in enumerate(train):
         masks, known = manipulation_masks(arrays, MASK_SIZE)
+        labelled = {}
         for label in (0, 1):
             keep = arrays.labels == label
-            if not keep.any():
-                continue
-            ds = _stream((arrays.images[keep], masks[keep][..., None], known[keep].astype(np.float32)), cfg.seed + 10 * i + label)
-            streams.append(ds.map(lambda x, m, k, y=float(label): (x, m, k, y)))
-            weights.append(share / 2 * (1 - cfg.self_blend_share if label else 1))
+            if keep.any():
+                ds = _stream((arrays.images[keep], masks[keep][..., None], known[keep].astype(np.float32)), cfg.seed + 10 * i + label)
+                labelled[label] = ds.map(lambda x, m, k, y=float(label): (x, m, k, y))
         reals = arrays.images[arrays.labels == 0]
-        if cfg.self_blend_share > 0 and len(reals):
+        sets.append(_SetStreams(len(arrays), labelled, _stream((reals,), cfg.seed + 10 * i + 2) if len(reals) else None))
+    return _balanced_batches(sets, cfg, mask_size)
+
+
+def shard_training_dataset(folder: str, cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
+    """``training_dataset`` for the training split of a shard folder, streamed from disk.
+
+    Each (set, label) stream reads its files in a shuffled order and shuffles within a
+    buffer of ``shards.SHUFFLE_BUFFER`` elements: files hold one label each, so batches
+    are balanced by the sampling, not by the shuffle.
+
+    Args:
+        folder: A folder written by ``detector.shards.write_shards``.
+        cfg: The run's configuration.
+        mask_size: Side of the mask head's output.
+
+    Returns:
+        The same batches' structure as ``training_dataset``.
+    """
+    from detector.shards import SHUFFLE_BUFFER, read_index, read_shards, shard_pattern
+
+
+    def stream(name: str, label: int, seed: int) -> tf.data.Dataset:
+        ds = read_shards(shard_pattern(folder, name, "train", LABELS[label]), seed=seed)
+        return ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
+
+    sets = []
+    for i, (name, counts) in enumerate(read_index(folder)["sets"].items()):
+        seed = cfg.seed + 10 * i
+        labelled = {label: stream(name, label, seed + label) for label in (0, 1) if counts["train"][LABELS[label]]}
+        reals = stream(name, 0, seed + 2).map(lambda x, m, k, y: x) if counts["train"]["real"] else None
+        sets.append(_SetStreams(sum(counts["train"].values()), labelled, reals))
+    return _balanced_batches(sets, cfg, mask_size)
+
+
+def _balanced_batches(sets: list[_SetStreams], cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
+    """Mixes the sets' streams by share and label, adds self-blends, augments and batches."""
+    total = sum(s.size for s in sets)
+    shares = np.array([max(s.size / total, cfg.min_set_share) for s in sets])
+    shares /= shares.sum()
+    streams, weights = [], []
+    for i, (streams_of_set, share) in enumerate(zip(sets, shares)):
+        for label, ds in streams_of_set.labelled.items():
+            streams.append(ds)
+            weights.append(share / 2 * (1 - cfg.self_blend_share if label else 1))
+        if cfg.self_blend_share > 0 and streams_of_set.reals is not None:
             blend_seeds = tf.data.Dataset.random(seed=cfg.seed + 10 * i + 5).batch(2)
-            ds = tf.data.Dataset.zip(_stream((reals,), cfg.seed + 10 * i + 2), blend_seeds)
+            ds = tf.data.Dataset.zip(streams_of_set.reals, blend_seeds)
             streams.append(ds.map(_self_blended, num_parallel_calls=tf.data.AUTOTUNE))
             weights.append(share / 2 * cfg.self_blend_share)
     weights = np.array(weights) / np.sum(weights)
@@ -175,8 +235,12 @@ def _self_blended(element, seed):
 
 def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The model's fake-class logits for a stack of uint8 crops, without augmentation."""
-    out = [model.predict_on_batch(images[i : i + batch_size].astype(np.float32))
-           for i in range(0, len(images), batch_size)]
+    predict = model.predict_on_batch
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        # predict_on_batch would run the whole batch on every replica and concatenate the
+        # copies; a direct call reads the (mirrored) weights once.
+        predict = lambda x: model(x, training=False).numpy()  # noqa: E731
+    out = [predict(images[i : i + batch_size].astype(np.float32)) for i in range(0, len(images), batch_size)]
     return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 
 
@@ -223,17 +287,76 @@ class _TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _flops(model: keras.Model) -> int:
-    """Multiply-accumulates x2 of the convolution and dense layers, per image."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2 * layer.input.shape[-1] * layer.units
-    return int(total)
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy a run trains under.
+
+    Args:
+        name: ``"default"``: this process's default device (TensorFlow's default
+            strategy, which changes nothing). ``"mirrored"``: one replica per GPU of this
+            host (per CPU device when there is no GPU), gradients all-reduced each step.
+            ``"multiworker"``: the same across the hosts of the ``TF_CONFIG`` environment
+            variable, e.g. ``{"cluster": {"worker": ["host1:2222", "host2:2222"]},
+            "task": {"type": "worker", "index": 0}}``; every worker runs the same command.
+
+    Returns:
+        The strategy; build and compile the model inside its ``scope()``.
+
+    Raises:
+        ValueError: ``name`` is not one of ``STRATEGIES``.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        # MirroredStrategy() alone takes CPU:0 only when there is no GPU; naming the CPU
+        # devices lets logical CPU devices stand in for GPUs (tests, CPU hosts).
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: always, except on the workers of a
+    cluster other than the chief (the ``chief`` task, else worker 0)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, keras.Model]:
+    """The network and its compiled training model (the network plus the mask head).
+
+    Call it inside ``strategy.scope()`` so the variables are placed for the strategy.
+
+    Args:
+        cfg: The run's configuration.
+        steps_per_epoch: Steps per epoch, for the learning-rate schedule.
+
+    Returns:
+        ``(model, trainer)``: the single-output network that ships, and the compiled
+        two-output model that trains it (they share every layer).
+    """
+    model = make_model(cfg.input_size, cfg.widths, cfg.blocks, cfg.stem_width, cfg.stem_stride, cfg.dropout)
+    trainer = with_mask_head(model)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate / 10, decay_steps=steps_per_epoch * cfg.epochs,
+        warmup_target=cfg.learning_rate, warmup_steps=min(steps_per_epoch, 500),
+    )
+    trainer.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss={
+            "fake_logit": keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
+            "mask_logit": keras.losses.BinaryCrossentropy(from_logits=True),
+        },
+        loss_weights={"fake_logit": 1.0, "mask_logit": cfg.mask_loss_weight},
+        metrics={"fake_logit": [keras.metrics.AUC(name="auc", from_logits=True)]},
+    )
+    return model, trainer
 
 
 def train(cfg: TrainConfig) -> ModelCard:
@@ -246,38 +369,51 @@ def train(cfg: TrainConfig) -> ModelCard:
         The model card written next to the weights.
     """
     started = time.monotonic()
+    # First: a multi-worker strategy must exist before any other TensorFlow operation runs.
+    strategy = distribution_strategy(cfg.strategy)
     keras.utils.set_random_seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
+    if not is_chief(strategy):  # other workers train alike but write where no one reads
+        out_dir = Path(tempfile.mkdtemp(prefix=f"worker{strategy.cluster_resolver.task_id}-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "run"
     work.mkdir(exist_ok=True)
 
-    sets = [load_set(s, cfg.input_size, cfg.cache_dir, cfg.limit) for s in cfg.sets]
-    for a in sets:
-        log.info("%s: %d images (%s)", a.name, len(a), {s: int((a.splits == s).sum()) for s in ("train", "val", "test")})
-    train_parts = [a.split("train") for a in sets]
+    if cfg.shards:
+        from detector.shards import read_arrays, read_index
+
+        index = read_index(cfg.shards)
+        if index["input_size"] != cfg.input_size:
+            raise ValueError(f"shards {cfg.shards} hold {index['input_size']} px crops, the run wants {cfg.input_size} px")
+        counts = index["sets"]
+        sets = [read_arrays(cfg.shards, name, ("val", "test")) for name in counts]
+    else:
+        sets = [load_set(s, cfg.input_size, cfg.cache_dir, cfg.limit) for s in cfg.sets]
+        counts = {a.name: {s: {"real": int(((a.splits == s) & (a.labels == 0)).sum()),
+                               "fake": int(((a.splits == s) & (a.labels == 1)).sum())}
+                           for s in SPLITS} for a in sets}
+    for name, by_split in counts.items():
+        log.info("%s: %d images (%s)", name, sum(sum(c.values()) for c in by_split.values()),
+                 {s: sum(c.values()) for s, c in by_split.items()})
     val = [a.split("val") for a in sets]
 
-    steps = cfg.steps_per_epoch or math.ceil(sum(len(a) for a in train_parts) / cfg.batch_size)
-    model = make_model(cfg.input_size, cfg.widths, cfg.blocks, cfg.stem_width, cfg.stem_stride, cfg.dropout)
-    trainer = with_mask_head(model)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate / 10, decay_steps=steps * cfg.epochs,
-        warmup_target=cfg.learning_rate, warmup_steps=min(steps, 500),
-    )
-    trainer.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss={
-            "fake_logit": keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
-            "mask_logit": keras.losses.BinaryCrossentropy(from_logits=True),
-        },
-        loss_weights={"fake_logit": 1.0, "mask_logit": cfg.mask_loss_weight},
-        metrics={"fake_logit": [keras.metrics.AUC(name="auc", from_logits=True)]},
-    )
+    steps = cfg.steps_per_epoch or math.ceil(sum(sum(c["train"].values()) for c in counts.values()) / cfg.batch_size)
+    with strategy.scope():
+        model, trainer = build_trainer(cfg, steps)
+    mask_size = trainer.get_layer("mask_logit").output.shape[1]
+    if cfg.shards:
+        dataset = shard_training_dataset(cfg.shards, cfg, mask_size)
+    else:
+        dataset = training_dataset([a.split("train") for a in sets], cfg, mask_size)
+    if cfg.strategy != "default":
+        # Each worker keeps its share of the batches; in-memory data has no files to split.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
     best = work / "best.keras"
     validation = _Validation(model, val, best, cfg.patience)
     history = trainer.fit(
-        training_dataset(train_parts, cfg, mask_size=trainer.get_layer("mask_logit").output.shape[1]),
+        dataset,
         steps_per_epoch=steps,
         epochs=cfg.epochs,
         shuffle=False,  # the dataset is already shuffled and balanced
@@ -318,11 +454,9 @@ def train(cfg: TrainConfig) -> ModelCard:
             "summary": f"residual CNN, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x{cfg.stem_stride} patch stem of {cfg.stem_width}, "
             f"{cfg.input_size}px input, one logit",
             "parameters": int(model.count_params()),
-            "flops_per_image": _flops(model),
+            "flops_per_image": flops(model),
         },
-        data={"sets": {a.name: {s: {"real": int(((a.splits == s) & (a.labels == 0)).sum()),
-                                    "fake": int(((a.splits == s) & (a.labels == 1)).sum())}
-                                for s in ("train", "val", "test")} for a in sets}},
+        data={"sets": counts},
         training={
             "command": " ".join(["python", "train.py", *sys.argv[1:]]) if Path(sys.argv[0]).name == "train.py" else "python train.py",
             "config": json.loads(json.dumps(asdict(cfg), default=str)),

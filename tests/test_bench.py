@@ -1,0 +1,51 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from detector.bench import FIGURE_KEYS, _times, bench_inputs, format_table
+
+
+def test_quick_bench_measures_and_prints_every_figure(tiny_weights):
+    done = subprocess.run([sys.executable, "-m", "detector", "bench", "--weights", str(tiny_weights), "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    figures = report["figures"]
+    assert [f["key"] for f in figures] == list(FIGURE_KEYS)
+    for f in figures:
+        assert f["p50"] > 0, f
+        if f["p95"] is not None:
+            assert f["p95"] >= f["p50"], f
+        if f["reference"] is not None:
+            better = f["p50"] / f["reference"] if f["unit"] == "crops/s" else f["reference"] / f["p50"]
+            assert f["ratio"] == pytest.approx(better), f
+        if f["goal"] is not None:
+            assert isinstance(f["met"], bool)
+    by_key = {f["key"]: f for f in figures}
+    # The reference is Xception: ~21 M parameters, ~17 GFLOPs at 299 px.
+    assert 20 < by_key["parameters_m"]["reference"] < 23 and 15 < by_key["gflops"]["reference"] < 18
+    assert by_key["batch_crops_per_s"]["ratio"] > 1  # a 32 px toy network outruns Xception
+    table = format_table(report)
+    for f in figures:
+        assert f["label"] in table
+    assert "cores: " in table and "Xception" in table
+
+
+def test_inputs_are_a_face_crop_and_a_12_megapixel_photo():
+    import cv2
+
+    crop, photo, source = bench_inputs()
+    crop = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
+    photo = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    assert crop.shape == (224, 224, 3) and photo.shape == (3000, 4000, 3)
+    assert source
+
+
+def test_timing_excludes_the_warm_up():
+    calls = []
+    seconds = _times(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and len(seconds) == 3 and (seconds >= 0).all()
