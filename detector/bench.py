@@ -174,15 +174,11 @@ def bench_inputs() -> tuple[bytes, bytes, str]:
 
 def _stage_times(detector, data: bytes, repeats: int) -> dict[str, np.ndarray]:
     """Times the stages of ``Detector.predict`` one by one, with the same public steps."""
-    from detector.faces import Box, frame_face
+    from detector.faces import frame_face
     from detector.imaging import load_image
-    from detector.pipeline import scoring_region
 
     rgb = load_image(data)
-    boxes = detector.finder.find(rgb)
-    h, w = rgb.shape[:2]
-    s = min(h, w)
-    regions = [scoring_region(rgb.shape, b, detector.card.face_margin) for b in boxes] or [Box((w - s) // 2, (h - s) // 2, s, s)]
+    _, regions, _ = detector.regions(rgb)
 
     def score():
         crops = np.stack([detector.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])

@@ -324,9 +324,23 @@ def training_crop(image: np.ndarray, finder: FaceFinder) -> np.ndarray:
         A square uint8 crop.
     """
     boxes = finder.find(image)
-    if boxes:
-        box = boxes[0]
-        side = max(box.w, box.h) * FACE_MARGIN
-        if side < min(image.shape[:2]):
-            return frame_face(image, box)
-    return centre_square(image)
+    region = scoring_region(image.shape, boxes[0]) if boxes else centre_box(*image.shape[:2])
+    return frame_face(image, region, margin=1.0)
+
+
+def scoring_region(image_shape: tuple[int, ...], box: Box, margin: float = FACE_MARGIN) -> Box:
+    """The square region scored for a face, in training and at run time alike.
+
+    Args:
+        image_shape: Shape of the image the face is in.
+        box: The face box.
+        margin: Crop side relative to the box side.
+
+    Returns:
+        The ``crop_box`` framing, or the image's centre square when the framed face would not
+        fit in the image (a face that fills the frame, as in DFDC's tight crops).
+    """
+    h, w = image_shape[:2]
+    if max(box.w, box.h) * margin >= min(h, w):
+        return centre_box(h, w)
+    return crop_box(box, margin)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
-from detector.faces import Box, FaceFinder, frame_face
+from detector.faces import Box, FaceFinder, centre_box, frame_face, scoring_region
 from detector.imaging import load_image
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge.
@@ -95,18 +95,6 @@ class Result:
         if self.note:
             out["note"] = self.note
         return out
-
-
-def scoring_region(image_shape: tuple[int, ...], box: Box, margin: float) -> Box:
-    """The square region scored for a face: the training framing, or the centre square when
-    the framed face would not fit in the image (a tight crop, as in the DFDC training set)."""
-    h, w = image_shape[:2]
-    side = max(box.w, box.h) * margin
-    if side >= min(h, w):
-        s = min(h, w)
-        return Box((w - s) // 2, (h - s) // 2, s, s)
-    s = max(1, int(round(side)))
-    return Box(int(round(box.x + box.w / 2 - s / 2)), int(round(box.y + box.h / 2 - s / 2)), s, s)
 
 
 class Detector:
@@ -208,16 +196,8 @@ class Detector:
         """
         rgb = load_image(image)
         h, w = rgb.shape[:2]
-        boxes = self.finder.find(rgb)
-        found = bool(boxes)
-        margin = self.card.face_margin
-        if found:
-            regions = [scoring_region(rgb.shape, b, margin) for b in boxes]
-        else:
-            s = min(h, w)
-            regions = [Box((w - s) // 2, (h - s) // 2, s, s)]
-            boxes = regions
-        crops = np.stack([self.prepare(_cut(rgb, r)) for r in regions])
+        boxes, regions, found = self.regions(rgb)
+        crops = np.stack([self.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])
         logits = self.logits(crops)
         probs = _sigmoid(logits / self.card.temperature)
         maps = self.explainer().heatmaps(crops.astype(np.float32), logits) if gradcam else [None] * len(crops)
@@ -238,6 +218,22 @@ class Detector:
         top = max(f.fake_probability for f in scored)
         return Result(top, label, scored if found else [], None if found else scored[0], (w, h))
 
+    def regions(self, rgb: np.ndarray) -> tuple[list[Box], list[Box], bool]:
+        """The faces of an image and the square regions scored for them.
+
+        Args:
+            rgb: An RGB uint8 image.
+
+        Returns:
+            ``(boxes, regions, found)``: the face boxes, largest first, and their scored
+            regions; when no face is found, the centre square as both, and ``found`` False.
+        """
+        boxes = self.finder.find(rgb)
+        if boxes:
+            return boxes, [scoring_region(rgb.shape, b, self.card.face_margin) for b in boxes], True
+        centre = centre_box(*rgb.shape[:2])
+        return [centre], [centre], False
+
     def explainer(self):
         """The Grad-CAM explainer, built on first use (it costs a model wrapper)."""
         if self._explainer is None:
@@ -245,13 +241,6 @@ class Detector:
 
             self._explainer = GradCamExplainer(self.model)
         return self._explainer
-
-
-def _cut(image: np.ndarray, region: Box) -> np.ndarray:
-    """The pixels of ``region``, with borders repeated where it leaves the image."""
-    if region.x >= 0 and region.y >= 0 and region.x + region.w <= image.shape[1] and region.y + region.h <= image.shape[0]:
-        return image[region.y : region.y + region.h, region.x : region.x + region.w]
-    return frame_face(image, region, margin=1.0)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
