@@ -328,6 +328,48 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
 
 
+def _fit_across_workers(trainer: keras.Model, dataset: tf.data.Dataset, steps: int, epochs: int,
+                        callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy) -> keras.callbacks.History:
+    """``trainer.fit`` for a cluster of workers: the same compiled loss, optimizer and callbacks.
+
+    Keras 3.15's ``Model.fit`` cannot train under ``MultiWorkerMirroredStrategy`` with more
+    than one worker (keras-team/keras#20585): it all-reduces a whole input batch to build the
+    model, then averages its scalar logs along an axis they do not have. This loop runs one
+    all-reduced step at a time and logs the mean loss of each epoch (no training metrics).
+    """
+    with strategy.scope():
+        trainer.optimizer.build(trainer.trainable_variables)
+    batches = iter(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def step(iterator):
+        def replica_step(x, y, weights):
+            with tf.GradientTape() as tape:
+                # Scaled by 1 / replicas: the sum over replicas is the batch's mean loss.
+                loss = trainer.compute_loss(x, y, trainer(x, training=True), weights)
+            grads = tape.gradient(loss, trainer.trainable_variables)
+            trainer.optimizer.apply_gradients(zip(grads, trainer.trainable_variables))
+            return loss
+
+        return strategy.reduce("SUM", strategy.run(replica_step, args=next(iterator)), axis=None)
+
+    history = keras.callbacks.History()
+    callback_list = keras.callbacks.CallbackList([*callbacks, history], model=trainer)
+    trainer.stop_training = False
+    callback_list.on_train_begin()
+    logs = {}
+    for epoch in range(epochs):
+        callback_list.on_epoch_begin(epoch)
+        logs = {"loss": float(np.mean([step(batches) for _ in range(steps)]))}
+        callback_list.on_epoch_end(epoch, logs)
+        # Stop together: a worker that stopped alone (its clock passed the time budget)
+        # would leave the others waiting for it in the next all-reduce.
+        if float(strategy.reduce("SUM", tf.constant(float(trainer.stop_training)), axis=None)) > 0:
+            break
+    callback_list.on_train_end(logs)
+    return history
+
+
 def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, keras.Model]:
     """The network and its compiled training model (the network plus the mask head).
 
@@ -412,14 +454,18 @@ def train(cfg: TrainConfig) -> ModelCard:
         dataset = dataset.with_options(options)
     best = work / "best.keras"
     validation = _Validation(model, val, best, cfg.patience)
-    history = trainer.fit(
-        dataset,
-        steps_per_epoch=steps,
-        epochs=cfg.epochs,
-        shuffle=False,  # the dataset is already shuffled and balanced
-        verbose=cfg.verbose,
-        callbacks=[validation, keras.callbacks.CSVLogger(work / "history.csv"), _TimeBudget(cfg.max_minutes)],
-    ).history
+    callbacks = [validation, keras.callbacks.CSVLogger(work / "history.csv"), _TimeBudget(cfg.max_minutes)]
+    if cfg.strategy == "multiworker":
+        history = _fit_across_workers(trainer, dataset, steps, cfg.epochs, callbacks, strategy).history
+    else:
+        history = trainer.fit(
+            dataset,
+            steps_per_epoch=steps,
+            epochs=cfg.epochs,
+            shuffle=False,  # the dataset is already shuffled and balanced
+            verbose=cfg.verbose,
+            callbacks=callbacks,
+        ).history
     model = keras.saving.load_model(best, safe_mode=True)
     train_minutes = (time.monotonic() - started) / 60
 

@@ -1,8 +1,9 @@
-"""Training under tf.distribute: two logical CPU devices stand in for two GPUs, and a
-one-worker TF_CONFIG for a cluster. Each run is a subprocess, because devices and the
-collective runtime are fixed when TensorFlow starts."""
+"""Training under tf.distribute: two logical CPU devices stand in for two GPUs, and two
+processes on localhost for a cluster of two workers. Each run is a subprocess, because
+devices and the collective runtime are fixed when TensorFlow starts."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,32 +21,32 @@ if devices > 1:  # must come before anything initializes TensorFlow's devices
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 
-import keras
 from detector.training import TrainConfig, distribution_strategy, train
 
 strategy_name, tiny_set, out = sys.argv[1:4]
-cfg = TrainConfig.quick(out, sets=[tiny_set], cache_dir=out + "/cache", strategy=strategy_name,
+cfg = TrainConfig.quick(out, sets=[tiny_set], cache_dir=out + "-cache", strategy=strategy_name,
                         epochs=1, steps_per_epoch=2)
 replicas = distribution_strategy(strategy_name).num_replicas_in_sync
 card = train(cfg)
-model = keras.saving.load_model(out + "/model.keras")
 print(json.dumps({"replicas": replicas, "loss": card.training["history"]["loss"],
-                  "n_test": card.metrics["test"]["overall"]["n"], "params": model.count_params()}))
+                  "n_test": card.metrics["test"]["overall"]["n"], "params": card.architecture["parameters"]}))
 """
 
 
-def train_in_subprocess(strategy: str, tiny_set, out, devices: int = 1, env: dict | None = None) -> dict:
-    import os
+def start_training(strategy: str, tiny_set, out, devices: int = 1, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", RUN, strategy, str(tiny_set), str(out), str(devices)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
-    done = subprocess.run([sys.executable, "-c", RUN, strategy, str(tiny_set), str(out), str(devices)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+
+def result_of(run: subprocess.Popen) -> dict:
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_mirrored_training_on_two_devices(tiny_set, tmp_path):
-    result = train_in_subprocess("mirrored", tiny_set, tmp_path, devices=2)
+    result = result_of(start_training("mirrored", tiny_set, tmp_path, devices=2))
     assert result["replicas"] == 2
     assert len(result["loss"]) == 1 and 0 < result["loss"][0] < 20
     # Validation and test ran on the mirrored model without duplicated rows.
@@ -59,11 +60,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_multiworker_training_with_a_one_worker_cluster(tiny_set, tmp_path):
-    tf_config = {"cluster": {"worker": [f"localhost:{_free_port()}"]}, "task": {"type": "worker", "index": 0}}
-    result = train_in_subprocess("multiworker", tiny_set, tmp_path, env={"TF_CONFIG": json.dumps(tf_config)})
-    assert result["replicas"] == 1 and result["n_test"] == 16
-    assert (tmp_path / "model.keras").exists()  # worker 0 is the chief: it writes
+def test_multiworker_training_on_a_cluster_of_two(tiny_set, tmp_path):
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    runs = [start_training("multiworker", tiny_set, tmp_path / f"worker{i}",
+                           env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+            for i in (0, 1)]
+    chief, other = (result_of(run) for run in runs)
+    assert chief["replicas"] == other["replicas"] == 2
+    assert chief["loss"] == other["loss"] and 0 < chief["loss"][0] < 20  # one model, trained in step
+    assert chief["n_test"] == 16
+    assert (tmp_path / "worker0" / "model.keras").exists()  # worker 0 is the chief: it writes
+    assert not (tmp_path / "worker1").exists()  # the other worker writes elsewhere
 
 
 @pytest.mark.parametrize("cluster, task, chief", [
