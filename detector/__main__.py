@@ -1,8 +1,9 @@
-"""Command line: ``python -m detector {predict,evaluate,robustness,card,bench,shards} ...``.
+"""Command line: ``python -m detector {predict,evaluate,robustness,card,calibrate,bench,shards} ...``.
 
     python -m detector predict photo.jpg folder/            # a readable table
     python -m detector predict --json photos/ > scores.jsonl
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
+    python -m detector calibrate                             # refit calibration on validation data
     python -m detector bench [--quick] [--json]              # latency, throughput, start-up, training speed
     python -m detector shards --out shards/                  # TFRecord shards for python train.py --shards
 
@@ -115,6 +116,15 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from detector.card import WEIGHTS_DIR
+    from detector.training import recalibrate
+
+    card = recalibrate(args.weights or WEIGHTS_DIR, args.data)
+    print(card.metrics_table("test"))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from detector.bench import main
 
@@ -163,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--update-readme", action="store_true")
     c.add_argument("--readme", default=str(Path(__file__).resolve().parent.parent / "README.md"))
     c.set_defaults(func=cmd_card)
+
+    k = sub.add_parser("calibrate", help="refit calibration, threshold and band on the validation splits; re-score the card")
+    k.add_argument("--data", default=str(SHARED_DATA), help="folder holding the card's sets, by name (default ../shared/data)")
+    k.set_defaults(func=cmd_calibrate)
 
     b = sub.add_parser("bench", help="latency, throughput, model size, training speed and app start-up on this machine")
     b.add_argument("--weights", default=argparse.SUPPRESS, help="folder with model.keras and model_card.json (default: weights/)")

@@ -45,6 +45,8 @@ class ModelCard:
         input_size: Side of the square face crop the network takes.
         face_margin: Crop side relative to the face box, as in training.
         temperature: Logits are divided by this before the sigmoid (fitted on validation).
+        bias: Added to the scaled logit before the sigmoid (Platt scaling, fitted with the
+            temperature).
         threshold: Calibrated fake probability at or above which a face is called fake.
         uncertain_band: ``(low, high)`` calibrated probabilities between which the verdict is
             "uncertain".
@@ -59,6 +61,7 @@ class ModelCard:
     input_size: int
     face_margin: float
     temperature: float = 1.0
+    bias: float = 0.0
     threshold: float = 0.5
     uncertain_band: tuple[float, float] = (0.5, 0.5)
     sha256: str = ""
@@ -140,7 +143,8 @@ class ModelCard:
             f"- Parameters: {arch.get('parameters', '?'):,}" if isinstance(arch.get("parameters"), int) else "",
             f"- Input: {self.input_size}×{self.input_size} RGB face crop, framed at {self.face_margin}× the face box",
             f"- Weights: `{MODEL_FILE}`, sha256 `{self.sha256}`",
-            f"- Calibration: temperature {self.temperature:.3f} (fitted on validation data)",
+            "- Scoring: the logit of a face is the mean of its crop's and its mirror image's",
+            f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data",
             f"- Decision threshold: {self.threshold:.3f} (chosen on validation data); "
             f"verdict \"uncertain\" for calibrated probabilities in [{lo:.3f}, {hi:.3f}]",
             "",
@@ -194,8 +198,8 @@ def readme_metrics(card: ModelCard) -> str:
     return "\n".join([
         README_START,
         "",
-        f"Test split, scored on cached face crops; threshold {card.threshold:.3f} and temperature "
-        f"{card.temperature:.3f} chosen on validation data; \"uncertain\" band [{lo:.3f}, {hi:.3f}].",
+        f"Test split, scored on cached face crops; threshold {card.threshold:.3f} and calibration "
+        f"(temperature {card.temperature:.3f}, bias {card.bias:.3f}) chosen on validation data; \"uncertain\" band [{lo:.3f}, {hi:.3f}].",
         "",
         card.metrics_table("test"),
         "",

@@ -42,7 +42,7 @@ def cross_set_report(
 
     Returns:
         ``{"train on <A>": {"<B>": {"roc_auc", "accuracy", ...}, ...}, ...}``; the
-        threshold and temperature of each run come from its own validation split.
+        threshold and calibration of each run come from its own validation split.
     """
     report = {}
     for train_set in train_on or cfg.sets:
@@ -54,7 +54,7 @@ def cross_set_report(
         row = {"minutes": card.training.get("minutes"), "epochs": card.training.get("epochs_run")}
         for test_set in cfg.sets:
             part = load_set(test_set, cfg.input_size, cfg.cache_dir, cfg.limit).split("test")
-            p = evaluation.apply_temperature(predict_logits(model, part.images), card.temperature)
+            p = evaluation.apply_temperature(predict_logits(model, part.images), card.temperature, card.bias)
             m = evaluation.binary_metrics(part.labels, p, card.threshold)
             row[Path(test_set).name] = {k: m[k] for k in ("roc_auc", "accuracy", "recall_real", "recall_fake", "ece", "n")}
         report[f"train on {name}"] = row

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit
 from sklearn import metrics as skm
 
@@ -306,22 +306,44 @@ def _check_logits(logits: float | Sequence[float] | np.ndarray) -> np.ndarray:
     return z
 
 
-def apply_temperature(logits: float | Sequence[float] | np.ndarray, temperature: float) -> np.ndarray:
-    """Calibrated probabilities ``sigmoid(logits / temperature)``.
+def apply_temperature(
+    logits: float | Sequence[float] | np.ndarray, temperature: float, bias: float = 0.0
+) -> np.ndarray:
+    """Calibrated probabilities ``sigmoid(logits / temperature + bias)``.
+
+    With ``bias`` 0 this is temperature scaling; with a bias it is Platt scaling written
+    as a temperature (see ``fit_platt``).
 
     Args:
         logits: Logits of fake (see ``logit`` to get them from probabilities).
         temperature: The fitted temperature, > 0; above 1 softens over-confident scores.
+        bias: Added after the division; positive moves every score towards fake.
 
     Returns:
         Float64 array of probabilities of fake, the shape of ``logits``.
 
     Raises:
-        ValueError: ``temperature`` is not a finite positive number, or a logit is not finite.
+        ValueError: ``temperature`` is not a finite positive number, ``bias`` is not
+            finite, or a logit is not finite.
     """
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return expit(_check_logits(logits) / temperature)
+    if not math.isfinite(bias):
+        raise ValueError(f"bias must be a finite number, got {bias!r}")
+    return expit(_check_logits(logits) / temperature + bias)
+
+
+def _nll(y: np.ndarray, s: np.ndarray) -> float:
+    # -log sigmoid(s) for fakes, -log(1 - sigmoid(s)) for reals, without overflow.
+    return float(np.mean(np.logaddexp(0.0, s) - y * s))
+
+
+def _fit_inputs(y_true: Labels, logits: Sequence[float] | np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    z = _check_logits(logits)
+    y, _ = _check(y_true, expit(z))  # the same checks as for probabilities
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"fitting {what} needs both classes, got only label {int(y[0])}")
+    return y, z
 
 
 def fit_temperature(
@@ -346,21 +368,49 @@ def fit_temperature(
     Raises:
         ValueError: bad labels or logits, a single class, or bad bounds.
     """
-    z = _check_logits(logits)
-    y, _ = _check(y_true, expit(z))  # the same checks as for probabilities
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"fitting a temperature needs both classes, got only label {int(y[0])}")
+    y, z = _fit_inputs(y_true, logits, "a temperature")
     lo, hi = bounds
     if not 0 < lo < hi:
         raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
-
-    def nll(log_t: float) -> float:
-        s = z / math.exp(log_t)
-        # -log sigmoid(s) for fakes, -log(1 - sigmoid(s)) for reals, without overflow.
-        return float(np.mean(np.logaddexp(0.0, s) - y * s))
-
-    found = minimize_scalar(nll, bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-6})
+    found = minimize_scalar(
+        lambda log_t: _nll(y, z / math.exp(log_t)),
+        bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-6},
+    )
     return float(math.exp(found.x))
+
+
+def fit_platt(
+    y_true: Labels,
+    logits: Sequence[float] | np.ndarray,
+    bounds: tuple[float, float] = (0.05, 20.0),
+) -> tuple[float, float]:
+    """Fits Platt scaling, ``sigmoid(logits / T + b)``, by minimising the negative log-likelihood.
+
+    Temperature scaling only rescales; the bias also moves scores that lean to one side
+    as a whole (a model that under-calls fakes). Both keep the ranking (AUC, EER). Fit
+    on validation data, never on the test set.
+
+    Args:
+        y_true: Labels, 1 = fake; both classes must be present.
+        logits: Logits of fake, the same length.
+        bounds: Range of ``T``.
+
+    Returns:
+        ``(temperature, bias)``; the temperature lies within ``bounds``.
+
+    Raises:
+        ValueError: bad labels or logits, a single class, or bad bounds.
+    """
+    y, z = _fit_inputs(y_true, logits, "Platt scaling")
+    lo, hi = bounds
+    if not 0 < lo < hi:
+        raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
+    start = np.array([math.log(fit_temperature(y, z, bounds)), 0.0])
+    found = minimize(
+        lambda v: _nll(y, z / math.exp(v[0]) + v[1]), start, method="L-BFGS-B",
+        bounds=[(math.log(lo), math.log(hi)), (None, None)],
+    )
+    return float(math.exp(found.x[0])), float(found.x[1])
 
 
 def _check_sets(per_set: PerSet) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:

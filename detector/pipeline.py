@@ -110,6 +110,8 @@ class Detector:
     def __init__(self, model, card: ModelCard) -> None:
         import tensorflow as tf
 
+        from detector.model import mirror_averaged_logits
+
         self.model = model
         self.card = card
         self.finder = FaceFinder()
@@ -118,7 +120,7 @@ class Detector:
         # One traced graph for every batch size: Keras' predict() costs ~50-100 ms of
         # overhead per call, this costs microseconds.
         self._logits = tf.function(
-            lambda x: model(x, training=False)[:, 0],
+            lambda x: mirror_averaged_logits(model, x),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
             reduce_retracing=True,
         )
@@ -165,14 +167,20 @@ class Detector:
         return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
-        """Raw fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255)."""
+        """Fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255), each the mean
+        of the crop's and its mirror image's (``model.mirror_averaged_logits``)."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
         return self._logits(np.asarray(crops, np.float32)).numpy()
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated fake probabilities for ``(N, S, S, 3)`` crops."""
-        return _sigmoid(self.logits(crops) / self.card.temperature)
+        return self.calibrate(self.logits(crops))
+
+    def calibrate(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated fake probabilities for logits (the card's Platt scaling)."""
+        z = np.asarray(logits, np.float64) / self.card.temperature + self.card.bias
+        return 1.0 / (1.0 + np.exp(-z))
 
     def verdict(self, probability: float) -> str:
         """``fake``, ``real`` or ``uncertain`` for a calibrated probability."""
@@ -199,7 +207,7 @@ class Detector:
         boxes, regions, found = self.regions(rgb)
         crops = np.stack([self.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])
         logits = self.logits(crops)
-        probs = _sigmoid(logits / self.card.temperature)
+        probs = self.calibrate(logits)
         maps = self.explainer().heatmaps(crops.astype(np.float32), logits) if gradcam else [None] * len(crops)
 
         scored = []
@@ -242,6 +250,3 @@ class Detector:
             self._explainer = GradCamExplainer(self.model)
         return self._explainer
 
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))).astype(np.float64)

@@ -15,8 +15,9 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -28,7 +29,7 @@ from detector.augment import AugmentConfig, augment, self_blend
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
-from detector.model import flops, make_model, with_mask_head
+from detector.model import flops, make_model, mirror_averaged_logits, with_mask_head
 
 log = logging.getLogger("detector.training")
 
@@ -89,7 +90,7 @@ class TrainConfig:
     stem_stride: int = 4
     dropout: float = 0.3
     batch_size: int = 64
-    epochs: int = 26
+    epochs: int = 34
     steps_per_epoch: int | None = None
     learning_rate: float = 2e-3
     weight_decay: float = 5e-4
@@ -236,13 +237,13 @@ def _self_blended(element, seed):
 
 
 def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The model's fake-class logits for a stack of uint8 crops, without augmentation."""
-    predict = model.predict_on_batch
-    if model.distribute_strategy.num_replicas_in_sync > 1:
-        # predict_on_batch would run the whole batch on every replica and concatenate the
-        # copies; a direct call reads the (mirrored) weights once.
-        predict = lambda x: model(x, training=False).numpy()  # noqa: E731
-    out = [predict(images[i : i + batch_size].astype(np.float32)) for i in range(0, len(images), batch_size)]
+    """The model's fake logits for a stack of uint8 crops, without augmentation, each the
+    mean of the crop's and its mirror image's, as the ``Detector`` scores them
+    (``model.mirror_averaged_logits``)."""
+    # A direct call under a tf.function, not predict_on_batch: it reads mirrored weights
+    # once under a multi-replica strategy, and costs no per-call overhead.
+    score = tf.function(lambda x: mirror_averaged_logits(model, x), reduce_retracing=True)
+    out = [score(images[i : i + batch_size].astype(np.float32)).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 
 
@@ -407,6 +408,70 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
     return model, trainer
 
 
+def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_width: float) -> dict[str, Any]:
+    """Fits the calibration, threshold and uncertain band on validation data, then scores
+    the validation and test splits with them.
+
+    Calibration and the threshold come from validation data only; test is scored once.
+
+    Args:
+        model: The trained network.
+        sets: The run's sets (their ``val`` and ``test`` splits are used).
+        uncertain_width: Half-width of the "uncertain" band around the threshold.
+
+    Returns:
+        The card fields ``temperature``, ``bias``, ``threshold``, ``uncertain_band`` and
+        ``metrics`` (``evaluation.report`` per split).
+    """
+    logits = {split: [predict_logits(model, a.split(split).images) for a in sets] for split in ("val", "test")}
+    val_labels = np.concatenate([a.split("val").labels for a in sets])
+    temperature, bias = evaluation.fit_platt(val_labels, np.concatenate(logits["val"]))
+    val_p = evaluation.apply_temperature(np.concatenate(logits["val"]), temperature, bias)
+    threshold = evaluation.choose_threshold(val_labels, val_p)
+    band = (max(0.0, threshold - uncertain_width), min(1.0, threshold + uncertain_width))
+    metrics = {
+        split: evaluation.report(
+            {a.name: (a.split(split).labels, evaluation.apply_temperature(z, temperature, bias))
+             for a, z in zip(sets, logits[split])},
+            threshold, uncertain_band=band,
+        )
+        for split in ("val", "test")
+    }
+    return {"temperature": float(temperature), "bias": float(bias), "threshold": float(threshold),
+            "uncertain_band": (float(band[0]), float(band[1])), "metrics": metrics}
+
+
+def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
+                cache_dir: str | Path | None = None) -> ModelCard:
+    """Refits a trained model's calibration, threshold and band, and re-scores its card.
+
+    ``train`` does this as its last step; this reruns that step alone on existing weights,
+    with the current scoring code, on the sets named in the card (found in ``data_dir``).
+    The weights are not changed.
+
+    Args:
+        weights_dir: Folder with ``model.keras`` and ``model_card.json``.
+        data_dir: Folder holding the card's sets, by name.
+        cache_dir: Crop cache (``data.load_set``).
+
+    Returns:
+        The rewritten card.
+    """
+    weights_dir = Path(weights_dir)
+    card = ModelCard.load(weights_dir)
+    card.verify(weights_dir / MODEL_FILE)
+    model = keras.saving.load_model(weights_dir / MODEL_FILE, safe_mode=True, compile=False)
+    config = card.training.get("config", {})
+    sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"))
+            for s in config.get("sets", [])]
+    if not sets:
+        raise ValueError(f"the card in {weights_dir} names no training sets to calibrate on")
+    fitted = calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width))
+    card = replace(card, **fitted, training={**card.training, "calibrated_by": "python -m detector calibrate"})
+    card.save(weights_dir)
+    return card
+
+
 def train(cfg: TrainConfig) -> ModelCard:
     """Trains, calibrates and evaluates a model, and writes it with its card.
 
@@ -475,21 +540,7 @@ def train(cfg: TrainConfig) -> ModelCard:
     model = keras.saving.load_model(best, safe_mode=True)
     train_minutes = (time.monotonic() - started) / 60
 
-    # Calibration and the threshold come from validation data only; test is scored once.
-    val_logits = predict_logits(model, np.concatenate([v.images for v in val]))
-    val_labels = np.concatenate([v.labels for v in val])
-    temperature = evaluation.fit_temperature(val_labels, val_logits)
-    val_p = evaluation.apply_temperature(val_logits, temperature)
-    threshold = evaluation.choose_threshold(val_labels, val_p)
-    band = (max(0.0, threshold - cfg.uncertain_width), min(1.0, threshold + cfg.uncertain_width))
-
-    metrics = {}
-    for split in ("val", "test"):
-        per_set = {}
-        for a in sets:
-            part = a.split(split)
-            per_set[a.name] = (part.labels, evaluation.apply_temperature(predict_logits(model, part.images), temperature))
-        metrics[split] = evaluation.report(per_set, threshold, uncertain_band=band)
+    fitted = calibrate_and_evaluate(model, sets, cfg.uncertain_width)
 
     target = out_dir / MODEL_FILE
     shutil.copyfile(best, target)
@@ -498,9 +549,6 @@ def train(cfg: TrainConfig) -> ModelCard:
     card = ModelCard(
         input_size=cfg.input_size,
         face_margin=FACE_MARGIN,
-        temperature=float(temperature),
-        threshold=float(threshold),
-        uncertain_band=(float(band[0]), float(band[1])),
         sha256=sha256_of(target),
         architecture={
             "summary": f"residual CNN, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x{cfg.stem_stride} patch stem of {cfg.stem_width}, "
@@ -520,7 +568,7 @@ def train(cfg: TrainConfig) -> ModelCard:
             "best_val_auc": float(np.nanmax(val_aucs)),
             "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.items()},
         },
-        metrics=metrics,
+        **fitted,
     )
     card.save(out_dir)
     log.info("wrote %s and %s in %.1f min", target, out_dir / CARD_FILE, (time.monotonic() - started) / 60)

@@ -168,9 +168,37 @@ def test_fit_temperature_recovers_a_known_temperature():
     assert calibrated < raw / 3
 
 
+def test_fit_platt_recovers_a_known_temperature_and_bias():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 3.0, 20_000)
+    labels = (rng.random(logits.size) < ev.apply_temperature(logits, 2.0, 0.8)).astype(int)
+    temperature, bias = ev.fit_platt(labels, logits)
+    assert temperature == pytest.approx(2.0, rel=0.05) and bias == pytest.approx(0.8, abs=0.06)
+    # The bias is what temperature scaling alone cannot fix: scores that lean to one side.
+    only_t = ev.expected_calibration_error(labels, ev.apply_temperature(logits, ev.fit_temperature(labels, logits)))
+    platt = ev.expected_calibration_error(labels, ev.apply_temperature(logits, temperature, bias))
+    assert platt < only_t / 2
+
+
+def test_fit_platt_matches_an_unregularised_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0.5, 2.0, 500)
+    labels = (rng.random(500) < 1 / (1 + np.exp(-(0.6 * logits - 0.4)))).astype(int)
+    temperature, bias = ev.fit_platt(labels, logits)
+    reference = LogisticRegression(C=1e9, tol=1e-10, max_iter=10_000).fit(logits[:, None], labels)
+    assert 1 / temperature == pytest.approx(reference.coef_[0, 0], rel=1e-3)
+    assert bias == pytest.approx(reference.intercept_[0], abs=1e-3)
+
+
 def test_temperature_rejects_bad_values():
     with pytest.raises(ValueError, match="-1"):
         ev.apply_temperature([0.0], -1.0)
+    with pytest.raises(ValueError, match="nan"):
+        ev.apply_temperature([0.0], 1.0, float("nan"))
+    with pytest.raises(ValueError, match="only label 1"):
+        ev.fit_platt([1, 1], [0.3, -2.0])
     with pytest.raises(ValueError, match="inf"):
         ev.fit_temperature([0, 1], [0.0, np.inf])
     with pytest.raises(ValueError, match="only label 0"):

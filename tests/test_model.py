@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import GRADCAM_LAYER, make_model
+from detector.model import GRADCAM_LAYER, make_model, mirror_averaged_logits
 
 
 def test_default_model_is_flat_and_named_for_gradcam():
@@ -20,6 +20,16 @@ def test_tiny_model_predicts_logits_for_raw_pixels():
     x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     out = model.predict_on_batch(x)
     assert out.shape == (3, 1) and np.isfinite(out).all()
+
+
+def test_mirror_averaged_logits_are_the_mean_of_both_views():
+    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    expected = (model.predict_on_batch(x) + model.predict_on_batch(x[:, :, ::-1].copy()))[:, 0] / 2
+    got = mirror_averaged_logits(model, x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # A mirrored input gets the same score: the two views just swap.
+    np.testing.assert_allclose(mirror_averaged_logits(model, x[:, :, ::-1].copy()).numpy(), got, rtol=1e-4, atol=1e-5)
 
 
 def test_model_round_trips_through_safe_keras_file(tmp_path):

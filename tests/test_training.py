@@ -22,6 +22,25 @@ def test_quick_training_writes_model_and_card(tiny_weights):
     json.loads((tiny_weights / "model_card.json").read_text())
 
 
+def test_calibrate_command_refits_the_card_and_keeps_the_weights(tiny_weights, tiny_set, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from detector.__main__ import main
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    before = ModelCard.load(folder)
+    monkeypatch.setenv("DETECTOR_CACHE", str(tmp_path / "cache"))
+    assert main(["--weights", str(folder), "calibrate", "--data", str(tiny_set.parent)]) == 0
+    assert "| overall |" in capsys.readouterr().out
+    after = ModelCard.load(folder)
+    assert after.sha256 == before.sha256 == sha256_of(folder / "model.keras")
+    # The same model, data and code: the same fit as training's own last step.
+    assert (after.temperature, after.bias, after.threshold) == (before.temperature, before.bias, before.threshold)
+    assert after.metrics["test"]["overall"]["roc_auc"] == before.metrics["test"]["overall"]["roc_auc"]
+    assert after.training["calibrated_by"] == "python -m detector calibrate"
+
+
 def test_training_batches_are_balanced_and_reproducible(tiny_set, tmp_path):
     arrays = load_set(tiny_set, 32, cache_dir=tmp_path).split("train")
     cfg = TrainConfig.quick(str(tmp_path), batch_size=64)
