@@ -82,6 +82,12 @@ CONDITIONS: dict[str, Degrade] = {
 GOAL_CONDITION, MAX_AUC_DROP, MAX_FLIPS = "half+jpeg50", 0.03, 0.05
 
 
+def _reversal_share(detector: Detector, before: np.ndarray, after: np.ndarray) -> float:
+    """Share of scores whose band verdict goes from fake to real or from real to fake."""
+    pairs = [(detector.verdict(float(a)), detector.verdict(float(b))) for a, b in zip(before, after)]
+    return float(np.mean([{a, b} == {"fake", "real"} for a, b in pairs]))
+
+
 def robustness_report(
     sets: list[str],
     out_dir: str | Path,
@@ -103,7 +109,8 @@ def robustness_report(
         detector: An already loaded detector (overrides ``weights``).
 
     Returns:
-        ``{"sets": {set: {condition: {"roc_auc", "auc_drop", "flip_share", "n"}}},
+        ``{"sets": {set: {condition: {"roc_auc", "auc_drop", "flip_share", "reversal_share",
+        "n"}}},
         "goal": {...}}``.
     """
     detector = detector or Detector.load(weights)
@@ -135,6 +142,9 @@ def robustness_report(
                 "roc_auc": auc,
                 "auc_drop": None if auc is None or base_auc is None else base_auc - auc,
                 "flip_share": float(np.mean((p >= threshold) != (base >= threshold))) if len(p) else None,
+                # Stricter for the user: a confident verdict that becomes the opposite
+                # confident verdict (fake <-> real), not one that becomes "uncertain".
+                "reversal_share": _reversal_share(detector, base, p) if len(p) else None,
                 "n": int(len(p)),
             }
         report["sets"][Path(root).name] = per_condition

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from detector.pipeline import Detector
-from detector.robustness import CONDITIONS, GOAL_CONDITION, blur, chain, downscale, jpeg, robustness_report
+from detector.robustness import CONDITIONS, GOAL_CONDITION, _reversal_share, blur, chain, downscale, jpeg, robustness_report
 
 
 def test_degradations_do_what_they_say():
@@ -24,7 +24,18 @@ def test_report_on_a_tiny_set(tiny_weights, tiny_set, tmp_path):
     rows = report["sets"][tiny_set.name]
     assert set(rows) == set(conditions)
     assert rows["none"]["flip_share"] == 0.0 and rows["none"]["auc_drop"] == 0.0
+    assert rows["none"]["reversal_share"] == 0.0
+    assert 0.0 <= rows[GOAL_CONDITION]["reversal_share"] <= rows[GOAL_CONDITION]["flip_share"] + 1e-9
     assert rows[GOAL_CONDITION]["n"] == 8
     assert report["goal"]["condition"] == GOAL_CONDITION
     assert json.loads((tmp_path / "robustness.json").read_text())["sets"]
     assert (tmp_path / "robustness.png").stat().st_size > 1000
+
+
+def test_reversals_count_only_confident_verdicts_that_swap(tiny_weights):
+    detector = Detector.load(tiny_weights)
+    lo, hi = detector.card.uncertain_band
+    real, fake, unsure = max(lo - 0.05, 0.0), min(hi + 0.05, 1.0), (lo + hi) / 2
+    before = np.array([real, fake, real, fake])
+    after = np.array([fake, real, unsure, fake])  # two reversals, one to "uncertain", one kept
+    assert _reversal_share(detector, before, after) == 0.5
