@@ -338,7 +338,12 @@ def _nll(y: np.ndarray, s: np.ndarray) -> float:
     return float(np.mean(np.logaddexp(0.0, s) - y * s))
 
 
-def _fit_inputs(y_true: Labels, logits: Sequence[float] | np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _fit_inputs(
+    y_true: Labels, logits: Sequence[float] | np.ndarray, what: str, bounds: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checked labels and logits for a calibration fit, and its temperature bounds."""
+    if not 0 < bounds[0] < bounds[1]:
+        raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
     z = _check_logits(logits)
     y, _ = _check(y_true, expit(z))  # the same checks as for probabilities
     if len(np.unique(y)) < 2:
@@ -368,10 +373,8 @@ def fit_temperature(
     Raises:
         ValueError: bad labels or logits, a single class, or bad bounds.
     """
-    y, z = _fit_inputs(y_true, logits, "a temperature")
+    y, z = _fit_inputs(y_true, logits, "a temperature", bounds)
     lo, hi = bounds
-    if not 0 < lo < hi:
-        raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
     found = minimize_scalar(
         lambda log_t: _nll(y, z / math.exp(log_t)),
         bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-6},
@@ -401,10 +404,8 @@ def fit_platt(
     Raises:
         ValueError: bad labels or logits, a single class, or bad bounds.
     """
-    y, z = _fit_inputs(y_true, logits, "Platt scaling")
+    y, z = _fit_inputs(y_true, logits, "Platt scaling", bounds)
     lo, hi = bounds
-    if not 0 < lo < hi:
-        raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
     start = np.array([math.log(fit_temperature(y, z, bounds)), 0.0])
     found = minimize(
         lambda v: _nll(y, z / math.exp(v[0]) + v[1]), start, method="L-BFGS-B",
