@@ -20,17 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from detector.bench import timings  # noqa: E402
 from detector.faces import FaceFinder  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
 
@@ -59,17 +58,6 @@ EXPECTED = {
 MIN_FFHQ_RATE = 0.95
 
 
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    """Median wall time of ``fn`` over ``runs`` calls, after one warm-up call, in ms."""
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=Path, default=SHARED / "examples", help="folder of example photos")
@@ -90,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         image = load_image(path)
         found = len(finder.find(image))
-        ms = median_ms(lambda: finder.find(image), args.runs)
+        ms = 1000 * float(np.median(timings(lambda: finder.find(image), args.runs, warmup=1)))
         size = f"{image.shape[1]}x{image.shape[0]}"
         mark = "" if found == expected else "  <- wrong"
         ok &= found == expected
@@ -100,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if pair.is_file():
         big = cv2.resize(load_image(pair), (4000, 3000), interpolation=cv2.INTER_CUBIC)
         found = len(finder.find(big))
-        ms = median_ms(lambda: finder.find(big), args.runs)
+        ms = 1000 * float(np.median(timings(lambda: finder.find(big), args.runs, warmup=1)))
         mark = "" if found == 2 else "  <- wrong"
         ok &= found == 2
         print(f"{'the two-face photo at 12 MP (stretched)':40s} {'4000x3000':>11s} {found:5d} {2:4d}  {ms:9.1f}{mark}")

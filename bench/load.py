@@ -27,28 +27,20 @@ import argparse
 import json
 import math
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from detector.bench import free_port, start_app, stop_app, tail  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = sorted(p for p in (REPO / "examples").iterdir() if p.suffix.lower() in (".jpg", ".png"))
 #: Memory is sampled after this many answers (the "first hundred" of the goal).
 FIRST = 100
-
-
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_bytes(pid: int) -> int:
@@ -61,57 +53,6 @@ def rss_bytes(pid: int) -> int:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"no VmRSS line in /proc/{pid}/status") from None
     return psutil.Process(pid).memory_info().rss
-
-
-def start_app(weights: str | None, port: int, log: IO[str], startup_timeout: float = 300.0) -> subprocess.Popen:
-    """Starts ``app.py`` on 127.0.0.1:``port`` and waits until it answers HTTP.
-
-    Args:
-        weights: Weights folder for ``--weights``; None for the app's default.
-        port: A free TCP port.
-        log: A file for the app's output (a pipe nobody reads would fill up and stall it).
-        startup_timeout: Seconds to wait for the first HTTP answer.
-
-    Returns:
-        The running process (stop it with ``stop_app``).
-
-    Raises:
-        RuntimeError: the app exited or did not answer within ``startup_timeout`` seconds.
-    """
-    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
-    if weights:
-        cmd += ["--weights", weights]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + startup_timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with status {proc.returncode}:\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
-                if reply.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    stop_app(proc)
-    raise RuntimeError(f"app.py did not answer on port {port} within {startup_timeout:.0f} s")
-
-
-def tail(log: IO[str], chars: int = 3000) -> str:
-    """The end of the app's output so far."""
-    log.flush()
-    with open(log.name, errors="replace") as f:
-        return f.read()[-chars:]
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    """Stops the app: SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass

@@ -38,6 +38,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import IO
 from pathlib import Path
 
 import cv2
@@ -110,7 +111,7 @@ class Figure:
     met: bool | None = None
 
 
-def _times(fn: Callable[[], object], repeats: int, warmup: int = 2) -> np.ndarray:
+def timings(fn: Callable[[], object], repeats: int, warmup: int = 2) -> np.ndarray:
     """Seconds taken by ``repeats`` calls of ``fn``, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
@@ -188,10 +189,10 @@ def _stage_times(detector, data: bytes, repeats: int) -> dict[str, np.ndarray]:
     floats = crops.astype(np.float32)
     # One warm-up run each: the end-to-end runs before have traced the graphs already.
     return {
-        "decode": _times(lambda: load_image(data), repeats, warmup=1),
-        "face search": _times(lambda: detector.finder.find(rgb), repeats, warmup=1),
-        f"crop + CNN ({len(regions)} face{'s' if len(regions) > 1 else ''})": _times(score, repeats, warmup=1),
-        "Grad-CAM": _times(lambda: detector.explainer().heatmaps(floats, logits), repeats, warmup=1),
+        "decode": timings(lambda: load_image(data), repeats, warmup=1),
+        "face search": timings(lambda: detector.finder.find(rgb), repeats, warmup=1),
+        f"crop + CNN ({len(regions)} face{'s' if len(regions) > 1 else ''})": timings(score, repeats, warmup=1),
+        "Grad-CAM": timings(lambda: detector.explainer().heatmaps(floats, logits), repeats, warmup=1),
     }
 
 
@@ -201,9 +202,9 @@ def _latency_figures(detector, crop_jpeg: bytes, photo_jpeg: bytes, r: Repeats) 
         ("crop", "face crop 224 px", crop_jpeg, r.crop, (20, 60)),
         ("photo", "12 MP photo", photo_jpeg, r.photo, (None, 250)),
     ):
-        figures.append(_ms(f"{key}_ms", f"{label}, end to end", _times(lambda: detector.predict(data), repeats), goals[0]))
+        figures.append(_ms(f"{key}_ms", f"{label}, end to end", timings(lambda: detector.predict(data), repeats), goals[0]))
         figures.append(_ms(f"{key}_gradcam_ms", f"{label}, end to end + Grad-CAM",
-                           _times(lambda: detector.predict(data, gradcam=True), repeats), goals[1]))
+                           timings(lambda: detector.predict(data, gradcam=True), repeats), goals[1]))
         for stage, seconds in _stage_times(detector, data, repeats).items():
             name = stage.split(" (")[0].replace(" + ", "_").replace(" ", "_").replace("-", "").lower()
             figures.append(_ms(f"{key}_stage_{name}_ms", f"  {stage}", seconds))
@@ -230,8 +231,8 @@ def _cnn_figures(detector, crop_jpeg: bytes, weights_bytes: int, r: Repeats, qui
     faces = np.stack([np.clip(face[:, :: 1 - 2 * (i % 2)] + rng.normal(0, 2, face.shape), 0, 255).astype(np.uint8)
                       for i in range(BATCH)])
     ours = np.stack([detector.prepare(f) for f in faces]).astype(np.float32)
-    batch_s = _times(lambda: detector.logits(ours), r.batch)
-    one_s = _times(lambda: detector.logits(ours[:1]), r.crop)
+    batch_s = timings(lambda: detector.logits(ours), r.batch)
+    one_s = timings(lambda: detector.logits(ours[:1]), r.crop)
 
     reference = _reference_model()
     forward = tf.function(lambda x: reference(x, training=False), reduce_retracing=True)
@@ -240,8 +241,8 @@ def _cnn_figures(detector, crop_jpeg: bytes, weights_bytes: int, r: Repeats, qui
                        for f in faces[:ref_batch]]).astype(np.float32)
     # Xception takes pixels scaled to [-1, 1].
     theirs = theirs / 127.5 - 1.0
-    ref_batch_s = _times(lambda: forward(theirs).numpy(), r.reference_batch, warmup=1)
-    ref_one_s = _times(lambda: forward(theirs[:1]).numpy(), r.reference_crop)
+    ref_batch_s = timings(lambda: forward(theirs).numpy(), r.reference_batch, warmup=1)
+    ref_one_s = timings(lambda: forward(theirs[:1]).numpy(), r.reference_crop)
 
     rate, ref_rate = BATCH / np.median(batch_s), ref_batch / np.median(ref_batch_s)
     one = _ms("cnn_crop_ms", "one crop through the CNN", one_s)
@@ -295,10 +296,62 @@ def _training_figure(steps: int) -> Figure:
                   float(cfg.batch_size / np.median(step)))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_app(weights: str | None, port: int, log: IO[str], startup_timeout: float = 300.0) -> subprocess.Popen:
+    """Starts ``app.py`` on 127.0.0.1:``port`` and waits until it answers HTTP.
+
+    Args:
+        weights: Weights folder for ``--weights``; None for the app's default.
+        port: A free TCP port.
+        log: A file for the app's output (a pipe nobody reads would fill up and stall it).
+        startup_timeout: Seconds to wait for the first HTTP answer.
+
+    Returns:
+        The running process (stop it with ``stop_app``).
+
+    Raises:
+        RuntimeError: the app exited or did not answer within ``startup_timeout`` seconds.
+    """
+    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    if weights:
+        cmd += ["--weights", str(weights)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with status {proc.returncode}:\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                if reply.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.05)
+    stop_app(proc)
+    raise RuntimeError(f"app.py did not answer on port {port} within {startup_timeout:.0f} s")
+
+
+def tail(log: IO[str], chars: int = 3000) -> str:
+    """The end of the app's output so far."""
+    log.flush()
+    with open(log.name, errors="replace") as f:
+        return f.read()[-chars:]
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    """Stops the app: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def app_startup_seconds(weights: str | None, timeout: float = 300.0) -> float:
@@ -307,33 +360,12 @@ def app_startup_seconds(weights: str | None, timeout: float = 300.0) -> float:
     Raises:
         RuntimeError: the app exits or serves nothing within ``timeout`` seconds.
     """
-    port = _free_port()
-    command = [sys.executable, str(REPO / "app.py"), "--port", str(port)]
-    if weights:
-        command += ["--weights", str(weights)]
-    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty app never blocks on it
-    start = time.perf_counter()
-    app = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
-        while time.perf_counter() - start < timeout:
-            if app.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"app.py exited with status {app.returncode}: {log.read()[-1500:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
-                    if page.status == 200:
-                        return time.perf_counter() - start
-            except OSError:  # not listening yet
-                time.sleep(0.05)
-        raise RuntimeError(f"app.py served no page on port {port} within {timeout:g} s")
-    finally:
-        app.terminate()
-        try:
-            app.wait(10)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
-        log.close()
+    with tempfile.NamedTemporaryFile("w+") as log:  # a file, not a pipe: a chatty app never blocks on it
+        start = time.perf_counter()
+        app = start_app(weights, free_port(), log, timeout)
+        seconds = time.perf_counter() - start
+        stop_app(app)
+    return seconds
 
 
 #: What the app does before it serves, for when ``app.py`` cannot start.

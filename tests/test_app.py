@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.load import free_port, start_app, stop_app, tail
+from detector.bench import free_port, start_app, stop_app, tail
 from gradio_client import Client, handle_file
 from conftest import EXAMPLES, REPO
 from detector.card import ModelCard

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from detector.bench import FIGURE_KEYS, _times, bench_inputs, format_table
+from detector.bench import FIGURE_KEYS, timings, bench_inputs, format_table
 
 
 def test_quick_bench_measures_and_prints_every_figure(tiny_weights):
@@ -47,5 +47,5 @@ def test_inputs_are_a_face_crop_and_a_12_megapixel_photo():
 
 def test_timing_excludes_the_warm_up():
     calls = []
-    seconds = _times(lambda: calls.append(1), repeats=3, warmup=2)
+    seconds = timings(lambda: calls.append(1), repeats=3, warmup=2)
     assert len(calls) == 5 and len(seconds) == 3 and (seconds >= 0).all()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import free_port, start_app, stop_app
+from detector.bench import free_port, start_app, stop_app
 from conftest import EXAMPLES, REPO
 from test_app import app_weights
 

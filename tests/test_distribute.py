@@ -4,13 +4,13 @@ devices and the collective runtime are fixed when TensorFlow starts."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO
+from detector.bench import free_port
 
 RUN = """
 import json, sys
@@ -54,14 +54,8 @@ def test_mirrored_training_on_two_devices(tiny_set, tmp_path):
     assert (tmp_path / "model_card.json").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_multiworker_training_on_a_cluster_of_two(tiny_set, tmp_path):
-    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
     runs = [start_training("multiworker", tiny_set, tmp_path / f"worker{i}",
                            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
             for i in (0, 1)]
