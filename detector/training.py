@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -236,13 +237,22 @@ def _self_blended(element, seed):
     return blended, mask, tf.constant(1.0), tf.constant(1.0)
 
 
+#: Each model's traced scoring function; entries go when their model does.
+_scorers: "weakref.WeakKeyDictionary[keras.Model, Any]" = weakref.WeakKeyDictionary()
+
+
 def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The model's fake logits for a stack of uint8 crops, without augmentation, each the
     mean of the crop's and its mirror image's, as the ``Detector`` scores them
     (``model.mirror_averaged_logits``)."""
-    # A direct call under a tf.function, not predict_on_batch: it reads mirrored weights
-    # once under a multi-replica strategy, and costs no per-call overhead.
-    score = tf.function(lambda x: mirror_averaged_logits(model, x), reduce_retracing=True)
+    score = _scorers.get(model)
+    if score is None:
+        # A direct call under a tf.function, not predict_on_batch: it reads mirrored weights
+        # once under a multi-replica strategy, and costs no per-call overhead. Kept per model,
+        # so validating every epoch reuses one trace instead of retracing it on each call.
+        # The function holds the model weakly: a strong reference would keep the entry alive.
+        model_ref = weakref.ref(model)
+        score = _scorers[model] = tf.function(lambda x: mirror_averaged_logits(model_ref(), x), reduce_retracing=True)
     out = [score(images[i : i + batch_size].astype(np.float32)).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 

@@ -87,3 +87,23 @@ def test_one_training_step_with_batch_unlike_mask_side(tiny_set, tmp_path):
     card = train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path),
                                    batch_size=6, epochs=1, steps_per_epoch=1))
     assert card.training["epochs_run"] == 1
+
+
+def test_predict_logits_traces_once_per_model_and_lets_the_model_go():
+    import gc
+    import weakref
+
+    from detector import training
+    from detector.model import make_model, mirror_averaged_logits
+
+    model = make_model(32, widths=(8,), blocks=(1,), stem_width=8, stem_stride=1)
+    crops = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    first = training.predict_logits(model, crops)
+    again = training.predict_logits(model, crops)
+    np.testing.assert_allclose(first, again)
+    np.testing.assert_allclose(first, mirror_averaged_logits(model, crops.astype(np.float32)).numpy(), rtol=1e-5, atol=1e-5)
+    assert training._scorers[model].experimental_get_tracing_count() == 1
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None  # the cache did not keep the model (and its weights) in memory
