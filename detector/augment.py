@@ -18,7 +18,7 @@ import tensorflow as tf
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """How strongly training crops are degraded.
+    """How strongly training crops are degraded; a strength or chance of 0 turns that change off.
 
     Attributes:
         zoom: Largest share of the side cut away by the random crop (then resized back).
@@ -96,10 +96,15 @@ def augment(
     m = tf.image.crop_and_resize(mask[None], box, [0], [mask_size, mask_size])[0]
     x, m = tf.cond(flip, lambda: (x[:, ::-1], m[:, ::-1]), lambda: (x, m))
 
-    x = tf.image.stateless_random_brightness(x, cfg.brightness * 255.0, seeds[3])
-    x = tf.image.stateless_random_contrast(x, 1 - cfg.contrast, 1 + cfg.contrast, seeds[4])
-    x = tf.image.stateless_random_saturation(x, 1 - cfg.saturation, 1 + cfg.saturation, seeds[5])
-    x = tf.image.stateless_random_hue(x / 255.0, cfg.hue, seeds[6]) * 255.0
+    # A strength of 0 skips its change (TensorFlow rejects an empty contrast or saturation range).
+    if cfg.brightness:
+        x = tf.image.stateless_random_brightness(x, cfg.brightness * 255.0, seeds[3])
+    if cfg.contrast:
+        x = tf.image.stateless_random_contrast(x, 1 - cfg.contrast, 1 + cfg.contrast, seeds[4])
+    if cfg.saturation:
+        x = tf.image.stateless_random_saturation(x, 1 - cfg.saturation, 1 + cfg.saturation, seeds[5])
+    if cfg.hue:
+        x = tf.image.stateless_random_hue(x / 255.0, cfg.hue, seeds[6]) * 255.0
     x = tf.clip_by_value(x, 0.0, 255.0)
 
     sigma = tf.random.stateless_uniform([], seeds[7], 0.3, cfg.blur_sigma)

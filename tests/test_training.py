@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from detector.card import ModelCard, sha256_of
-from detector.augment import self_blend
+from detector.augment import AugmentConfig, augment, self_blend
 from detector.data import load_set, manipulation_masks
 from detector.training import TrainConfig, training_dataset
 
@@ -107,3 +107,22 @@ def test_predict_logits_traces_once_per_model_and_lets_the_model_go():
     del model
     gc.collect()
     assert alive() is None  # the cache did not keep the model (and its weights) in memory
+
+
+def test_augment_is_seeded_and_zero_strengths_turn_every_change_off():
+    import tensorflow as tf
+
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (32, 32, 3)), tf.uint8)
+    mask = tf.zeros((32, 32, 1))
+    seed = tf.constant([3, 4], tf.int64)
+    x, m = augment(image, mask, seed, mask_size=8)
+    np.testing.assert_array_equal(x, augment(image, mask, seed, mask_size=8)[0])
+    assert x.shape == (32, 32, 3) and m.shape == (8, 8, 1)
+    assert not np.array_equal(x, tf.cast(image, tf.float32))
+
+    off = AugmentConfig(zoom=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
+                        blur_prob=0.0, rescale_prob=0.0, jpeg_prob=0.0)
+    for s in range(4):
+        x, _ = augment(image, mask, tf.constant([s, 1], tf.int64), mask_size=8, cfg=off)
+        original = image.numpy().astype(np.float32)
+        assert np.array_equal(x, original) or np.array_equal(x, original[:, ::-1])  # a flip at most
