@@ -33,6 +33,7 @@ LIGHT = AugmentConfig(zoom=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hu
 VARIANTS: dict[str, dict] = {
     "shipped": {},
     "no self-blend": {"self_blend_share": 0.0},
+    "no mask head": {"mask_loss_weight": 0.0},
     "light augment": {"augment": LIGHT},
     "light augment, no self-blend": {"augment": LIGHT, "self_blend_share": 0.0},
     # Which half of the shipped augmentation costs the most: the photometric and geometric
