@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help=f"time budget (default {d.max_minutes})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--input-size", type=int, default=d.input_size, help=f"crop side in px (default {d.input_size})")
+    p.add_argument("--face-margin", type=float, default=d.face_margin,
+                   help=f"face crop side relative to the face box, in training and at run time (default {d.face_margin})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
     p.add_argument("--cache-dir", default=None, help="cache of decoded crops (default ~/.cache/deepfake-detector)")
     p.add_argument("--quick", action="store_true", help="train for seconds on a tiny subset (smoke test)")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from detector.training import TrainConfig, train
 
-    common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards)
+    common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
+                  face_margin=args.face_margin)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

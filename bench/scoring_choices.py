@@ -36,7 +36,7 @@ def main() -> None:
     card = ModelCard.load(args.weights)
     model = keras.saving.load_model(Path(args.weights) / MODEL_FILE, safe_mode=True, compile=False)
     names = [Path(s).name for s in card.training["config"]["sets"]]
-    sets = [load_set(Path(args.data) / name, card.input_size) for name in names]
+    sets = [load_set(Path(args.data) / name, card.input_size, margin=card.face_margin) for name in names]
 
     def single(images: np.ndarray) -> np.ndarray:
         return np.concatenate([model.predict_on_batch(images[i : i + 256].astype(np.float32)).ravel()

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.faces import FaceFinder, training_crop
+from detector.faces import FACE_MARGIN, FaceFinder, training_crop
 from detector.imaging import load_image
 
 LABELS = ("real", "fake")
@@ -144,8 +144,8 @@ def read_records(root: str | Path) -> list[Record]:
     return sorted(records, key=lambda r: str(r.path))
 
 
-def _crop_one(path: Path, size: int, finder: FaceFinder) -> np.ndarray:
-    crop = training_crop(load_image(path), finder)
+def _crop_one(path: Path, size: int, finder: FaceFinder, margin: float = FACE_MARGIN) -> np.ndarray:
+    crop = training_crop(load_image(path), finder, margin)
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
@@ -155,6 +155,7 @@ def load_set(
     cache_dir: str | Path | None = None,
     limit: int | None = None,
     workers: int = 2,
+    margin: float = FACE_MARGIN,
 ) -> Arrays:
     """Decodes, frames and resizes a set once, and caches the result.
 
@@ -164,6 +165,8 @@ def load_set(
         cache_dir: Where the ``.npz`` goes; ``default_cache_dir()`` when ``None``.
         limit: Keep only this many records per (split, label), for quick runs.
         workers: Decoding threads (OpenCV releases the GIL).
+        margin: Crop side relative to the face box; crops made at another margin are
+            cached apart, so a changed framing never reuses them.
 
     Returns:
         The set's arrays.
@@ -181,7 +184,7 @@ def load_set(
     # The key names the files by their place in the set, so a set read through another
     # path (relative, absolute, a copy) finds the same cache.
     key = hashlib.sha256(
-        f"{CACHE_VERSION}|{size}|".encode() + "\n".join(f"{r.path.relative_to(root)}|{r.label}|{r.split}" for r in records).encode()
+        f"{CACHE_VERSION}|{size}|{margin:g}|".encode() + "\n".join(f"{r.path.relative_to(root)}|{r.label}|{r.split}" for r in records).encode()
     ).hexdigest()[:16]
     cache = Path(cache_dir or default_cache_dir()) / f"{root.name}-{size}-{key}.npz"
     if cache.exists():
@@ -193,7 +196,7 @@ def load_set(
     def crop(record: Record) -> np.ndarray:
         if not hasattr(local, "finder"):
             local.finder = FaceFinder()
-        return _crop_one(record.path, size, local.finder)
+        return _crop_one(record.path, size, local.finder, margin)
 
     with ThreadPoolExecutor(workers) as pool:
         images = np.stack(list(pool.map(crop, records)))

@@ -309,7 +309,7 @@ def centre_square(image: np.ndarray) -> np.ndarray:
     return image[b.y : b.y + b.h, b.x : b.x + b.w]
 
 
-def training_crop(image: np.ndarray, finder: FaceFinder) -> np.ndarray:
+def training_crop(image: np.ndarray, finder: FaceFinder, margin: float = FACE_MARGIN) -> np.ndarray:
     """Reframes a training image to the run-time framing.
 
     A face that already fills the frame (DFDC's tight crops, where the cascade often finds
@@ -319,12 +319,13 @@ def training_crop(image: np.ndarray, finder: FaceFinder) -> np.ndarray:
     Args:
         image: An RGB uint8 training image holding one face.
         finder: The face finder used at run time.
+        margin: Crop side relative to the face box (the card's ``face_margin``).
 
     Returns:
         A square uint8 crop.
     """
     boxes = finder.find(image)
-    region = scoring_region(image.shape, boxes[0]) if boxes else centre_box(*image.shape[:2])
+    region = scoring_region(image.shape, boxes[0], margin) if boxes else centre_box(*image.shape[:2])
     return frame_face(image, region, margin=1.0)
 
 

@@ -11,7 +11,7 @@ and label; ``read_shards`` streams them back as the elements the in-memory path 
 
 Layout of a shard folder::
 
-    index.json                          crop and mask size, image counts per set/split/label
+    index.json                          crop and mask size, face margin, image counts per set/split/label
     <set>/<split>-<label>-00000.tfrecord
 
 Records hold raw pixels and float masks, not JPEG, so they read back bit for bit (a 128 px
@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, _crop_one, manipulation_masks, read_records
-from detector.faces import FaceFinder
+from detector.faces import FACE_MARGIN, FaceFinder
 
 INDEX_FILE = "index.json"
 
@@ -93,7 +93,8 @@ def write_shards(
         name, size = Path(source).name, input_size or INPUT_SIZE
         parts = _groups_of(Path(source), size)
     index_path = f"{out_dir}/{INDEX_FILE}"
-    index = read_index(out_dir) if tf.io.gfile.exists(index_path) else {"input_size": size, "mask_size": MASK_SIZE, "sets": {}}
+    index = (read_index(out_dir) if tf.io.gfile.exists(index_path)
+             else {"input_size": size, "mask_size": MASK_SIZE, "face_margin": FACE_MARGIN, "sets": {}})
     if index["input_size"] != size:
         raise ValueError(f"{out_dir} holds {index['input_size']} px crops; {name} has {size} px crops")
 

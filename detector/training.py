@@ -45,6 +45,8 @@ class TrainConfig:
         sets: Set folders (``<set>/real``, ``<set>/fake``, optional ``metadata.csv``).
         out_dir: Where ``model.keras`` and the model card are written.
         input_size: Side of the square face crops.
+        face_margin: Side of a face crop relative to the face finder's box, in training and,
+            through the card, at run time (``faces.FACE_MARGIN``).
         widths: Filters per residual stage (see ``make_model``).
         blocks: Residual units per stage.
         stem_width: Filters of the stem.
@@ -85,6 +87,7 @@ class TrainConfig:
     sets: list[str] = field(default_factory=lambda: [str(SHARED_DATA / "dfdc_faces"), str(SHARED_DATA / "ffhq_stylegan")])
     out_dir: str = str(WEIGHTS_DIR)
     input_size: int = 128
+    face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
     blocks: tuple[int, ...] = (2, 2, 2)
     stem_width: int = 48
@@ -472,7 +475,8 @@ def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SH
     card.verify(weights_dir / MODEL_FILE)
     model = keras.saving.load_model(weights_dir / MODEL_FILE, safe_mode=True, compile=False)
     config = card.training.get("config", {})
-    sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"))
+    sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"),
+                     margin=card.face_margin)
             for s in config.get("sets", [])]
     if not sets:
         raise ValueError(f"the card in {weights_dir} names no training sets to calibrate on")
@@ -508,10 +512,13 @@ def train(cfg: TrainConfig) -> ModelCard:
         index = read_index(cfg.shards)
         if index["input_size"] != cfg.input_size:
             raise ValueError(f"shards {cfg.shards} hold {index['input_size']} px crops, the run wants {cfg.input_size} px")
+        if index.get("face_margin", FACE_MARGIN) != cfg.face_margin:
+            raise ValueError(f"shards {cfg.shards} hold faces framed at {index['face_margin']}x the box, "
+                             f"the run frames them at {cfg.face_margin}x: write them again")
         counts = index["sets"]
         sets = [read_arrays(cfg.shards, name, ("val", "test")) for name in counts]
     else:
-        sets = [load_set(s, cfg.input_size, cfg.cache_dir, cfg.limit) for s in cfg.sets]
+        sets = [load_set(s, cfg.input_size, cfg.cache_dir, cfg.limit, margin=cfg.face_margin) for s in cfg.sets]
         counts = {a.name: {s: {"real": int(((a.splits == s) & (a.labels == 0)).sum()),
                                "fake": int(((a.splits == s) & (a.labels == 1)).sum())}
                            for s in SPLITS} for a in sets}
@@ -558,7 +565,7 @@ def train(cfg: TrainConfig) -> ModelCard:
     val_aucs = history.get("val_auc", [float("nan")])
     card = ModelCard(
         input_size=cfg.input_size,
-        face_margin=FACE_MARGIN,
+        face_margin=cfg.face_margin,
         sha256=sha256_of(target),
         architecture={
             "summary": f"residual CNN, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x{cfg.stem_stride} patch stem of {cfg.stem_width}, "

@@ -49,6 +49,12 @@ def test_load_set_caches_once(tiny_set, tmp_path):
     assert cached[0].stat().st_mtime_ns == mtime  # read, not rewritten
 
 
+def test_crops_framed_at_another_margin_are_cached_apart(tiny_set, tmp_path):
+    load_set(tiny_set, 32, cache_dir=tmp_path)
+    load_set(tiny_set, 32, cache_dir=tmp_path, margin=1.6)
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # a changed framing never reuses old crops
+
+
 def test_limit_and_split_and_concat(tiny_set, tmp_path):
     small = load_set(tiny_set, 32, cache_dir=tmp_path, limit=2)
     assert len(small) == 2 * 3 * 2  # per (split, label)

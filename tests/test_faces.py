@@ -181,6 +181,15 @@ def test_training_crop_frames_a_face_with_room_around_it():
     assert np.array_equal(crop, frame_face(image, box))
 
 
+def test_training_crop_frames_at_the_margin_it_is_given():
+    image = _marked(256, 256, (128, 120))
+    box = Box(78, 70, 100, 100)
+    wider = training_crop(image, _StubFinder([box]), margin=1.6)
+    assert wider.shape == (160, 160, 3) and np.array_equal(wider, frame_face(image, box, margin=1.6))
+    # 3 x 100 no longer fits in 256 px: the face fills the frame, the centre square is kept.
+    assert np.array_equal(training_crop(image, _StubFinder([box]), margin=3.0), centre_square(image))
+
+
 def test_training_crop_keeps_a_face_that_fills_the_frame_whole():
     image = _marked(224, 300, (150, 112))
     crop = training_crop(image, _StubFinder([Box(60, 20, 180, 180)]))  # 1.3 x 180 > 224

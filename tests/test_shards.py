@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 from conftest import REPO
 from detector.data import load_set, manipulation_masks
+from detector.faces import FACE_MARGIN
 from detector.shards import read_arrays, read_index, read_shards, shard_pattern, write_shards
 from detector.training import TrainConfig, shard_training_dataset, train, training_dataset
 
@@ -30,7 +32,7 @@ def _by_file(a):
 
 def test_index_counts_and_files(arrays, shards):
     index = read_index(shards)
-    assert index["input_size"] == 32 and index["mask_size"] == 32
+    assert index["input_size"] == 32 and index["mask_size"] == 32 and index["face_margin"] == FACE_MARGIN
     assert index["sets"][arrays.name] == {s: {"real": 8, "fake": 8} for s in ("train", "val", "test")}
     # 8 records, 3 per file: 3 files per split and label.
     assert len(list((shards / arrays.name).glob("train-fake-*.tfrecord"))) == 3
@@ -103,6 +105,15 @@ def test_training_from_shards(arrays, shards, tmp_path):
     assert card.metrics["test"]["overall"]["n"] == 16
     assert card.data["sets"][arrays.name]["train"] == {"real": 8, "fake": 8}
     assert (tmp_path / "model.keras").exists()
+
+
+def test_training_refuses_shards_framed_at_another_margin(shards, tmp_path):
+    other = tmp_path / "shards"
+    shutil.copytree(shards, other)
+    index = read_index(other)
+    (other / "index.json").write_text(json.dumps({**index, "face_margin": 1.6}))
+    with pytest.raises(ValueError, match="framed at 1.6x"):
+        train(TrainConfig.quick(str(tmp_path / "out"), shards=str(other)))
 
 
 def test_shards_command(tiny_set, arrays, tmp_path):

@@ -41,6 +41,25 @@ def test_calibrate_command_refits_the_card_and_keeps_the_weights(tiny_weights, t
     assert after.training["calibrated_by"] == "python -m detector calibrate"
 
 
+def test_train_command_sets_the_face_margin_of_crops_and_card(tiny_set, tmp_path, monkeypatch):
+    import train as train_script
+    from detector import training
+
+    margins = []
+    real_load_set = training.load_set
+    monkeypatch.setattr(training, "load_set", lambda *a, **k: margins.append(k.get("margin")) or real_load_set(*a, **k))
+    out = tmp_path / "weights"
+    assert train_script.main(["--quick", "--sets", str(tiny_set), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                              "--face-margin", "1.6"]) == 0
+    card = ModelCard.load(out)
+    assert margins == [1.6] and card.face_margin == 1.6 and card.training["config"]["face_margin"] == 1.6
+
+    # Recalibrating frames the crops as the card says, whatever the current default.
+    margins.clear()
+    training.recalibrate(out, tiny_set.parent, tmp_path / "cache")
+    assert margins == [1.6]
+
+
 def test_training_batches_are_balanced_and_reproducible(tiny_set, tmp_path):
     arrays = load_set(tiny_set, 32, cache_dir=tmp_path).split("train")
     cfg = TrainConfig.quick(str(tmp_path), batch_size=64)
