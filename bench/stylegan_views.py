@@ -11,11 +11,13 @@ and reports validation and test ROC-AUC:
 - ``patch``: random 128 px patches at native resolution; scored as the mean logit of nine
   overlapping patches that tile the image.
 - ``full``: the whole image at native 256 px (four times the compute per image).
+- ``face``: the face crop the detector scores (the face finder's box with ``--margin``,
+  ``faces.FACE_MARGIN`` by default), resized to 128 px: is the framing what costs?
 
-    python bench/stylegan_views.py [--views resize patch full] [--epochs 30] [--fractions 1.0]
+    python bench/stylegan_views.py [--views resize patch full face] [--epochs 30] [--fractions 1.0]
 
 With ``--views resize --fractions 0.25 0.5 1`` it draws a learning curve instead: does
-more StyleGAN data help, at the view the detector uses?
+more StyleGAN data help?
 
 Training takes about 4, 6 and 12 minutes per view on a 2-core CPU.
 """
@@ -27,11 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.data import read_records  # noqa: E402
+from detector.faces import FACE_MARGIN, FaceFinder, training_crop  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
 from detector.training import SHARED_DATA  # noqa: E402
 
@@ -45,17 +49,25 @@ def load_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([load_image(r.path) for r in records]), np.array([r.label for r in records], np.float32)
 
 
+def face_crops(images: np.ndarray, margin: float) -> np.ndarray:
+    """Each image framed as training frames it (``faces.training_crop``) with ``margin``, at 128 px."""
+    finder = FaceFinder()
+    return np.stack([cv2.resize(training_crop(image, finder, margin), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+                     for image in images])
+
+
 def run(
-    view: str, data: Path, epochs: int, fraction: float = 1.0, seed: int = 1234
+    view: str, data: Path, epochs: int, fraction: float = 1.0, seed: int = 1234, margin: float = FACE_MARGIN
 ) -> list[tuple[int, float, float, float]]:
     """Trains one view from scratch; returns ``(epoch, minutes, val AUC, test AUC)`` every 3 epochs.
 
     Args:
-        view: ``"resize"``, ``"patch"`` or ``"full"`` (see the module docstring).
+        view: ``"resize"``, ``"patch"``, ``"full"`` or ``"face"`` (see the module docstring).
         data: The ``ffhq_stylegan`` folder.
         epochs: Epochs of one balanced pass over all the set's training fakes each.
         fraction: Share of each class's training images kept (a learning curve).
         seed: Seeds the network, the subset, shuffling and augmentation.
+        margin: Crop side relative to the face box, for the ``face`` view.
     """
     import keras
     import tensorflow as tf
@@ -64,6 +76,8 @@ def run(
 
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (load_split(data, s) for s in ("train", "val", "test"))
+    if view == "face":  # framed once; from here on it is trained and scored as "resize"
+        x_train, x_val, x_test = (face_crops(x, margin) for x in (x_train, x_val, x_test))
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     # Epochs keep the full set's length, so a smaller share gets as many updates, not fewer.
@@ -82,14 +96,14 @@ def run(
         recompress = tf.random.stateless_uniform([], seed + 2) < 0.6
         image = tf.cond(recompress, lambda: tf.image.adjust_jpeg_quality(image, quality), lambda: image)
         image = tf.cast(image, tf.float32)
-        if view == "resize":
+        if view in ("resize", "face"):
             return tf.image.resize(image, (SIDE, SIDE), antialias=True)
         if view == "patch":
             return tf.image.stateless_random_crop(image, (SIDE, SIDE, 3), seed + 3)
         return image
 
     def eval_views(images: np.ndarray) -> list[np.ndarray]:
-        if view == "resize":
+        if view in ("resize", "face"):
             return [tf.image.resize(images, (SIDE, SIDE), antialias=True).numpy()]
         if view == "patch":
             return [images[:, a : a + SIDE, b : b + SIDE] for a in PATCH_OFFSETS for b in PATCH_OFFSETS]
@@ -136,20 +150,23 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--views", nargs="+", choices=("resize", "patch", "full"), default=["resize", "patch", "full"])
+    parser.add_argument("--views", nargs="+", choices=("resize", "patch", "full", "face"),
+                        default=["resize", "patch", "full", "face"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--fractions", nargs="+", type=float, default=[1.0],
                         help="shares of the training images to train on, one run each (a learning curve)")
     parser.add_argument("--seed", type=int, default=1234, help="another seed shows how much of a result is noise")
+    parser.add_argument("--margin", type=float, default=FACE_MARGIN, help="face crop side relative to the box (face view)")
     parser.add_argument("--data", default=str(SHARED_DATA / "ffhq_stylegan"))
     args = parser.parse_args()
 
-    results = {(view, f): run(view, Path(args.data), args.epochs, f, args.seed)
+    results = {(view, f): run(view, Path(args.data), args.epochs, f, args.seed, args.margin)
                for view in args.views for f in args.fractions}
-    print("\nview    input  train share  minutes  best val AUC (epoch)  test AUC at that epoch")
+    print("\nview      input  train share  minutes  best val AUC (epoch)  test AUC at that epoch")
     for (view, fraction), rows in results.items():
         epoch, _, val, test = max(rows, key=lambda r: r[2])
-        print(f"{view:<7} {256 if view == 'full' else SIDE:>5}  {fraction:11.2f}  {rows[-1][1]:7.1f}"
+        name = f"face@{args.margin:g}" if view == "face" else view
+        print(f"{name:<9} {256 if view == 'full' else SIDE:>5}  {fraction:11.2f}  {rows[-1][1]:7.1f}"
               f"  {val:12.3f} ({epoch:3d})  {test:12.3f}")
 
 
