@@ -135,7 +135,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
     from detector.shards import write_shards
 
     for folder in args.sets:
-        index = write_shards(folder, args.out, args.images_per_shard, args.input_size)
+        index = write_shards(folder, args.out, args.images_per_shard, args.input_size, args.face_margin)
     print(json.dumps(index, indent=1))
     return 0
 
@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
     b.set_defaults(func=cmd_bench)
 
+    from detector.faces import FACE_MARGIN
     from detector.model import INPUT_SIZE
     from detector.shards import IMAGES_PER_SHARD
 
@@ -192,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="shard folder (local, or gs:// ...)")
     s.add_argument("--images-per-shard", type=int, default=IMAGES_PER_SHARD, help=f"default {IMAGES_PER_SHARD}")
     s.add_argument("--input-size", type=int, default=INPUT_SIZE, help=f"crop side in px (default {INPUT_SIZE})")
+    s.add_argument("--face-margin", type=float, default=FACE_MARGIN,
+                   help=f"face crop side relative to the face box, as train.py --face-margin (default {FACE_MARGIN})")
     s.set_defaults(func=cmd_shards)
     return parser
 

@@ -64,6 +64,7 @@ def write_shards(
     out_dir: str | Path,
     images_per_shard: int = IMAGES_PER_SHARD,
     input_size: int | None = None,
+    face_margin: float = FACE_MARGIN,
 ) -> dict:
     """Writes one set's crops, masks and labels as TFRecord shards, and updates the index.
 
@@ -75,13 +76,16 @@ def write_shards(
         images_per_shard: Most records per file.
         input_size: Side of the crops made from a folder (default ``model.INPUT_SIZE``);
             must match the crops already in ``out_dir``.
+        face_margin: Face crop side relative to the face box: the framing of crops made
+            from a folder, or the one cached ``Arrays`` were made at (``data.load_set``);
+            must match the crops already in ``out_dir``.
 
     Returns:
         The updated index.
 
     Raises:
-        ValueError: ``images_per_shard`` is not positive, or the crop size differs from
-            the folder's.
+        ValueError: ``images_per_shard`` is not positive, or the crop size or face margin
+            differs from the folder's.
     """
     if images_per_shard < 1:
         raise ValueError(f"images_per_shard must be at least 1, got {images_per_shard}")
@@ -91,12 +95,14 @@ def write_shards(
         from detector.model import INPUT_SIZE
 
         name, size = Path(source).name, input_size or INPUT_SIZE
-        parts = _groups_of(Path(source), size)
+        parts = _groups_of(Path(source), size, face_margin)
     index_path = f"{out_dir}/{INDEX_FILE}"
     index = (read_index(out_dir) if tf.io.gfile.exists(index_path)
-             else {"input_size": size, "mask_size": MASK_SIZE, "face_margin": FACE_MARGIN, "sets": {}})
+             else {"input_size": size, "mask_size": MASK_SIZE, "face_margin": face_margin, "sets": {}})
     if index["input_size"] != size:
         raise ValueError(f"{out_dir} holds {index['input_size']} px crops; {name} has {size} px crops")
+    if index.get("face_margin", FACE_MARGIN) != face_margin:
+        raise ValueError(f"{out_dir} holds faces framed at {index['face_margin']}x the box; {name} is framed at {face_margin}x")
 
     folder = f"{out_dir}/{name}"
     tf.io.gfile.makedirs(folder)
@@ -120,7 +126,7 @@ def write_shards(
     return index
 
 
-def _groups_of(root: Path, size: int) -> Iterator[Arrays]:
+def _groups_of(root: Path, size: int, face_margin: float) -> Iterator[Arrays]:
     """A set folder's crops, one group (a source video, a person) at a time: a fake's mask
     needs the real of its group, and nothing more."""
     groups: dict[str, list] = {}
@@ -130,7 +136,7 @@ def _groups_of(root: Path, size: int) -> Iterator[Arrays]:
     for records in groups.values():
         yield Arrays(
             root.name,
-            np.stack([_crop_one(r.path, size, finder) for r in records]),
+            np.stack([_crop_one(r.path, size, finder, face_margin) for r in records]),
             np.array([r.label for r in records], np.int64),
             np.array([r.split for r in records]),
             np.array([r.group for r in records]),

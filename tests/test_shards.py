@@ -1,5 +1,4 @@
 import json
-import shutil
 import subprocess
 import sys
 
@@ -107,13 +106,17 @@ def test_training_from_shards(arrays, shards, tmp_path):
     assert (tmp_path / "model.keras").exists()
 
 
-def test_training_refuses_shards_framed_at_another_margin(shards, tmp_path):
+def test_shards_keep_one_face_margin_and_training_checks_it(arrays, shards, tmp_path):
+    margin = FACE_MARGIN + 0.25
     other = tmp_path / "shards"
-    shutil.copytree(shards, other)
-    index = read_index(other)
-    (other / "index.json").write_text(json.dumps({**index, "face_margin": 1.6}))
-    with pytest.raises(ValueError, match="framed at 1.6x"):
+    write_shards(arrays, other, face_margin=margin)
+    assert read_index(other)["face_margin"] == margin
+    with pytest.raises(ValueError, match=f"framed at {margin}x the box; .* framed at {FACE_MARGIN}x"):
+        write_shards(arrays, other)  # one folder, one framing
+    with pytest.raises(ValueError, match=f"framed at {margin}x"):
         train(TrainConfig.quick(str(tmp_path / "out"), shards=str(other)))
+    card = train(TrainConfig.quick(str(tmp_path / "out"), shards=str(other), face_margin=margin, epochs=1, steps_per_epoch=1))
+    assert card.face_margin == margin
 
 
 def test_shards_command(tiny_set, arrays, tmp_path):
