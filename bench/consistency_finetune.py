@@ -4,7 +4,8 @@ Verdicts flip under "half size + JPEG 50" (the robustness goal's condition) beca
 score of a face moves when its pixels are degraded, and about a fifth of the faces sit near
 the threshold. A consistency loss asks for the same score on a face and on its degraded
 twin: each training crop (augmented as in training) gets a twin that is downscaled and
-upscaled, JPEG re-compressed and re-framed by a few pixels, and the loss adds
+upscaled, JPEG re-compressed, re-framed by a few pixels and mirrored half the time (the
+detector scores a face and its mirror image alike), and the loss adds
 ``weight * mean((stop_gradient(z_crop) - z_twin) ** 2)`` to the cross-entropy of both.
 The crop's own score is the anchor, so the twin is pulled towards it, not the reverse.
 
@@ -28,8 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.augment import AugmentConfig, augment  # noqa: E402
@@ -93,7 +92,8 @@ def measure(model, card: ModelCard, sets, roots: list[str], limit: int) -> dict:
     """Recalibrates as training does, then the AUCs and the goal condition's robustness."""
     from detector.pipeline import Detector
 
-    fitted = calibrate_and_evaluate(model, sets, card.uncertain_band[1] - card.threshold)
+    width = card.training.get("config", {}).get("uncertain_width", TrainConfig.uncertain_width)
+    fitted = calibrate_and_evaluate(model, sets, width)
     detector = Detector(model, dataclasses.replace(card, **fitted))
     conditions = {name: CONDITIONS[name] for name in ("none", GOAL_CONDITION)}
     with tempfile.TemporaryDirectory() as out:
