@@ -49,3 +49,23 @@ def test_timing_excludes_the_warm_up():
     calls = []
     seconds = timings(lambda: calls.append(1), repeats=3, warmup=2)
     assert len(calls) == 5 and len(seconds) == 3 and (seconds >= 0).all()
+
+
+def test_flip_sources_split_the_flips_by_region(tiny_weights, tiny_set):
+    from bench.flip_sources import score_set
+    from detector.pipeline import Detector
+    from detector.robustness import CONDITIONS, GOAL_CONDITION
+
+    detector = Detector.load(tiny_weights)
+    unchanged = score_set(tiny_set, detector, limit=4, degrade=CONDITIONS["none"])
+    assert unchanged["region moved"]["n"] == 0 and unchanged["region kept"]["n"] == 8
+    assert all(row["flip_share"] == 0.0 for row in unchanged.values() if row["n"])
+
+    rows = score_set(tiny_set, detector, second=detector, limit=4, degrade=CONDITIONS[GOAL_CONDITION])
+    kept, moved, shipped = rows["region kept"], rows["region moved"], rows["as shipped"]
+    assert kept["n"] + moved["n"] == shipped["n"] == 8
+    flips = sum((row["flip_share"] or 0.0) * row["n"] for row in (kept, moved))
+    assert flips == pytest.approx(shipped["flip_share"] * shipped["n"])
+    # The same detector twice is itself: the ensemble row must equal the shipped one.
+    assert rows["ensemble"]["flip_share"] == shipped["flip_share"]
+    assert rows["ensemble"]["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])

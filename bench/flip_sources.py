@@ -1,0 +1,164 @@
+"""Where the robustness report's flipped verdicts come from, and what test-time changes do to them.
+
+The robustness goal (``detector.robustness``): at half size plus JPEG quality 50, at most 5% of
+the fake / not-fake verdicts may flip. This script scores the same test images as
+``python -m detector robustness --limit N`` under that condition and splits the flips:
+
+- **region kept / region moved**: whether the face finder chose the same scored region on the
+  degraded photo (within 3 pixels of the original's, scaled) or another one;
+- **original region**: the degraded photo scored at the original photo's regions, scaled, so
+  only its pixels changed (what a perfectly steady face finder would give).
+
+Then it tries test-time changes that make the original and the degraded crop more alike
+before the network sees them (both the original's crop and the degraded one pass through
+it): downscaling to 96 or 64 pixels and back, a Gaussian blur, JPEG at quality 70. With
+``--second-weights`` it also scores the mean probability of two weights folders (each
+framing faces as its own card says) against the mean of their thresholds: an ensemble.
+
+    python bench/flip_sources.py [--weights weights/] [--second-weights DIR] [--limit 300]
+        [--json reports/flip_sources.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from detector import evaluation  # noqa: E402
+from detector.card import WEIGHTS_DIR  # noqa: E402
+from detector.data import read_records  # noqa: E402
+from detector.faces import Box, frame_face  # noqa: E402
+from detector.imaging import load_image  # noqa: E402
+from detector.pipeline import Detector  # noqa: E402
+from detector.robustness import CONDITIONS, GOAL_CONDITION, blur, jpeg  # noqa: E402
+from detector.training import SHARED_DATA  # noqa: E402
+
+#: A region that moved by at most this many pixels (after scaling) counts as kept.
+KEPT_TOLERANCE = 3
+
+
+def bottleneck(side: int, input_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Downscales a network-sized crop to ``side`` pixels and back."""
+
+    def apply(crop: np.ndarray) -> np.ndarray:
+        small = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (input_size, input_size), interpolation=cv2.INTER_LINEAR)
+
+    return apply
+
+
+def scaled(region: Box, factor: float) -> Box:
+    """``region`` in the pixels of the image resized by ``factor``."""
+    return Box(*(int(round(v * factor)) for v in region.as_list()))
+
+
+def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
+                      view: Callable[[np.ndarray], np.ndarray] = lambda crop: crop) -> float:
+    """The image's fake probability (the highest of its regions'), each crop passed through ``view``."""
+    crops = np.stack([view(detector.prepare(frame_face(image, r, margin=1.0))) for r in regions])
+    return float(detector.probabilities(crops).max())
+
+
+def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float) -> dict:
+    """ROC-AUC before and after, its drop, and the share of verdicts at ``threshold`` that flip."""
+    auc_before = evaluation.binary_metrics(y, before, threshold)["roc_auc"]
+    auc_after = evaluation.binary_metrics(y, after, threshold)["roc_auc"]
+    return {"roc_auc": auc_before, "roc_auc_degraded": auc_after, "auc_drop": auc_before - auc_after,
+            "flip_share": float(np.mean((before >= threshold) != (after >= threshold))), "n": int(len(y))}
+
+
+def score_set(root: Path, detector: Detector, second: Detector | None = None, limit: int = 300,
+              degrade: Callable[[np.ndarray], np.ndarray] = CONDITIONS[GOAL_CONDITION]) -> dict[str, dict]:
+    """Every row of the report for one set.
+
+    Args:
+        root: The set folder; its test split is scored.
+        detector: The detector measured.
+        second: Another detector for the ensemble row, or ``None``.
+        limit: At most this many images per label.
+        degrade: The degradation (the robustness goal's by default).
+
+    Returns:
+        Row name -> ``summary`` figures; the "region kept" and "region moved" rows hold only
+        ``flip_share`` and ``n``.
+    """
+    size = detector.card.input_size
+    views = {"bottleneck 96 px": bottleneck(96, size), "bottleneck 64 px": bottleneck(64, size),
+             "blur sigma 1": blur(1.0), "JPEG 70": jpeg(70)}
+    records = [r for r in read_records(root) if r.split == "test"]
+    records = [r for label in (0, 1) for r in [x for x in records if x.label == label][:limit]]
+    y, moved = [], []
+    probs: dict[str, list[tuple[float, float]]] = {name: [] for name in ["as shipped", "original region", *views]}
+    if second is not None:
+        probs["ensemble"] = []
+    for record in tqdm(records, desc=root.name, unit="img", leave=False):
+        image = load_image(record.path)
+        degraded = degrade(image)
+        factor = degraded.shape[0] / image.shape[0]
+        _, regions, _ = detector.regions(image)
+        _, regions_degraded, _ = detector.regions(degraded)
+        at_original = [scaled(r, factor) for r in regions]
+        y.append(record.label)
+        moved.append(len(regions) != len(regions_degraded) or any(
+            np.abs(np.subtract(a.as_list(), b.as_list())).max() > KEPT_TOLERANCE
+            for a, b in zip(at_original, regions_degraded)))
+        before = image_probability(detector, image, regions)
+        probs["as shipped"].append((before, image_probability(detector, degraded, regions_degraded)))
+        probs["original region"].append((before, image_probability(detector, degraded, at_original)))
+        for name, view in views.items():
+            probs[name].append((image_probability(detector, image, regions, view),
+                                image_probability(detector, degraded, regions_degraded, view)))
+        if second is not None:
+            other = (second.predict(image).fake_probability, second.predict(degraded).fake_probability)
+            probs["ensemble"].append(tuple((a + b) / 2 for a, b in zip(probs["as shipped"][-1], other)))
+
+    y, moved = np.array(y), np.array(moved)
+    threshold = detector.card.threshold
+    rows = {}
+    for name, pairs in probs.items():
+        t = threshold if name != "ensemble" else (threshold + second.card.threshold) / 2
+        before, after = np.array(pairs).T
+        rows[name] = summary(y, before, after, t)
+    before, after = np.array(probs["as shipped"]).T
+    for name, keep in [("region kept", ~moved), ("region moved", moved)]:
+        rows[name] = {"flip_share": float(np.mean((before[keep] >= threshold) != (after[keep] >= threshold)))
+                      if keep.any() else None, "n": int(keep.sum())}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default=str(WEIGHTS_DIR))
+    parser.add_argument("--second-weights", help="a second weights folder, averaged with --weights")
+    parser.add_argument("--data", default=str(SHARED_DATA))
+    parser.add_argument("--sets", nargs="+", default=["dfdc_faces", "ffhq_stylegan"])
+    parser.add_argument("--limit", type=int, default=300, help="images per label and set (as robustness --limit)")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+
+    detector = Detector.load(args.weights)
+    second = Detector.load(args.second_weights) if args.second_weights else None
+    report = {"condition": GOAL_CONDITION, "weights": args.weights, "second_weights": args.second_weights,
+              "sets": {name: score_set(Path(args.data) / name, detector, second, args.limit) for name in args.sets}}
+    print(f"{GOAL_CONDITION}, test splits, at most {args.limit} images per label")
+    print(f"{'set':<15}{'scoring':<20}{'n':>6}{'AUC':>8}{'degraded':>10}{'flips':>8}")
+    for name, rows in report["sets"].items():
+        for how, row in rows.items():
+            auc = f"{row['roc_auc']:8.3f}{row['roc_auc_degraded']:10.3f}" if "roc_auc" in row else " " * 18
+            flips = "–" if row["flip_share"] is None else f"{row['flip_share']:.1%}"
+            print(f"{name:<15}{how:<20}{row['n']:>6}{auc}{flips:>8}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
