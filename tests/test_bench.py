@@ -69,3 +69,17 @@ def test_flip_sources_split_the_flips_by_region(tiny_weights, tiny_set):
     # The same detector twice is itself: the ensemble row must equal the shipped one.
     assert rows["ensemble"]["flip_share"] == shipped["flip_share"]
     assert rows["ensemble"]["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])
+
+
+def test_compare_weights_finds_equal_and_different_models(tiny_weights, tiny_set, tmp_path):
+    from bench.compare_weights import weight_differences
+    from detector.training import TrainConfig, train
+
+    assert all(d == 0.0 for _, d in weight_differences(tiny_weights, tiny_weights))
+    reseeded = tmp_path / "reseeded"
+    train(TrainConfig.quick(str(reseeded), sets=[str(tiny_set)], cache_dir=str(tmp_path / "cache"), seed=7))
+    assert max(d for _, d in weight_differences(tiny_weights, reseeded)) > 0.0
+    wider = tmp_path / "wider"
+    train(TrainConfig.quick(str(wider), sets=[str(tiny_set)], cache_dir=str(tmp_path / "cache"), widths=(8, 24)))
+    with pytest.raises(ValueError, match="different architectures"):
+        weight_differences(tiny_weights, wider)
