@@ -83,3 +83,14 @@ def test_compare_weights_finds_equal_and_different_models(tiny_weights, tiny_set
     train(TrainConfig.quick(str(wider), sets=[str(tiny_set)], cache_dir=str(tmp_path / "cache"), widths=(8, 24)))
     with pytest.raises(ValueError, match="different architectures"):
         weight_differences(tiny_weights, wider)
+
+
+def test_pair_hybrids_take_the_middle_from_one_image_and_the_frame_from_the_other(tiny_set):
+    from bench.dfdc_pair_difference import aligned_pairs, paste_middle
+
+    pairs = aligned_pairs(str(tiny_set), "test")
+    assert len(pairs) == 8 and all(real.shape == fake.shape for real, fake in pairs)
+    middle, frame = np.full((100, 100, 3), 200, np.uint8), np.full((100, 100, 3), 10, np.uint8)
+    hybrid = paste_middle(middle, frame, 0.5)
+    assert (hybrid[50, 50] == 200).all() and (hybrid[2, 2] == 10).all() and (hybrid[97, 50] == 10).all()
+    assert 10 < hybrid[25, 50, 0] < 200  # the seam is feathered, not cut
