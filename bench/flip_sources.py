@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -38,14 +37,14 @@ from detector.data import read_records  # noqa: E402
 from detector.faces import Box, frame_face  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
-from detector.robustness import CONDITIONS, GOAL_CONDITION, blur, jpeg  # noqa: E402
+from detector.robustness import CONDITIONS, GOAL_CONDITION, Degrade, blur, jpeg  # noqa: E402
 from detector.training import SHARED_DATA  # noqa: E402
 
 #: A region that moved by at most this many pixels (after scaling) counts as kept.
 KEPT_TOLERANCE = 3
 
 
-def bottleneck(side: int, input_size: int) -> Callable[[np.ndarray], np.ndarray]:
+def bottleneck(side: int, input_size: int) -> Degrade:
     """Downscales a network-sized crop to ``side`` pixels and back."""
 
     def apply(crop: np.ndarray) -> np.ndarray:
@@ -61,7 +60,7 @@ def scaled(region: Box, factor: float) -> Box:
 
 
 def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
-                      view: Callable[[np.ndarray], np.ndarray] = lambda crop: crop) -> float:
+                      view: Degrade = lambda crop: crop) -> float:
     """The image's fake probability (the highest of its regions'), each crop passed through ``view``."""
     crops = np.stack([view(detector.prepare(frame_face(image, r, margin=1.0))) for r in regions])
     return float(detector.probabilities(crops).max())
@@ -76,7 +75,7 @@ def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: flo
 
 
 def score_set(root: Path, detector: Detector, second: Detector | None = None, limit: int = 300,
-              degrade: Callable[[np.ndarray], np.ndarray] = CONDITIONS[GOAL_CONDITION]) -> dict[str, dict]:
+              degrade: Degrade = CONDITIONS[GOAL_CONDITION]) -> dict[str, dict]:
     """Every row of the report for one set.
 
     Args:
