@@ -101,8 +101,9 @@ def write_shards(
              else {"input_size": size, "mask_size": MASK_SIZE, "face_margin": face_margin, "sets": {}})
     if index["input_size"] != size:
         raise ValueError(f"{out_dir} holds {index['input_size']} px crops; {name} has {size} px crops")
-    if index.get("face_margin", FACE_MARGIN) != face_margin:
-        raise ValueError(f"{out_dir} holds faces framed at {index['face_margin']}x the box; {name} is framed at {face_margin}x")
+    framed = index.get("face_margin", FACE_MARGIN)  # indexes written before the margin was recorded: the default
+    if framed != face_margin:
+        raise ValueError(f"{out_dir} holds faces framed at {framed}x the box; {name} is framed at {face_margin}x")
 
     folder = f"{out_dir}/{name}"
     tf.io.gfile.makedirs(folder)

@@ -126,3 +126,13 @@ def test_shards_command(tiny_set, arrays, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["sets"][arrays.name]["test"] == {"real": 8, "fake": 8}
     assert len(list((tmp_path / arrays.name).glob("test-real-*.tfrecord"))) == 2
+
+
+def test_an_index_from_before_margins_were_recorded_counts_as_the_default(arrays, shards, tmp_path):
+    old = tmp_path / "old"
+    write_shards(arrays, old)
+    index = read_index(old)
+    del index["face_margin"]
+    (old / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=f"framed at {FACE_MARGIN}x the box; .* framed at 1.6x"):
+        write_shards(arrays, old, face_margin=1.6)
