@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector import evaluation  # noqa: E402
 from detector.card import WEIGHTS_DIR  # noqa: E402
 from detector.data import read_records  # noqa: E402
-from detector.faces import Box, frame_face  # noqa: E402
+from detector.faces import Box  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
 from detector.robustness import CONDITIONS, GOAL_CONDITION, Degrade, blur, jpeg  # noqa: E402
@@ -62,7 +62,7 @@ def scaled(region: Box, factor: float) -> Box:
 def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
                       view: Degrade = lambda crop: crop) -> float:
     """The image's fake probability (the highest of its regions'), each crop passed through ``view``."""
-    crops = np.stack([view(detector.prepare(frame_face(image, r, margin=1.0))) for r in regions])
+    crops = np.stack([view(crop) for crop in detector.crops(image, regions)])
     return float(detector.probabilities(crops).max())
 
 

@@ -166,6 +166,11 @@ class Detector:
         size = self.card.input_size
         return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
+    def crops(self, rgb: np.ndarray, regions: list[Box]) -> np.ndarray:
+        """The network's ``(N, S, S, 3)`` uint8 inputs for the scored ``regions`` of an image
+        (from ``regions``): each cut out, border pixels repeated past the edge, and resized."""
+        return np.stack([self.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])
+
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255), each the mean
         of the crop's and its mirror image's (``model.mirror_averaged_logits``)."""
@@ -205,7 +210,7 @@ class Detector:
         rgb = load_image(image)
         h, w = rgb.shape[:2]
         boxes, regions, found = self.regions(rgb)
-        crops = np.stack([self.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])
+        crops = self.crops(rgb, regions)
         logits = self.logits(crops)
         probs = self.calibrate(logits)
         maps = self.explainer().heatmaps(crops.astype(np.float32), logits) if gradcam else [None] * len(crops)
