@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector.card import MODEL_FILE, ModelCard  # noqa: E402
+from detector.card import ModelCard  # noqa: E402
+from detector.pipeline import Detector  # noqa: E402
 
 #: Test metrics compared, per set.
 METRICS = ("roc_auc", "accuracy", "precision", "recall", "ece")
@@ -32,9 +33,7 @@ def weight_differences(first: str | Path, second: str | Path) -> list[tuple[str,
     Raises:
         ValueError: the two models' weights differ in number or shapes.
     """
-    import keras
-
-    a, b = (keras.saving.load_model(Path(folder) / MODEL_FILE, safe_mode=True, compile=False) for folder in (first, second))
+    a, b = (Detector.load(folder).model for folder in (first, second))
     shapes = [[tuple(v.shape) for v in m.weights] for m in (a, b)]
     if shapes[0] != shapes[1]:
         raise ValueError(f"{first} and {second} hold different architectures")

@@ -32,8 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detector.augment import AugmentConfig, augment  # noqa: E402
-from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard  # noqa: E402
+from detector.card import WEIGHTS_DIR, ModelCard  # noqa: E402
 from detector.data import MASK_SIZE, load_set  # noqa: E402
+from detector.pipeline import Detector  # noqa: E402
 from detector.robustness import CONDITIONS, GOAL_CONDITION, robustness_report  # noqa: E402
 from detector.training import SHARED_DATA, TrainConfig, calibrate_and_evaluate, training_dataset  # noqa: E402
 
@@ -90,8 +91,6 @@ def finetune(model, sets, weight: float, twin: AugmentConfig, steps: int, pairs:
 
 def measure(model, card: ModelCard, sets, roots: list[str], limit: int) -> dict:
     """Recalibrates as training does, then the AUCs and the goal condition's robustness."""
-    from detector.pipeline import Detector
-
     width = card.training.get("config", {}).get("uncertain_width", TrainConfig.uncertain_width)
     fitted = calibrate_and_evaluate(model, sets, width)
     detector = Detector(model, dataclasses.replace(card, **fitted))
@@ -114,15 +113,13 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED_DATA))
     args = parser.parse_args()
 
-    import keras
-
     card = ModelCard.load(args.weights)
     names = [Path(s).name for s in card.training["config"]["sets"]]
     roots = [str(Path(args.data) / name) for name in names]
     sets = [load_set(root, card.input_size, margin=card.face_margin) for root in roots]
 
     def shipped():
-        return keras.saving.load_model(Path(args.weights) / MODEL_FILE, safe_mode=True, compile=False)
+        return Detector.load(args.weights).model  # a fresh copy for each variant
 
     results = {"shipped weights, no fine-tuning": (0.0, measure(shipped(), card, sets, roots, args.limit))}
     for name in args.variants:

@@ -102,21 +102,18 @@ def main() -> None:
 
 def score_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], ratio: np.ndarray, weights: str) -> None:
     """Prints the model's ROC-AUC against the reals for each band of fakes and each hybrid."""
-    import keras
     from sklearn.metrics import roc_auc_score
 
-    from detector.card import MODEL_FILE, ModelCard
-    from detector.faces import FaceFinder, training_crop
+    from detector.data import training_input
+    from detector.pipeline import Detector
     from detector.training import predict_logits
 
-    card = ModelCard.load(weights)
-    model = keras.saving.load_model(Path(weights) / MODEL_FILE, safe_mode=True, compile=False)
-    finder = FaceFinder()
+    detector = Detector.load(weights)
+    card = detector.card
 
     def scores(images) -> np.ndarray:
-        crops = [cv2.resize(training_crop(im, finder, card.face_margin), (card.input_size,) * 2,
-                            interpolation=cv2.INTER_AREA) for im in images]
-        return predict_logits(model, np.stack(crops))
+        crops = [training_input(im, card.input_size, detector.finder, card.face_margin) for im in images]
+        return predict_logits(detector.model, np.stack(crops))
 
     reals = scores(real for real, _ in pairs)
 

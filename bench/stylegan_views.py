@@ -29,13 +29,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector.data import read_records  # noqa: E402
-from detector.faces import FACE_MARGIN, FaceFinder, training_crop  # noqa: E402
+from detector.data import read_records, training_input  # noqa: E402
+from detector.faces import FACE_MARGIN, FaceFinder  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
 from detector.training import SHARED_DATA  # noqa: E402
 
@@ -52,8 +51,7 @@ def load_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 def face_crops(images: np.ndarray, margin: float) -> np.ndarray:
     """Each image framed as training frames it (``faces.training_crop``) with ``margin``, at 128 px."""
     finder = FaceFinder()
-    return np.stack([cv2.resize(training_crop(image, finder, margin), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-                     for image in images])
+    return np.stack([training_input(image, SIDE, finder, margin) for image in images])
 
 
 def run(

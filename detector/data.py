@@ -144,9 +144,24 @@ def read_records(root: str | Path) -> list[Record]:
     return sorted(records, key=lambda r: str(r.path))
 
 
+def training_input(image: np.ndarray, size: int, finder: FaceFinder, margin: float = FACE_MARGIN) -> np.ndarray:
+    """A training image as the network is trained on it: framed (``faces.training_crop``)
+    and resized to ``size`` pixels, as the crop cache stores it.
+
+    Args:
+        image: An RGB uint8 image holding one face.
+        size: Side of the square result, in pixels.
+        finder: The face finder.
+        margin: Crop side relative to the face box.
+
+    Returns:
+        A ``(size, size, 3)`` uint8 crop.
+    """
+    return cv2.resize(training_crop(image, finder, margin), (size, size), interpolation=cv2.INTER_AREA)
+
+
 def _crop_one(path: Path, size: int, finder: FaceFinder, margin: float = FACE_MARGIN) -> np.ndarray:
-    crop = training_crop(load_image(path), finder, margin)
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return training_input(load_image(path), size, finder, margin)
 
 
 def load_set(
