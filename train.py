@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--face-margin", type=float, default=d.face_margin,
                    help=f"face crop side relative to the face box, in training and at run time (default {d.face_margin})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
+    p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
+                   help="train each fake beside the real face it was made from, augmented alike "
+                   f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
     p.add_argument("--cache-dir", default=None, help="cache of decoded crops (default ~/.cache/deepfake-detector)")
     p.add_argument("--quick", action="store_true", help="train for seconds on a tiny subset (smoke test)")
     p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.training import TrainConfig, train
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
-                  face_margin=args.face_margin)
+                  face_margin=args.face_margin, paired=args.paired)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

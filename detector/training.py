@@ -64,6 +64,10 @@ class TrainConfig:
             drawn equally often (class balance).
         self_blend_share: Share of each set's fakes that are self-blended images made from
             its real faces (``augment.self_blend``); 0 turns them off.
+        paired: Train on real/fake pairs: each fake next to the real face it was made from
+            (a DFDC fake and its source frame, a self-blend and its source face), in the same
+            batch and with the same augmentation, so the only difference the network sees
+            within a pair is the manipulation itself (``training_dataset``).
         mask_loss_weight: Weight of the training-only head that predicts where a fake was
             manipulated (``model.with_mask_head``); 0 turns it off.
         max_minutes: Stop after the epoch that passes this wall-clock budget, counted from
@@ -102,6 +106,7 @@ class TrainConfig:
     patience: int = 6
     min_set_share: float = 0.15
     self_blend_share: float = 0.25
+    paired: bool = False
     mask_loss_weight: float = 1.0
     max_minutes: float = 84.0
     seed: int = 1234
@@ -133,11 +138,28 @@ def _stream(tensors: tuple, seed: int) -> tf.data.Dataset:
 @dataclass
 class _SetStreams:
     """One set's endless training streams: its size, ``(image, mask, known, label)`` per
-    label, and its real images alone (for self-blending), or ``None`` without reals."""
+    label, its real images alone (for self-blending) or ``None`` without reals, and its
+    real/fake pairs (the same structure, each part stacked ``[real, fake]``) or ``None``."""
 
     size: int
     labelled: dict[int, tf.data.Dataset]
     reals: tf.data.Dataset | None
+    pairs: tf.data.Dataset | None = None
+
+
+def real_fake_pairs(arrays: Arrays) -> np.ndarray:
+    """``(P, 2)`` indices ``[real, fake]`` of each fake and the real of its group.
+
+    In DFDC a group is the source video: its real frame and the fake made from it show the
+    same person, background and framing. A fake whose group has no real, or several, is
+    left out.
+    """
+    reals_of_group: dict[str, list[int]] = {}
+    for i in np.flatnonzero(arrays.labels == 0):
+        reals_of_group.setdefault(str(arrays.groups[i]), []).append(int(i))
+    pairs = [(reals[0], int(i)) for i in np.flatnonzero(arrays.labels == 1)
+             if len(reals := reals_of_group.get(str(arrays.groups[i]), [])) == 1]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
@@ -145,7 +167,9 @@ def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> t
 
     Each set contributes its share of every batch (at least ``cfg.min_set_share``), half
     real and half fake; ``cfg.self_blend_share`` of the fake half are self-blended images
-    made on the fly from the set's real faces.
+    made on the fly from the set's real faces. With ``cfg.paired``, a set with real/fake
+    pairs (``real_fake_pairs``) trains on those pairs alone (in DFDC 3% of the images have
+    no partner and are left out), and each self-blend comes with its source face.
 
     Args:
         train: The training split of each set.
@@ -159,14 +183,17 @@ def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> t
     sets = []
     for i, arrays in enumerate(train):
         masks, known = manipulation_masks(arrays, MASK_SIZE)
+        parts = (arrays.images, masks[..., None], known.astype(np.float32), arrays.labels.astype(np.float32))
+        pairs = real_fake_pairs(arrays) if cfg.paired else np.zeros((0, 2), np.int64)
         labelled = {}
-        for label in (0, 1):
+        for label in (0, 1) if not len(pairs) else ():  # a paired set trains on its pairs alone
             keep = arrays.labels == label
             if keep.any():
-                ds = _stream((arrays.images[keep], masks[keep][..., None], known[keep].astype(np.float32)), cfg.seed + 10 * i + label)
-                labelled[label] = ds.map(lambda x, m, k, y=float(label): (x, m, k, y))
+                labelled[label] = _stream(tuple(part[keep] for part in parts), cfg.seed + 10 * i + label)
         reals = arrays.images[arrays.labels == 0]
-        sets.append(_SetStreams(len(arrays), labelled, _stream((reals,), cfg.seed + 10 * i + 2) if len(reals) else None))
+        paired = _stream(tuple(part[pairs] for part in parts), cfg.seed + 10 * i + 3) if len(pairs) else None
+        sets.append(_SetStreams(len(arrays), labelled, _stream((reals,), cfg.seed + 10 * i + 2) if len(reals) else None,
+                                paired))
     return _balanced_batches(sets, cfg, mask_size)
 
 
@@ -202,23 +229,42 @@ def shard_training_dataset(folder: str, cfg: TrainConfig, mask_size: int) -> tf.
 
 
 def _balanced_batches(sets: list[_SetStreams], cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
-    """Mixes the sets' streams by share and label, adds self-blends, augments and batches."""
+    """Mixes the sets' streams by share and label, adds self-blends, augments and batches.
+
+    With ``cfg.paired`` every stream yields two images at a time: a real and the fake made
+    from it (augmented alike, so that only the manipulation tells them apart), or two
+    unrelated images of one label (augmented independently). The pairs stay next to each
+    other, and an even batch never splits one.
+    """
     total = sum(s.size for s in sets)
     shares = np.array([max(s.size / total, cfg.min_set_share) for s in sets])
     shares /= shares.sum()
+    blend = cfg.self_blend_share
     streams, weights = [], []
+
+    def add(ds: tf.data.Dataset, images_weight: float, tied: bool = False) -> None:
+        if cfg.paired:  # equal weights draw equal numbers of images: every element holds two
+            ds = (ds if tied else ds.batch(2)).map(lambda *element: (*element, tf.constant(tied)))
+        streams.append(ds)
+        weights.append(images_weight)
+
     for i, (streams_of_set, share) in enumerate(zip(sets, shares)):
+        reals_blended = blend > 0 and streams_of_set.reals is not None
+        if streams_of_set.pairs is not None:
+            add(streams_of_set.pairs, share * (1 - blend), tied=True)
         for label, ds in streams_of_set.labelled.items():
-            streams.append(ds)
-            weights.append(share / 2 * (1 - cfg.self_blend_share if label else 1))
-        if cfg.self_blend_share > 0 and streams_of_set.reals is not None:
+            # Paired self-blends bring their own reals; unpaired ones are extra fakes.
+            real_share = 1 - blend if cfg.paired and reals_blended else 1
+            add(ds, share / 2 * (1 - blend if label else real_share))
+        if reals_blended:
             blend_seeds = tf.data.Dataset.random(seed=cfg.seed + 10 * i + 5).batch(2)
             ds = tf.data.Dataset.zip(streams_of_set.reals, blend_seeds)
-            streams.append(ds.map(_self_blended, num_parallel_calls=tf.data.AUTOTUNE))
-            weights.append(share / 2 * cfg.self_blend_share)
+            if cfg.paired:
+                add(ds.map(_self_blend_pair, num_parallel_calls=tf.data.AUTOTUNE), share * blend, tied=True)
+            else:
+                add(ds.map(_self_blended, num_parallel_calls=tf.data.AUTOTUNE), share / 2 * blend)
     weights = np.array(weights) / np.sum(weights)
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights.tolist(), seed=cfg.seed)
-    seeds = tf.data.Dataset.random(seed=cfg.seed).batch(2)
     aug = cfg.augment
 
     def prepare(element, seed):
@@ -226,10 +272,23 @@ def _balanced_batches(sets: list[_SetStreams], cfg: TrainConfig, mask_size: int)
         image, mask = augment(image, mask, seed, mask_size, aug)
         # The mask loss is one value per pixel: its weight must be too (a per-image weight
         # would be broadcast against the pixel rows).
-        weights = {"fake_logit": 1.0, "mask_logit": tf.fill([mask_size, mask_size], known)}
+        weights = {"fake_logit": tf.constant(1.0), "mask_logit": tf.fill([mask_size, mask_size], known)}
         return image, {"fake_logit": tf.reshape(label, [1]), "mask_logit": mask}, weights
 
-    ds = tf.data.Dataset.zip(mixed, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def prepare_pair(element, seeds):
+        *parts, tied = element
+        second_seed = tf.where(tied, seeds[:2], seeds[2:])
+        first = prepare(tuple(part[0] for part in parts), seeds[:2])
+        second = prepare(tuple(part[1] for part in parts), second_seed)
+        return tf.nest.map_structure(lambda a, b: tf.stack([a, b]), first, second)
+
+    if cfg.paired:
+        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(4)
+        ds = tf.data.Dataset.zip(mixed, seeds).map(prepare_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.unbatch()
+    else:
+        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(2)
+        ds = tf.data.Dataset.zip(mixed, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(cfg.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -238,6 +297,14 @@ def _self_blended(element, seed):
     blended, mask = self_blend(image, seed)
     mask = tf.image.resize(mask, [MASK_SIZE, MASK_SIZE], method="area")
     return blended, mask, tf.constant(1.0), tf.constant(1.0)
+
+
+def _self_blend_pair(element, seed):
+    """A real face and its self-blend, stacked ``[real, fake]`` as a pair stream's element."""
+    (image,) = element if isinstance(element, tuple) else (element,)
+    blended, mask, known, label = _self_blended(image, seed)
+    return (tf.stack([image, blended]), tf.stack([tf.zeros_like(mask), mask]),
+            tf.stack([known, known]), tf.stack([1.0 - label, label]))
 
 
 #: Each model's traced scoring function; entries go when their model does.

@@ -4,8 +4,8 @@ import numpy as np
 
 from detector.card import ModelCard, sha256_of
 from detector.augment import AugmentConfig, augment, self_blend
-from detector.data import load_set, manipulation_masks
-from detector.training import TrainConfig, training_dataset
+from detector.data import Arrays, load_set, manipulation_masks
+from detector.training import TrainConfig, real_fake_pairs, training_dataset
 
 
 def test_quick_training_writes_model_and_card(tiny_weights):
@@ -72,6 +72,43 @@ def test_training_batches_are_balanced_and_reproducible(tiny_set, tmp_path):
     assert first[1]["mask_logit"].shape == (64, 8, 8, 1)
     other = next(iter(training_dataset([arrays], TrainConfig.quick(str(tmp_path), batch_size=64, seed=7), mask_size=8)))
     assert not np.array_equal(first[0].numpy(), other[0].numpy())
+
+
+def _arrays(name: str, images: np.ndarray, labels: list[int], groups: list[str]) -> Arrays:
+    n = len(labels)
+    return Arrays(name, images, np.array(labels), np.array(["train"] * n), np.array(groups),
+                  np.array([f"{i}.png" for i in range(n)]))
+
+
+def test_real_fake_pairs_match_each_fake_to_the_one_real_of_its_group():
+    images = np.zeros((7, 8, 8, 3), np.uint8)
+    arrays = _arrays("s", images, [0, 1, 1, 0, 1, 0, 0], ["a", "a", "b", "c", "c", "d", "d"])
+    # "b" has no real, "d" has two reals and no fake: only a and c pair up, each fake once.
+    assert real_fake_pairs(arrays).tolist() == [[0, 1], [3, 4]]
+    arrays.groups[6] = "c"  # two reals for one fake: which one it was made from is unknown
+    assert real_fake_pairs(arrays).tolist() == [[0, 1]]
+
+
+def test_paired_batches_keep_each_fake_beside_its_real_augmented_alike(tmp_path):
+    rng = np.random.default_rng(0)
+    reals = rng.integers(0, 256, (12, 32, 32, 3), np.uint8)
+    # Each fake is its real, pixel for pixel: augmented alike, a pair must stay identical.
+    paired_set = _arrays("pairs", np.concatenate([reals, reals]), [0] * 12 + [1] * 12, [f"g{i}" for i in range(12)] * 2)
+    cfg = TrainConfig.quick(str(tmp_path), batch_size=32, paired=True, self_blend_share=0.0)
+    images, targets, _ = next(iter(training_dataset([paired_set], cfg, mask_size=8)))
+    images, labels = images.numpy(), targets["fake_logit"].numpy().reshape(-1, 2)
+    assert (labels == [0, 1]).all()
+    np.testing.assert_array_equal(images[0::2], images[1::2])
+    assert not np.array_equal(images[0], images[2])
+
+    # With self-blends and a set without pairs, every element is still two neighbours:
+    # a real and the fake made from it, or two images of one label.
+    unpaired_set = _arrays("unpaired", reals, [0] * 6 + [1] * 6, [f"u{i}" for i in range(12)])
+    cfg = TrainConfig.quick(str(tmp_path), batch_size=64, paired=True, min_set_share=0.4)
+    batches = training_dataset([paired_set, unpaired_set], cfg, mask_size=8).take(8)
+    labels = np.concatenate([t["fake_logit"].numpy().reshape(-1, 2) for _, t, _ in batches])
+    assert {tuple(row) for row in labels.tolist()} == {(0, 1), (0, 0), (1, 1)}
+    assert 0.4 < labels.mean() < 0.6
 
 
 def test_masks_mark_what_a_fake_changed(tiny_set, tmp_path):
