@@ -8,7 +8,7 @@ time, for the same number of epochs and without early stopping, and scores every
 both sets' test splits (the DFDC column is the cross-set view: what each ingredient does
 for fakes of another kind).
 
-    python bench/stylegan_recipe.py [--epochs 30] [--variants shipped light-augment ...]
+    python bench/stylegan_recipe.py [--epochs 30] [--no-paired] [--variants shipped light-augment ...]
 
 About 6 minutes per variant on a 2-core CPU.
 """
@@ -49,10 +49,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=TrainConfig.seed,
                         help="another seed shows how much of a result is noise")
+    parser.add_argument("--paired", action=argparse.BooleanOptionalAction, default=TrainConfig.paired,
+                        help="self-blends beside their source faces (TrainConfig.paired; the README's table: --no-paired)")
     parser.add_argument("--work-dir", default=None, help="where the models go (a temporary folder by default)")
     args = parser.parse_args()
 
-    base = TrainConfig(epochs=args.epochs, patience=args.epochs, seed=args.seed, verbose=0)
+    base = TrainConfig(epochs=args.epochs, patience=args.epochs, seed=args.seed, paired=args.paired, verbose=0)
     stylegan = next(s for s in base.sets if Path(s).name == "ffhq_stylegan")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
