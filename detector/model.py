@@ -110,7 +110,7 @@ def mirror_averaged_logits(model: keras.Model, images):
 
     A face means the same mirrored, but its pixels, and the noise JPEG and resizing add to
     them, do not: averaging the two views (test-time augmentation) cancels part of that
-    noise. On the shipped weights it adds about 0.01 test ROC-AUC on both sets
+    noise. On the shipped weights it adds about 0.01 test ROC-AUC on DFDC
     (``python bench/scoring_choices.py``), for one more image in the same batch. Training,
     calibration, evaluation and the ``Detector`` all score through this function.
 

@@ -106,7 +106,7 @@ class TrainConfig:
     patience: int = 6
     min_set_share: float = 0.15
     self_blend_share: float = 0.25
-    paired: bool = False
+    paired: bool = True
     mask_loss_weight: float = 1.0
     max_minutes: float = 84.0
     seed: int = 1234
