@@ -202,7 +202,8 @@ def shard_training_dataset(folder: str, cfg: TrainConfig, mask_size: int) -> tf.
 
     Each (set, label) stream reads its files in a shuffled order and shuffles within a
     buffer of ``shards.SHUFFLE_BUFFER`` elements: files hold one label each, so batches
-    are balanced by the sampling, not by the shuffle.
+    are balanced by the sampling, not by the shuffle. For the same reason a fake cannot be
+    paired with its real frame here: with ``cfg.paired`` only self-blends come in pairs.
 
     Args:
         folder: A folder written by ``detector.shards.write_shards``.
