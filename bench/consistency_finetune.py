@@ -54,13 +54,14 @@ VARIANTS: dict[str, tuple[float, AugmentConfig]] = {
 
 
 def finetune(model, sets, weight: float, twin: AugmentConfig, steps: int, pairs: int, learning_rate: float,
-             seed: int) -> None:
-    """Fine-tunes ``model`` in place with cross-entropy on crops and twins plus the consistency term."""
+             seed: int, paired: bool) -> None:
+    """Fine-tunes ``model`` in place with cross-entropy on crops and twins plus the consistency term;
+    ``paired`` batches as the weights were trained (``TrainConfig.paired``)."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    cfg = TrainConfig(batch_size=pairs, seed=seed)
+    cfg = TrainConfig(batch_size=pairs, seed=seed, paired=paired)
     crops = training_dataset([a.split("train") for a in sets], cfg, MASK_SIZE)
     no_mask = tf.zeros([MASK_SIZE, MASK_SIZE, 1])
 
@@ -125,7 +126,9 @@ def main() -> None:
     for name in args.variants:
         weight, twin = VARIANTS[name]
         model, start = shipped(), time.time()
-        finetune(model, sets, weight, twin, args.steps, args.pairs, args.learning_rate, args.seed)
+        # Weights whose card predates paired batches were trained without them.
+        finetune(model, sets, weight, twin, args.steps, args.pairs, args.learning_rate, args.seed,
+                 card.training["config"].get("paired", False))
         minutes = (time.time() - start) / 60
         results[name] = (minutes, measure(model, card, sets, roots, args.limit))
         print(f"{name}: {minutes:.1f} min {results[name][1]}", flush=True)
