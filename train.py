@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from detector.training import STRATEGIES, TrainConfig
+    from detector.training import STRATEGIES, VAL_WEIGHTINGS, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
                    help="train each fake beside the real face it was made from, augmented alike "
                    f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
+    p.add_argument("--val-weighting", choices=VAL_WEIGHTINGS, default=d.val_weighting,
+                   help="combine the sets' validation AUCs, which pick the checkpoint, weighted by their images "
+                   f"or one vote per set (default {d.val_weighting}; see TrainConfig.val_weighting)")
     p.add_argument("--cache-dir", default=None, help="cache of decoded crops (default ~/.cache/deepfake-detector)")
     p.add_argument("--quick", action="store_true", help="train for seconds on a tiny subset (smoke test)")
     p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.training import TrainConfig, train
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
-                  face_margin=args.face_margin, paired=args.paired)
+                  face_margin=args.face_margin, paired=args.paired, val_weighting=args.val_weighting)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

@@ -5,7 +5,9 @@ import numpy as np
 from detector.card import ModelCard, sha256_of
 from detector.augment import AugmentConfig, augment, self_blend
 from detector.data import Arrays, load_set, manipulation_masks
-from detector.training import TrainConfig, real_fake_pairs, training_dataset
+import pytest
+
+from detector.training import TrainConfig, combined_auc, real_fake_pairs, training_dataset
 
 
 def test_quick_training_writes_model_and_card(tiny_weights):
@@ -58,6 +60,22 @@ def test_train_command_sets_the_face_margin_of_crops_and_card(tiny_set, tmp_path
     margins.clear()
     training.recalibrate(out, tiny_set.parent, tmp_path / "cache")
     assert margins == [1.6]
+
+
+def test_combined_validation_auc_weights_sets_by_images_or_counts_each_once():
+    aucs, sizes = {"large": 0.9, "small": 0.6}, {"large": 900, "small": 100}
+    assert combined_auc(aucs, sizes, "images") == pytest.approx(0.87)
+    assert combined_auc(aucs, sizes, "sets") == pytest.approx(0.75)
+    assert combined_auc({}, {}, "images") == 0.0
+    with pytest.raises(ValueError, match="'pooled'"):
+        combined_auc(aucs, sizes, "pooled")
+
+
+def test_train_refuses_an_unknown_validation_weighting_before_loading_data(tmp_path):
+    from detector.training import train
+
+    with pytest.raises(ValueError, match="'mean'"):
+        train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tmp_path / "no_such_set")], val_weighting="mean"))
 
 
 def test_training_batches_are_balanced_and_reproducible(tiny_set, tmp_path):
