@@ -11,12 +11,15 @@ the fake / not-fake verdicts may flip. This script scores the same test images a
 
 Then it tries test-time changes that make the original and the degraded crop more alike
 before the network sees them (both the original's crop and the degraded one pass through
-it): downscaling to 96 or 64 pixels and back, a Gaussian blur, JPEG at quality 70. With
-``--second-weights`` it also scores the mean probability of two weights folders (each
-framing faces as its own card says) against the mean of their thresholds: an ensemble.
+it): downscaling to 96 or 64 pixels and back, a Gaussian blur, JPEG at quality 70. And it
+scores each crop through other sets of scoring views than the shipped ones
+(``model.SCORING_VIEWS``, see ``ALTERNATIVE_VIEWS``), calibrated as the card says; run it
+with ``--split val`` to choose among them. With ``--second-weights`` it also
+scores the mean probability of two weights folders (each framing faces as its own card says)
+against the mean of their thresholds: an ensemble.
 
     python bench/flip_sources.py [--weights weights/] [--second-weights DIR] [--limit 300]
-        [--json reports/flip_sources.json]
+        [--split test] [--json reports/flip_sources.json]
 """
 
 from __future__ import annotations
@@ -36,12 +39,32 @@ from detector.card import WEIGHTS_DIR  # noqa: E402
 from detector.data import read_records  # noqa: E402
 from detector.faces import Box  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
+from detector.model import View  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
 from detector.robustness import CONDITIONS, GOAL_CONDITION, Degrade, blur, jpeg  # noqa: E402
-from detector.training import SHARED_DATA  # noqa: E402
+from detector.training import SHARED_DATA, predict_logits  # noqa: E402
 
 #: A region that moved by at most this many pixels (after scaling) counts as kept.
 KEPT_TOLERANCE = 3
+
+def _mirrored_too(*windows: tuple[float, float, float]) -> tuple[View, ...]:
+    """Each ``(side, dy, dx)`` window as is and mirrored."""
+    return tuple((*w, mirrored) for w in windows for mirrored in (False, True))
+
+
+_WHOLE, _PX = (1.0, 0.0, 0.0), 1 / 128
+_SHIFTS = tuple((1.0, dy, dx) for dy, dx in ((4 * _PX, 0.0), (-4 * _PX, 0.0), (0.0, 4 * _PX), (0.0, -4 * _PX)))
+
+#: Scoring views compared with the shipped ones (``model.SCORING_VIEWS``): the crop alone;
+#: the mirror image cut 2 pixels (half a stem patch) down and right, for the same cost as the
+#: shipped two views; and, at 5 and 6 times their cost, the crop shifted 4 pixels up, down,
+#: left and right, with or without a centre zoom to 0.9 of the side, each also mirrored.
+ALTERNATIVE_VIEWS: dict[str, tuple[View, ...]] = {
+    "views: crop alone": ((*_WHOLE, False),),
+    "views: mirror shifted 2 px": ((*_WHOLE, False), (1.0, 2 * _PX, 2 * _PX, True)),
+    "views: + 4 shifts (x5)": _mirrored_too(_WHOLE, *_SHIFTS),
+    "views: + zoom, 4 shifts (x6)": _mirrored_too(_WHOLE, (0.9, 0.0, 0.0), *_SHIFTS),
+}
 
 
 def bottleneck(side: int, input_size: int) -> Degrade:
@@ -60,10 +83,13 @@ def scaled(region: Box, factor: float) -> Box:
 
 
 def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
-                      view: Degrade = lambda crop: crop) -> float:
-    """The image's fake probability (the highest of its regions'), each crop passed through ``view``."""
+                      view: Degrade = lambda crop: crop, views: tuple[View, ...] | None = None) -> float:
+    """The image's fake probability (the highest of its regions'), each crop passed through
+    ``view`` and scored through ``views`` (the detector's own when ``None``)."""
     crops = np.stack([view(crop) for crop in detector.crops(image, regions)])
-    return float(detector.probabilities(crops).max())
+    if views is None:
+        return float(detector.probabilities(crops).max())
+    return float(detector.calibrate(predict_logits(detector.model, crops, views=views)).max())
 
 
 def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float) -> dict:
@@ -75,15 +101,16 @@ def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: flo
 
 
 def score_set(root: Path, detector: Detector, second: Detector | None = None, limit: int = 300,
-              degrade: Degrade = CONDITIONS[GOAL_CONDITION]) -> dict[str, dict]:
+              degrade: Degrade = CONDITIONS[GOAL_CONDITION], split: str = "test") -> dict[str, dict]:
     """Every row of the report for one set.
 
     Args:
-        root: The set folder; its test split is scored.
+        root: The set folder.
         detector: The detector measured.
         second: Another detector for the ensemble row, or ``None``.
         limit: At most this many images per label.
         degrade: The degradation (the robustness goal's by default).
+        split: The split scored.
 
     Returns:
         Row name -> ``summary`` figures; the "region kept" and "region moved" rows hold only
@@ -92,10 +119,11 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
     size = detector.card.input_size
     views = {"bottleneck 96 px": bottleneck(96, size), "bottleneck 64 px": bottleneck(64, size),
              "blur sigma 1": blur(1.0), "JPEG 70": jpeg(70)}
-    records = [r for r in read_records(root) if r.split == "test"]
+    records = [r for r in read_records(root) if r.split == split]
     records = [r for label in (0, 1) for r in [x for x in records if x.label == label][:limit]]
     y, moved = [], []
-    probs: dict[str, list[tuple[float, float]]] = {name: [] for name in ["as shipped", "original region", *views]}
+    probs: dict[str, list[tuple[float, float]]] = {
+        name: [] for name in ["as shipped", "original region", *views, *ALTERNATIVE_VIEWS]}
     if second is not None:
         probs["ensemble"] = []
     for record in tqdm(records, desc=root.name, unit="img", leave=False):
@@ -115,6 +143,9 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
         for name, view in views.items():
             probs[name].append((image_probability(detector, image, regions, view),
                                 image_probability(detector, degraded, regions_degraded, view)))
+        for name, scoring in ALTERNATIVE_VIEWS.items():
+            probs[name].append((image_probability(detector, image, regions, views=scoring),
+                                image_probability(detector, degraded, regions_degraded, views=scoring)))
         if second is not None:
             other = (second.predict(image).fake_probability, second.predict(degraded).fake_probability)
             probs["ensemble"].append(tuple((a + b) / 2 for a, b in zip(probs["as shipped"][-1], other)))
@@ -140,14 +171,17 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED_DATA))
     parser.add_argument("--sets", nargs="+", default=["dfdc_faces", "ffhq_stylegan"])
     parser.add_argument("--limit", type=int, default=300, help="images per label and set (as robustness --limit)")
+    parser.add_argument("--split", default="test", help="the split scored (val: to choose, test: to report)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
 
     detector = Detector.load(args.weights)
     second = Detector.load(args.second_weights) if args.second_weights else None
     report = {"condition": GOAL_CONDITION, "weights": args.weights, "second_weights": args.second_weights,
-              "sets": {name: score_set(Path(args.data) / name, detector, second, args.limit) for name in args.sets}}
-    print(f"{GOAL_CONDITION}, test splits, at most {args.limit} images per label")
+              "split": args.split,
+              "sets": {name: score_set(Path(args.data) / name, detector, second, args.limit, split=args.split)
+                       for name in args.sets}}
+    print(f"{GOAL_CONDITION}, {args.split} splits, at most {args.limit} images per label")
     print(f"{'set':<15}{'scoring':<20}{'n':>6}{'AUC':>8}{'degraded':>10}{'flips':>8}")
     for name, rows in report["sets"].items():
         for how, row in rows.items():

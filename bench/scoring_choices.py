@@ -1,10 +1,11 @@
-"""What mirror-averaged scoring and Platt calibration each bring, on the shipped weights.
+"""What the scoring views and Platt calibration each bring, on the shipped weights.
 
 Scores the cached validation and test crops of both shared sets (the crops training used)
-twice: the crop alone, and the mean of the crop's and its mirror image's logits (what the
-detector ships). Then fits, on the pooled validation split, temperature scaling alone and
-Platt scaling (temperature and bias), and reports each one's expected calibration error on
-every test split.
+several ways: the crop alone; the mean over the shipped scoring views
+(``model.SCORING_VIEWS``: the crop and its mirror image); and the mean over the other sets
+of views ``bench/flip_sources.py`` compares (``ALTERNATIVE_VIEWS``). Then fits, on the pooled
+validation split, temperature scaling alone and Platt scaling (temperature and bias) to the
+shipped scoring, and reports each one's expected calibration error on every test split.
 
     python bench/scoring_choices.py [--weights weights/]
 """
@@ -19,6 +20,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.flip_sources import ALTERNATIVE_VIEWS  # noqa: E402
 from detector import evaluation  # noqa: E402
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard  # noqa: E402
 from detector.data import load_set  # noqa: E402
@@ -42,22 +44,24 @@ def main() -> None:
         return np.concatenate([model.predict_on_batch(images[i : i + 256].astype(np.float32)).ravel()
                                for i in range(0, len(images), 256)])
 
-    scorers = {"crop alone": single, "crop + mirror": lambda images: predict_logits(model, images)}
+    scorers = {"crop alone": single, "scoring views": lambda images: predict_logits(model, images)}
+    for name, views in ALTERNATIVE_VIEWS.items():
+        scorers[name] = lambda images, views=views: predict_logits(model, images, views=views)
     logits = {(how, a.name, split): score(a.split(split).images)
               for how, score in scorers.items() for a in sets for split in ("val", "test")}
 
-    print("ROC-AUC                val " + " ".join(f"{n:>14}" for n in names) + "   test " + " ".join(f"{n:>14}" for n in names))
+    print("ROC-AUC                    val " + " ".join(f"{n:>14}" for n in names) + "   test " + " ".join(f"{n:>14}" for n in names))
     for how in scorers:
         row = [roc_auc_score(a.split(split).labels, logits[how, a.name, split]) for split in ("val", "test") for a in sets]
-        print(f"{how:<22} " + " ".join(f"{v:14.4f}" for v in row[: len(sets)]) + "        "
+        print(f"{how:<26} " + " ".join(f"{v:14.4f}" for v in row[: len(sets)]) + "        "
               + " ".join(f"{v:14.4f}" for v in row[len(sets):]))
 
-    how = "crop + mirror"
+    how = "scoring views"
     y_val = np.concatenate([a.split("val").labels for a in sets])
     z_val = np.concatenate([logits[how, a.name, "val"] for a in sets])
     fits = {"temperature only": (evaluation.fit_temperature(y_val, z_val), 0.0),
             "Platt (T and bias)": evaluation.fit_platt(y_val, z_val)}
-    print("\nECE on test (crop + mirror), fitted on pooled validation: " + "  ".join(names) + "  pooled")
+    print("\nECE on test (scoring views), fitted on pooled validation: " + "  ".join(names) + "  pooled")
     y_test = np.concatenate([a.split("test").labels for a in sets])
     z_test = np.concatenate([logits[how, a.name, "test"] for a in sets])
     for label, (t, b) in fits.items():

@@ -105,27 +105,69 @@ def make_model(
     return keras.Model(inputs, outputs, name="deepfake_cnn")
 
 
-def mirror_averaged_logits(model: keras.Model, images):
-    """Fake logits of ``(N, S, S, 3)`` images, each the mean of the image's and its mirror's.
+#: A scoring view: a square window of the crop, ``(side, dy, dx, mirrored)``: its side and
+#: its centre's offset from the crop's centre as shares of the crop's side, and whether it
+#: is seen mirrored left to right.
+View = tuple[float, float, float, bool]
 
-    A face means the same mirrored, but its pixels, and the noise JPEG and resizing add to
-    them, do not: averaging the two views (test-time augmentation) cancels part of that
-    noise. On the shipped weights it adds about 0.01 test ROC-AUC on DFDC
-    (``python bench/scoring_choices.py``), for one more image in the same batch. Training,
-    calibration, evaluation and the ``Detector`` all score through this function.
+#: The crop and its mirror image: a face means the same mirrored, but its pixels, and the
+#: noise JPEG and resizing add to them, do not, so averaging the two cancels part of that
+#: noise. On the shipped weights it adds about 0.01 test ROC-AUC on DFDC, for one more image
+#: in the same batch (``python bench/scoring_choices.py``).
+CROP_AND_MIRROR: tuple[View, ...] = ((1.0, 0.0, 0.0, False), (1.0, 0.0, 0.0, True))
+
+#: The views every face is scored through. More views (shifted and zoomed windows, measured
+#: by ``bench/flip_sources.py`` and ``bench/scoring_choices.py``) cost one network pass each.
+SCORING_VIEWS: tuple[View, ...] = CROP_AND_MIRROR
+
+
+def view_averaged_logits(model: keras.Model, images, views: Sequence[View] = SCORING_VIEWS):
+    """Fake logits of ``(N, S, S, 3)`` images, each the mean over ``views`` of the image
+    (test-time augmentation).
+
+    Training, calibration, evaluation and the ``Detector`` all score through this function.
+    Windows that reach past the crop's edge see it mirrored there (at most 1/16 of the side).
 
     Args:
         model: A network from ``make_model``.
         images: A float tensor or array of pixels 0-255.
+        views: The views, each ``(side, dy, dx, mirrored)`` (see ``View``).
 
     Returns:
         A ``(N,)`` tensor of logits.
+
+    Raises:
+        ValueError: a window reaches more than 1/16 of the side past the crop's edge.
     """
     import tensorflow as tf
 
     images = tf.convert_to_tensor(images, tf.float32)
-    both = tf.concat([images, tf.reverse(images, axis=[2])], axis=0)
-    return tf.reduce_mean(tf.reshape(model(both, training=False), [2, -1]), axis=0)
+    size = images.shape[1]
+    reach = max(max(abs(dy), abs(dx)) + side / 2 - 0.5 for side, dy, dx, _ in views)
+    if reach > 1 / 16:
+        raise ValueError(f"scoring views {list(views)} reach {reach:.3f} of the side past the crop, more than 1/16")
+    if all((side, dy, dx) == (1.0, 0.0, 0.0) for side, dy, dx, _ in views):
+        # The whole crop, as is or mirrored: no resampling at all.
+        windows = tf.concat([tf.reverse(images, axis=[2]) if mirrored else images for *_, mirrored in views], axis=0)
+    else:
+        pad = max(1, size // 16)
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        # Window corners for crop_and_resize (the resampling training's random crops use),
+        # whose coordinates map 0 and 1 to the first and last pixel centre; a window whose
+        # right edge comes before its left is cut mirrored.
+        last = size + 2 * pad - 1
+        corners = []
+        for side, dy, dx, mirrored in views:
+            top = pad + (0.5 - side / 2) * (size - 1) + dy * size
+            left = pad + (0.5 - side / 2) * (size - 1) + dx * size
+            span = side * (size - 1)
+            x0, x1 = (left + span, left) if mirrored else (left, left + span)
+            corners.append([top / last, x0 / last, (top + span) / last, x1 / last])
+        n = tf.shape(images)[0]
+        windows = tf.image.crop_and_resize(padded, tf.repeat(tf.constant(corners, tf.float32), n, axis=0),
+                                           tf.tile(tf.range(n), [len(views)]), [size, size])
+    # Rows are (view, image): average over the views.
+    return tf.reduce_mean(tf.reshape(model(windows, training=False), [len(views), -1]), axis=0)
 
 
 #: The stage whose features predict the manipulation mask during training.

@@ -110,7 +110,7 @@ class Detector:
     def __init__(self, model, card: ModelCard) -> None:
         import tensorflow as tf
 
-        from detector.model import mirror_averaged_logits
+        from detector.model import view_averaged_logits
 
         self.model = model
         self.card = card
@@ -120,7 +120,7 @@ class Detector:
         # One traced graph for every batch size: Keras' predict() costs ~50-100 ms of
         # overhead per call, this costs microseconds.
         self._logits = tf.function(
-            lambda x: mirror_averaged_logits(model, x),
+            lambda x: view_averaged_logits(model, x),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
             reduce_retracing=True,
         )
@@ -173,7 +173,7 @@ class Detector:
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255), each the mean
-        of the crop's and its mirror image's (``model.mirror_averaged_logits``)."""
+        over the scoring views and their mirror images (``model.view_averaged_logits``)."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
         return self._logits(np.asarray(crops, np.float32)).numpy()

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from detector.augment import AugmentConfig, augment, self_blend
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
-from detector.model import flops, make_model, mirror_averaged_logits, with_mask_head
+from detector.model import SCORING_VIEWS, View, flops, make_model, view_averaged_logits, with_mask_head
 
 log = logging.getLogger("detector.training")
 
@@ -314,23 +315,38 @@ def _self_blend_pair(element, seed):
             tf.stack([known, known]), tf.stack([1.0 - label, label]))
 
 
-#: Each model's traced scoring function; entries go when their model does.
-_scorers: "weakref.WeakKeyDictionary[keras.Model, Any]" = weakref.WeakKeyDictionary()
+#: Each model's traced scoring functions, by views; entries go when their model does.
+_scorers: "weakref.WeakKeyDictionary[keras.Model, dict[tuple[View, ...], Any]]" = weakref.WeakKeyDictionary()
 
 
-def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256,
+                   views: Sequence[View] = SCORING_VIEWS) -> np.ndarray:
     """The model's fake logits for a stack of uint8 crops, without augmentation, each the
-    mean of the crop's and its mirror image's, as the ``Detector`` scores them
-    (``model.mirror_averaged_logits``)."""
-    score = _scorers.get(model)
+    mean over ``views``, as the ``Detector`` scores them (``model.view_averaged_logits``).
+
+    Args:
+        model: A network from ``make_model``.
+        images: ``(N, S, S, 3)`` crops.
+        batch_size: Crops per call with two views (the crop and its mirror image); fewer
+            with more views, so memory stays flat.
+        views: The scoring views.
+
+    Returns:
+        ``(N,)`` logits.
+    """
+    views = tuple(views)
+    by_views = _scorers.setdefault(model, {})
+    score = by_views.get(views)
     if score is None:
         # A direct call under a tf.function, not predict_on_batch: it reads mirrored weights
         # once under a multi-replica strategy, and costs no per-call overhead. Kept per model,
         # so validating every epoch reuses one trace instead of retracing it on each call.
         # The function holds the model weakly: a strong reference would keep the entry alive.
         model_ref = weakref.ref(model)
-        score = _scorers[model] = tf.function(lambda x: mirror_averaged_logits(model_ref(), x), reduce_retracing=True)
-    out = [score(images[i : i + batch_size].astype(np.float32)).numpy() for i in range(0, len(images), batch_size)]
+        score = by_views[views] = tf.function(lambda x: view_averaged_logits(model_ref(), x, views),
+                                              reduce_retracing=True)
+    step = max(1, batch_size * 2 // len(views))
+    out = [score(images[i : i + step].astype(np.float32)).numpy() for i in range(0, len(images), step)]
     return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import GRADCAM_LAYER, make_model, mirror_averaged_logits
+from detector.model import CROP_AND_MIRROR, GRADCAM_LAYER, SCORING_VIEWS, make_model, view_averaged_logits
 
 
 def test_default_model_is_flat_and_named_for_gradcam():
@@ -22,14 +22,42 @@ def test_tiny_model_predicts_logits_for_raw_pixels():
     assert out.shape == (3, 1) and np.isfinite(out).all()
 
 
-def test_mirror_averaged_logits_are_the_mean_of_both_views():
+def test_crop_and_mirror_views_are_the_mean_of_both():
     model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
     x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     expected = (model.predict_on_batch(x) + model.predict_on_batch(x[:, :, ::-1].copy()))[:, 0] / 2
-    got = mirror_averaged_logits(model, x).numpy()
+    got = view_averaged_logits(model, x, CROP_AND_MIRROR).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    # A mirrored input gets the same score: the two views just swap.
-    np.testing.assert_allclose(mirror_averaged_logits(model, x[:, :, ::-1].copy()).numpy(), got, rtol=1e-4, atol=1e-5)
+    # Through the resampling path (a zoomed view beside them), the whole crop and its
+    # mirror image are cut exactly, not resampled.
+    zoom = (0.5, 0.0, 0.0, False)
+    with_zoom = view_averaged_logits(model, x, (*CROP_AND_MIRROR, zoom)).numpy()
+    np.testing.assert_allclose(with_zoom, (2 * got + view_averaged_logits(model, x, [zoom]).numpy()) / 3,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_shifted_view_sees_the_crop_moved_with_its_edge_mirrored():
+    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    x = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    padded = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    moved = padded[:, 2 + 2 : 2 + 2 + 32, 2 - 1 : 2 - 1 + 32]  # the window 2 px down, 1 px left
+    got = view_averaged_logits(model, x, [(1.0, 2 / 32, -1 / 32, False), (1.0, 2 / 32, -1 / 32, True)]).numpy()
+    expected = (model.predict_on_batch(moved) + model.predict_on_batch(moved[:, :, ::-1].copy()))[:, 0] / 2
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_scoring_views_give_a_mirrored_face_the_same_score():
+    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    x = np.random.default_rng(3).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    got = view_averaged_logits(model, x).numpy()
+    np.testing.assert_allclose(view_averaged_logits(model, x[:, :, ::-1].copy()).numpy(), got, rtol=1e-4, atol=1e-5)
+    assert len(SCORING_VIEWS) > 1
+
+
+def test_views_reaching_far_past_the_crop_are_refused():
+    model = make_model(32, widths=(8,), blocks=(1,), stem_width=8)
+    with pytest.raises(ValueError, match=r"0\.250"):
+        view_averaged_logits(model, np.zeros((1, 32, 32, 3), "float32"), [(1.0, 0.25, 0.0, False)])
 
 
 def test_model_round_trips_through_safe_keras_file(tmp_path):

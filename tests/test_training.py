@@ -163,21 +163,25 @@ def test_one_training_step_with_batch_unlike_mask_side(tiny_set, tmp_path):
     assert card.training["epochs_run"] == 1
 
 
-def test_predict_logits_traces_once_per_model_and_lets_the_model_go():
+def test_predict_logits_traces_once_per_model_and_views_and_lets_the_model_go():
     import gc
     import weakref
 
     from detector import training
-    from detector.model import make_model, mirror_averaged_logits
+    from detector.model import make_model, view_averaged_logits
 
     model = make_model(32, widths=(8,), blocks=(1,), stem_width=8, stem_stride=1)
     crops = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    first = training.predict_logits(model, crops)
+    shifted = ((1.0, 1 / 32, 0.0, False), (1.0, -1 / 32, 0.0, True))
+    first = training.predict_logits(model, crops, batch_size=2)  # one crop per call
     again = training.predict_logits(model, crops)
-    np.testing.assert_allclose(first, again)
-    direct = mirror_averaged_logits(model, crops.astype(np.float32)).numpy()
+    np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-5)
+    direct = view_averaged_logits(model, crops.astype(np.float32)).numpy()
     np.testing.assert_allclose(first, direct, rtol=1e-5, atol=1e-5)
-    assert training._scorers[model].experimental_get_tracing_count() == 1
+    other = training.predict_logits(model, crops, views=shifted)
+    np.testing.assert_allclose(other, view_averaged_logits(model, crops.astype(np.float32), shifted).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert [f.experimental_get_tracing_count() for f in training._scorers[model].values()] == [2, 1]  # 2 batch shapes, 1
     alive = weakref.ref(model)
     del model
     gc.collect()
