@@ -182,12 +182,12 @@ def main() -> None:
               "sets": {name: score_set(Path(args.data) / name, detector, second, args.limit, split=args.split)
                        for name in args.sets}}
     print(f"{GOAL_CONDITION}, {args.split} splits, at most {args.limit} images per label")
-    print(f"{'set':<15}{'scoring':<20}{'n':>6}{'AUC':>8}{'degraded':>10}{'flips':>8}")
+    print(f"{'set':<15}{'scoring':<30}{'n':>6}{'AUC':>8}{'degraded':>10}{'flips':>8}")
     for name, rows in report["sets"].items():
         for how, row in rows.items():
             auc = f"{row['roc_auc']:8.3f}{row['roc_auc_degraded']:10.3f}" if "roc_auc" in row else " " * 18
             flips = "–" if row["flip_share"] is None else f"{row['flip_share']:.1%}"
-            print(f"{name:<15}{how:<20}{row['n']:>6}{auc}{flips:>8}")
+            print(f"{name:<15}{how:<30}{row['n']:>6}{auc}{flips:>8}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -1,9 +1,9 @@
 """What the scoring views and Platt calibration each bring, on the shipped weights.
 
 Scores the cached validation and test crops of both shared sets (the crops training used)
-several ways: the crop alone; the mean over the shipped scoring views
-(``model.SCORING_VIEWS``: the crop and its mirror image); and the mean over the other sets
-of views ``bench/flip_sources.py`` compares (``ALTERNATIVE_VIEWS``). Then fits, on the pooled
+several ways: the mean over the shipped scoring views (``model.SCORING_VIEWS``: the crop and
+its mirror image), and the mean over each set of views ``bench/flip_sources.py`` compares
+(``ALTERNATIVE_VIEWS``: the crop alone, shifted and zoomed views). Then fits, on the pooled
 validation split, temperature scaling alone and Platt scaling (temperature and bias) to the
 shipped scoring, and reports each one's expected calibration error on every test split.
 
@@ -40,20 +40,16 @@ def main() -> None:
     names = [Path(s).name for s in card.training["config"]["sets"]]
     sets = [load_set(Path(args.data) / name, card.input_size, margin=card.face_margin) for name in names]
 
-    def single(images: np.ndarray) -> np.ndarray:
-        return np.concatenate([model.predict_on_batch(images[i : i + 256].astype(np.float32)).ravel()
-                               for i in range(0, len(images), 256)])
-
-    scorers = {"crop alone": single, "scoring views": lambda images: predict_logits(model, images)}
+    scorers = {"scoring views": lambda images: predict_logits(model, images)}
     for name, views in ALTERNATIVE_VIEWS.items():
         scorers[name] = lambda images, views=views: predict_logits(model, images, views=views)
     logits = {(how, a.name, split): score(a.split(split).images)
               for how, score in scorers.items() for a in sets for split in ("val", "test")}
 
-    print("ROC-AUC                    val " + " ".join(f"{n:>14}" for n in names) + "   test " + " ".join(f"{n:>14}" for n in names))
+    print("ROC-AUC                        val " + " ".join(f"{n:>14}" for n in names) + "   test " + " ".join(f"{n:>14}" for n in names))
     for how in scorers:
         row = [roc_auc_score(a.split(split).labels, logits[how, a.name, split]) for split in ("val", "test") for a in sets]
-        print(f"{how:<26} " + " ".join(f"{v:14.4f}" for v in row[: len(sets)]) + "        "
+        print(f"{how:<30} " + " ".join(f"{v:14.4f}" for v in row[: len(sets)]) + "        "
               + " ".join(f"{v:14.4f}" for v in row[len(sets):]))
 
     how = "scoring views"
