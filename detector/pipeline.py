@@ -173,7 +173,7 @@ class Detector:
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255), each the mean
-        over the scoring views and their mirror images (``model.view_averaged_logits``)."""
+        over the scoring views, the crop and its mirror image (``model.view_averaged_logits``)."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
         return self._logits(np.asarray(crops, np.float32)).numpy()
