@@ -47,6 +47,7 @@ from detector.training import SHARED_DATA, predict_logits  # noqa: E402
 #: A region that moved by at most this many pixels (after scaling) counts as kept.
 KEPT_TOLERANCE = 3
 
+
 def _mirrored_too(*windows: tuple[float, float, float]) -> tuple[View, ...]:
     """Each ``(side, dy, dx)`` window as is and mirrored."""
     return tuple((*w, mirrored) for w in windows for mirrored in (False, True))

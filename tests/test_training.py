@@ -1,12 +1,11 @@
 import json
 
 import numpy as np
+import pytest
 
 from detector.card import ModelCard, sha256_of
 from detector.augment import AugmentConfig, augment, self_blend
 from detector.data import Arrays, load_set, manipulation_masks
-import pytest
-
 from detector.training import TrainConfig, combined_auc, real_fake_pairs, training_dataset
 
 
@@ -181,7 +180,7 @@ def test_predict_logits_traces_once_per_model_and_views_and_lets_the_model_go():
     other = training.predict_logits(model, crops, views=shifted)
     np.testing.assert_allclose(other, view_averaged_logits(model, crops.astype(np.float32), shifted).numpy(),
                                rtol=1e-5, atol=1e-5)
-    assert [f.experimental_get_tracing_count() for f in training._scorers[model].values()] == [2, 1]  # 2 batch shapes, 1
+    assert [f.experimental_get_tracing_count() for f in training._scorers[model].values()] == [2, 1]  # shipped views: batches of 1 and 6 crops; shifted: one batch
     alive = weakref.ref(model)
     del model
     gc.collect()
