@@ -106,14 +106,13 @@ def score_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], ratio: np.ndarray, w
 
     from detector.data import training_input
     from detector.pipeline import Detector
-    from detector.training import predict_logits
 
     detector = Detector.load(weights)
     card = detector.card
 
     def scores(images) -> np.ndarray:
         crops = [training_input(im, card.input_size, detector.finder, card.face_margin) for im in images]
-        return predict_logits(detector.model, np.stack(crops))
+        return detector.logits(np.stack(crops))
 
     reals = scores(real for real, _ in pairs)
 

@@ -12,8 +12,8 @@ the fake / not-fake verdicts may flip. This script scores the same test images a
 Then it tries test-time changes that make the original and the degraded crop more alike
 before the network sees them (both the original's crop and the degraded one pass through
 it): downscaling to 96 or 64 pixels and back, a Gaussian blur, JPEG at quality 70. And it
-scores each crop through other sets of scoring views than the shipped ones
-(``model.SCORING_VIEWS``, see ``ALTERNATIVE_VIEWS``), calibrated as the card says; run it
+scores each crop through other sets of scoring views than the card's
+(``ModelCard.scoring_views``, see ``ALTERNATIVE_VIEWS``), calibrated as the card says; run it
 with ``--split val`` to choose among them. With ``--second-weights`` it also
 scores the mean probability of two weights folders (each framing faces as its own card says)
 against the mean of their thresholds: an ensemble.
@@ -39,7 +39,7 @@ from detector.card import WEIGHTS_DIR  # noqa: E402
 from detector.data import read_records  # noqa: E402
 from detector.faces import Box  # noqa: E402
 from detector.imaging import load_image  # noqa: E402
-from detector.model import View  # noqa: E402
+from detector.views import CROP_AND_MIRROR, View  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
 from detector.robustness import CONDITIONS, GOAL_CONDITION, Degrade, blur, jpeg  # noqa: E402
 from detector.training import SHARED_DATA, predict_logits  # noqa: E402
@@ -56,13 +56,14 @@ def _mirrored_too(*windows: tuple[float, float, float]) -> tuple[View, ...]:
 _WHOLE, _PX = (1.0, 0.0, 0.0), 1 / 128
 _SHIFTS = tuple((1.0, dy, dx) for dy, dx in ((4 * _PX, 0.0), (-4 * _PX, 0.0), (0.0, 4 * _PX), (0.0, -4 * _PX)))
 
-#: Scoring views compared with the shipped ones (``model.SCORING_VIEWS``): the crop alone;
-#: the mirror image cut 2 pixels (half a stem patch) down and right, for the same cost as the
-#: shipped two views; and, at 5 and 6 times their cost, the crop shifted 4 pixels up, down,
-#: left and right, with or without a centre zoom to 0.9 of the side, each also mirrored.
+#: Scoring views compared with the card's (``ModelCard.scoring_views``): the crop alone; the
+#: crop and its mirror image, unshifted (``views.CROP_AND_MIRROR``, the views shipped before
+#: the mirror image was shifted); and, at 5 and 6 times their cost, the crop shifted 4 pixels
+#: up, down, left and right, with or without a centre zoom to 0.9 of the side, each also
+#: mirrored.
 ALTERNATIVE_VIEWS: dict[str, tuple[View, ...]] = {
     "views: crop alone": ((*_WHOLE, False),),
-    "views: mirror shifted 2 px": ((*_WHOLE, False), (1.0, 2 * _PX, 2 * _PX, True)),
+    "views: crop + mirror": CROP_AND_MIRROR,
     "views: + 4 shifts (x5)": _mirrored_too(_WHOLE, *_SHIFTS),
     "views: + zoom, 4 shifts (x6)": _mirrored_too(_WHOLE, (0.9, 0.0, 0.0), *_SHIFTS),
 }
@@ -90,7 +91,7 @@ def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
     crops = np.stack([view(crop) for crop in detector.crops(image, regions)])
     if views is None:
         return float(detector.probabilities(crops).max())
-    return float(detector.calibrate(predict_logits(detector.model, crops, views=views)).max())
+    return float(detector.calibrate(predict_logits(detector.model, crops, views)).max())
 
 
 def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float) -> dict:

@@ -1,11 +1,11 @@
 """What the scoring views and Platt calibration each bring, on the shipped weights.
 
 Scores the cached validation and test crops of both shared sets (the crops training used)
-several ways: the mean over the shipped scoring views (``model.SCORING_VIEWS``: the crop and
-its mirror image), and the mean over each set of views ``bench/flip_sources.py`` compares
-(``ALTERNATIVE_VIEWS``: the crop alone, shifted and zoomed views). Then fits, on the pooled
-validation split, temperature scaling alone and Platt scaling (temperature and bias) to the
-shipped scoring, and reports each one's expected calibration error on every test split.
+several ways: the mean over the card's scoring views (``ModelCard.scoring_views``), and the
+mean over each set of views ``bench/flip_sources.py`` compares (``ALTERNATIVE_VIEWS``: the
+crop alone, the crop and its unshifted mirror image, shifted and zoomed views). Then fits, on
+the pooled validation split, temperature scaling alone and Platt scaling (temperature and
+bias) to the card's scoring, and reports each one's expected calibration error on every test split.
 
     python bench/scoring_choices.py [--weights weights/]
 """
@@ -40,9 +40,9 @@ def main() -> None:
     names = [Path(s).name for s in card.training["config"]["sets"]]
     sets = [load_set(Path(args.data) / name, card.input_size, margin=card.face_margin) for name in names]
 
-    scorers = {"scoring views": lambda images: predict_logits(model, images)}
+    scorers = {"scoring views": lambda images: predict_logits(model, images, card.scoring_views)}
     for name, views in ALTERNATIVE_VIEWS.items():
-        scorers[name] = lambda images, views=views: predict_logits(model, images, views=views)
+        scorers[name] = lambda images, views=views: predict_logits(model, images, views)
     logits = {(how, a.name, split): score(a.split(split).images)
               for how, score in scorers.items() for a in sets for split in ("val", "test")}
 

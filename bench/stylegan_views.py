@@ -70,7 +70,8 @@ def run(
     import keras
     import tensorflow as tf
 
-    from detector.model import CROP_AND_MIRROR, make_model, view_averaged_logits
+    from detector.model import make_model, view_averaged_logits
+    from detector.views import CROP_AND_MIRROR
 
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (load_split(data, s) for s in ("train", "val", "test"))

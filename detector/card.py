@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detector.views import CROP_AND_MIRROR, View, as_views, describe
+
 #: The folder of the shipped weights, next to the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MODEL_FILE = "model.keras"
@@ -50,6 +52,8 @@ class ModelCard:
         threshold: Calibrated fake probability at or above which a face is called fake.
         uncertain_band: ``(low, high)`` calibrated probabilities between which the verdict is
             "uncertain".
+        scoring_views: The views (``detector.views``) whose mean logit the calibration was
+            fitted on; cards written before this field were fitted on ``CROP_AND_MIRROR``.
         sha256: Hex digest of the weights file.
         architecture: Human-readable summary (layers, parameters, FLOPs).
         data: Data sets and split sizes used.
@@ -64,6 +68,7 @@ class ModelCard:
     bias: float = 0.0
     threshold: float = 0.5
     uncertain_band: tuple[float, float] = (0.5, 0.5)
+    scoring_views: tuple[View, ...] = CROP_AND_MIRROR
     sha256: str = ""
     architecture: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +96,7 @@ class ModelCard:
         try:
             raw = json.loads(path.read_text())
             raw["uncertain_band"] = tuple(raw.get("uncertain_band", (0.5, 0.5)))
+            raw["scoring_views"] = as_views(raw.get("scoring_views", CROP_AND_MIRROR))
             return cls(**raw)
         except FileNotFoundError:
             raise WeightsError(f"model card {path} is missing; regenerate it with `{REGENERATE_COMMAND}`") from None
@@ -143,7 +149,7 @@ class ModelCard:
             f"- Parameters: {arch.get('parameters', '?'):,}" if isinstance(arch.get("parameters"), int) else "",
             f"- Input: {self.input_size}×{self.input_size} RGB face crop, framed at {self.face_margin}× the face box",
             f"- Weights: `{MODEL_FILE}`, sha256 `{self.sha256}`",
-            "- Scoring: the logit of a face is the mean of its crop's and its mirror image's",
+            f"- Scoring: a face's logit is the mean over these views of its crop: {describe(self.scoring_views)}",
             f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data",
             f"- Decision threshold: {self.threshold:.3f} (chosen on validation data); "
             f"verdict \"uncertain\" for calibrated probabilities in [{lo:.3f}, {hi:.3f}]",

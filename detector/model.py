@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from detector.views import View
+
 #: Name of the last convolution: what Grad-CAM explains.
 GRADCAM_LAYER = "gradcam_target"
 
@@ -105,23 +107,7 @@ def make_model(
     return keras.Model(inputs, outputs, name="deepfake_cnn")
 
 
-#: A scoring view: a square window of the crop, ``(side, dy, dx, mirrored)``: its side and
-#: its centre's offset from the crop's centre as shares of the crop's side, and whether it
-#: is seen mirrored left to right.
-View = tuple[float, float, float, bool]
-
-#: The crop and its mirror image: a face means the same mirrored, but its pixels, and the
-#: noise JPEG and resizing add to them, do not, so averaging the two cancels part of that
-#: noise. On the shipped weights it adds about 0.01 test ROC-AUC on DFDC, for one more image
-#: in the same batch (``python bench/scoring_choices.py``).
-CROP_AND_MIRROR: tuple[View, ...] = ((1.0, 0.0, 0.0, False), (1.0, 0.0, 0.0, True))
-
-#: The views every face is scored through. More views (shifted and zoomed windows, measured
-#: by ``bench/flip_sources.py`` and ``bench/scoring_choices.py``) cost one network pass each.
-SCORING_VIEWS: tuple[View, ...] = CROP_AND_MIRROR
-
-
-def view_averaged_logits(model: keras.Model, images, views: Sequence[View] = SCORING_VIEWS):
+def view_averaged_logits(model: keras.Model, images, views: Sequence[View]):
     """Fake logits of ``(N, S, S, 3)`` images, each the mean over ``views`` of the image
     (test-time augmentation).
 
@@ -131,7 +117,8 @@ def view_averaged_logits(model: keras.Model, images, views: Sequence[View] = SCO
     Args:
         model: A network from ``make_model``.
         images: A float tensor or array of pixels 0-255.
-        views: The views, each ``(side, dy, dx, mirrored)`` (see ``View``).
+        views: The views, each ``(side, dy, dx, mirrored)`` (see ``detector.views``); a
+            model's card names those it was calibrated through.
 
     Returns:
         A ``(N,)`` tensor of logits.

@@ -120,7 +120,7 @@ class Detector:
         # One traced graph for every batch size: Keras' predict() costs ~50-100 ms of
         # overhead per call, this costs microseconds.
         self._logits = tf.function(
-            lambda x: view_averaged_logits(model, x),
+            lambda x: view_averaged_logits(model, x, card.scoring_views),
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
             reduce_retracing=True,
         )
@@ -173,7 +173,7 @@ class Detector:
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255), each the mean
-        over the scoring views, the crop and its mirror image (``model.view_averaged_logits``)."""
+        over the views the card was calibrated through (``ModelCard.scoring_views``)."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
         return self._logits(np.asarray(crops, np.float32)).numpy()

@@ -31,7 +31,8 @@ from detector.augment import AugmentConfig, augment, self_blend
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
-from detector.model import SCORING_VIEWS, View, flops, make_model, view_averaged_logits, with_mask_head
+from detector.model import flops, make_model, view_averaged_logits, with_mask_head
+from detector.views import SCORING_VIEWS, View
 
 log = logging.getLogger("detector.training")
 
@@ -319,17 +320,17 @@ def _self_blend_pair(element, seed):
 _scorers: "weakref.WeakKeyDictionary[keras.Model, dict[tuple[View, ...], Any]]" = weakref.WeakKeyDictionary()
 
 
-def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256,
-                   views: Sequence[View] = SCORING_VIEWS) -> np.ndarray:
+def predict_logits(model: keras.Model, images: np.ndarray, views: Sequence[View], batch_size: int = 256) -> np.ndarray:
     """The model's fake logits for a stack of uint8 crops, without augmentation, each the
     mean over ``views``, as the ``Detector`` scores them (``model.view_averaged_logits``).
 
     Args:
         model: A network from ``make_model``.
         images: ``(N, S, S, 3)`` crops.
-        batch_size: Crops per call with two views (the crop and its mirror image); fewer
-            with more views, so memory stays flat.
-        views: The scoring views.
+        views: The scoring views (a card's ``scoring_views``, or ``views.SCORING_VIEWS``
+            for a model being trained).
+        batch_size: Crops per call with two views; fewer with more views, so memory stays
+            flat.
 
     Returns:
         ``(N,)`` logits.
@@ -392,7 +393,7 @@ class _Validation(keras.callbacks.Callback):
         aucs, sizes = {}, {}
         for part in self.val:
             if len(np.unique(part.labels)) == 2:
-                aucs[part.name] = float(roc_auc_score(part.labels, predict_logits(self.serving, part.images)))
+                aucs[part.name] = float(roc_auc_score(part.labels, predict_logits(self.serving, part.images, SCORING_VIEWS)))
                 sizes[part.name] = len(part.labels)
         score = combined_auc(aucs, sizes, self.weighting)
         if logs is not None:
@@ -538,7 +539,8 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
     return model, trainer
 
 
-def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_width: float) -> dict[str, Any]:
+def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_width: float,
+                           views: Sequence[View] = SCORING_VIEWS) -> dict[str, Any]:
     """Fits the calibration, threshold and uncertain band on validation data, then scores
     the validation and test splits with them.
 
@@ -548,12 +550,14 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
         model: The trained network.
         sets: The run's sets (their ``val`` and ``test`` splits are used).
         uncertain_width: Half-width of the "uncertain" band around the threshold.
+        views: The scoring views the calibration is fitted through.
 
     Returns:
-        The card fields ``temperature``, ``bias``, ``threshold``, ``uncertain_band`` and
-        ``metrics`` (``evaluation.report`` per split).
+        The card fields ``scoring_views``, ``temperature``, ``bias``, ``threshold``,
+        ``uncertain_band`` and ``metrics`` (``evaluation.report`` per split).
     """
-    logits = {split: [predict_logits(model, a.split(split).images) for a in sets] for split in ("val", "test")}
+    views = tuple(views)
+    logits = {split: [predict_logits(model, a.split(split).images, views) for a in sets] for split in ("val", "test")}
     val_labels = np.concatenate([a.split("val").labels for a in sets])
     temperature, bias = evaluation.fit_platt(val_labels, np.concatenate(logits["val"]))
     val_p = evaluation.apply_temperature(np.concatenate(logits["val"]), temperature, bias)
@@ -567,22 +571,24 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
         )
         for split in ("val", "test")
     }
-    return {"temperature": float(temperature), "bias": float(bias), "threshold": float(threshold),
+    return {"scoring_views": views, "temperature": float(temperature), "bias": float(bias), "threshold": float(threshold),
             "uncertain_band": (float(band[0]), float(band[1])), "metrics": metrics}
 
 
 def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
-                cache_dir: str | Path | None = None) -> ModelCard:
+                cache_dir: str | Path | None = None, views: Sequence[View] = SCORING_VIEWS) -> ModelCard:
     """Refits a trained model's calibration, threshold and band, and re-scores its card.
 
     ``train`` does this as its last step; this reruns that step alone on existing weights,
     with the current scoring code, on the sets named in the card (found in ``data_dir``).
-    The weights are not changed.
+    The weights are not changed. The card keeps, as ``training.validation_views``, the views
+    its checkpoint was chosen through, which may differ from those it is now calibrated on.
 
     Args:
         weights_dir: Folder with ``model.keras`` and ``model_card.json``.
         data_dir: Folder holding the card's sets, by name.
         cache_dir: Crop cache (``data.load_set``).
+        views: The scoring views to calibrate through; the card records them.
 
     Returns:
         The rewritten card.
@@ -597,8 +603,9 @@ def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SH
             for s in config.get("sets", [])]
     if not sets:
         raise ValueError(f"the card in {weights_dir} names no training sets to calibrate on")
-    fitted = calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width))
-    card = replace(card, **fitted, training={**card.training, "calibrated_by": "python -m detector calibrate"})
+    fitted = calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views)
+    training = {"validation_views": card.scoring_views, **card.training, "calibrated_by": "python -m detector calibrate"}
+    card = replace(card, **fitted, training=training)
     card.save(weights_dir)
     return card
 
@@ -696,6 +703,7 @@ def train(cfg: TrainConfig) -> ModelCard:
             "command": " ".join(["python", "train.py", *sys.argv[1:]]) if Path(sys.argv[0]).name == "train.py" else "python train.py",
             "config": json.loads(json.dumps(asdict(cfg), default=str)),
             "minutes": round(train_minutes, 1),
+            "validation_views": SCORING_VIEWS,
             "machine": f"{platform.machine()}, {tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads, "
             f"{len(tf.config.list_physical_devices('GPU'))} GPU",
             "epochs_run": epochs_run,

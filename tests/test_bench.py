@@ -69,20 +69,19 @@ def test_flip_sources_split_the_flips_by_region(tiny_weights, tiny_set):
     # The same detector twice is itself: the ensemble row must equal the shipped one.
     assert rows["ensemble"]["flip_share"] == shipped["flip_share"]
     assert rows["ensemble"]["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])
-    assert {"views: crop alone", "views: mirror shifted 2 px"} <= set(rows)
+    assert {"views: crop alone", "views: crop + mirror"} <= set(rows)
 
 
 def test_flip_sources_scores_other_views_as_the_detector_scores_its_own(tiny_weights, tiny_set):
     from bench.flip_sources import image_probability
     from detector.imaging import load_image
-    from detector.model import SCORING_VIEWS
     from detector.pipeline import Detector
 
     detector = Detector.load(tiny_weights)
     image = load_image(next((tiny_set / "fake").iterdir()))
     _, regions, _ = detector.regions(image)
     own = image_probability(detector, image, regions)
-    assert image_probability(detector, image, regions, views=SCORING_VIEWS) == pytest.approx(own, abs=1e-6)
+    assert image_probability(detector, image, regions, views=detector.card.scoring_views) == pytest.approx(own, abs=1e-6)
     assert image_probability(detector, image, regions, views=((1.0, 0.0, 0.0, False),)) != pytest.approx(own, abs=1e-6)
 
 

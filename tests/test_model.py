@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import CROP_AND_MIRROR, GRADCAM_LAYER, SCORING_VIEWS, make_model, view_averaged_logits
+from detector.model import GRADCAM_LAYER, make_model, view_averaged_logits
+from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, SCORING_VIEWS, as_views, describe
 
 
 def test_default_model_is_flat_and_named_for_gradcam():
@@ -46,12 +47,30 @@ def test_shifted_view_sees_the_crop_moved_with_its_edge_mirrored():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_scoring_views_give_a_mirrored_face_the_same_score():
+def test_crop_and_mirror_give_a_mirrored_face_the_same_score():
     model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
     x = np.random.default_rng(3).integers(0, 256, (3, 32, 32, 3)).astype("float32")
-    got = view_averaged_logits(model, x).numpy()
-    np.testing.assert_allclose(view_averaged_logits(model, x[:, :, ::-1].copy()).numpy(), got, rtol=1e-4, atol=1e-5)
-    assert len(SCORING_VIEWS) > 1
+    got = view_averaged_logits(model, x, CROP_AND_MIRROR).numpy()
+    np.testing.assert_allclose(view_averaged_logits(model, x[:, :, ::-1].copy(), CROP_AND_MIRROR).numpy(), got,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_shipped_views_are_the_crop_and_its_mirror_image_half_a_stem_patch_apart():
+    assert SCORING_VIEWS == CROP_AND_SHIFTED_MIRROR
+    (crop, mirror) = SCORING_VIEWS
+    assert crop == (1.0, 0.0, 0.0, False)
+    # Half of the 4-pixel stem patch of a 128 px crop, down and right, and mirrored.
+    assert mirror == (1.0, 2 / 128, 2 / 128, True)
+
+
+def test_views_read_back_from_json_and_bad_views_are_refused():
+    assert as_views([[1, 0, 0, 0], [1.0, 0.5, -0.25, True]]) == ((1.0, 0.0, 0.0, False), (1.0, 0.5, -0.25, True))
+    with pytest.raises(ValueError, match=r"\[1, 0, 0\]"):
+        as_views([[1, 0, 0]])
+    with pytest.raises(ValueError, match="at least one"):
+        as_views([])
+    assert describe(CROP_AND_MIRROR) == "the crop; its mirror image"
+    assert "shifted (+0.0156, +0.0156)" in describe(CROP_AND_SHIFTED_MIRROR)
 
 
 def test_views_reaching_far_past_the_crop_are_refused():

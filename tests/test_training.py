@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -24,7 +25,6 @@ def test_quick_training_writes_model_and_card(tiny_weights):
 
 
 def test_calibrate_command_refits_the_card_and_keeps_the_weights(tiny_weights, tiny_set, tmp_path, monkeypatch, capsys):
-    import shutil
 
     from detector.__main__ import main
 
@@ -40,6 +40,43 @@ def test_calibrate_command_refits_the_card_and_keeps_the_weights(tiny_weights, t
     assert (after.temperature, after.bias, after.threshold) == (before.temperature, before.bias, before.threshold)
     assert after.metrics["test"]["overall"]["roc_auc"] == before.metrics["test"]["overall"]["roc_auc"]
     assert after.training["calibrated_by"] == "python -m detector calibrate"
+
+
+def test_card_records_its_scoring_views_and_the_detector_scores_through_them(tiny_weights, tiny_set, tmp_path):
+    from detector import training
+    from detector.model import view_averaged_logits
+    from detector.pipeline import Detector
+    from detector.views import CROP_AND_MIRROR, SCORING_VIEWS
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    trained = ModelCard.load(folder)
+    assert trained.scoring_views == SCORING_VIEWS != CROP_AND_MIRROR
+    assert [tuple(v) for v in trained.training["validation_views"]] == list(SCORING_VIEWS)
+
+    # Recalibrated through other views: the card names them, and keeps those that chose the
+    # checkpoint; the detector then scores through the card's views, not the shipped default.
+    training.recalibrate(folder, tiny_set.parent, tmp_path / "cache", views=CROP_AND_MIRROR)
+    card = ModelCard.load(folder)
+    assert card.scoring_views == CROP_AND_MIRROR
+    assert [tuple(v) for v in card.training["validation_views"]] == list(SCORING_VIEWS)
+    assert (card.temperature, card.bias) != (trained.temperature, trained.bias)  # refitted on the new views
+    detector = Detector.load(folder)
+    crops = np.random.default_rng(0).integers(0, 256, (3, card.input_size, card.input_size, 3)).astype(np.float32)
+    np.testing.assert_allclose(detector.logits(crops), view_averaged_logits(detector.model, crops, CROP_AND_MIRROR).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(detector.logits(crops), view_averaged_logits(detector.model, crops, SCORING_VIEWS).numpy(),
+                           rtol=1e-5, atol=1e-5)
+
+
+def test_cards_without_scoring_views_were_calibrated_through_the_crop_and_its_mirror(tiny_weights, tmp_path):
+    from detector.views import CROP_AND_MIRROR
+
+    shutil.copytree(tiny_weights, tmp_path / "w")
+    raw = json.loads((tmp_path / "w" / "model_card.json").read_text())
+    del raw["scoring_views"]
+    (tmp_path / "w" / "model_card.json").write_text(json.dumps(raw))
+    assert ModelCard.load(tmp_path / "w").scoring_views == CROP_AND_MIRROR
 
 
 def test_train_command_sets_the_face_margin_of_crops_and_card(tiny_set, tmp_path, monkeypatch):
@@ -168,19 +205,20 @@ def test_predict_logits_traces_once_per_model_and_views_and_lets_the_model_go():
 
     from detector import training
     from detector.model import make_model, view_averaged_logits
+    from detector.views import CROP_AND_MIRROR
 
     model = make_model(32, widths=(8,), blocks=(1,), stem_width=8, stem_stride=1)
     crops = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     shifted = ((1.0, 1 / 32, 0.0, False), (1.0, -1 / 32, 0.0, True))
-    first = training.predict_logits(model, crops, batch_size=2)  # one crop per call
-    again = training.predict_logits(model, crops)
+    first = training.predict_logits(model, crops, CROP_AND_MIRROR, batch_size=2)  # one crop per call
+    again = training.predict_logits(model, crops, CROP_AND_MIRROR)
     np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-5)
-    direct = view_averaged_logits(model, crops.astype(np.float32)).numpy()
+    direct = view_averaged_logits(model, crops.astype(np.float32), CROP_AND_MIRROR).numpy()
     np.testing.assert_allclose(first, direct, rtol=1e-5, atol=1e-5)
-    other = training.predict_logits(model, crops, views=shifted)
+    other = training.predict_logits(model, crops, shifted)
     np.testing.assert_allclose(other, view_averaged_logits(model, crops.astype(np.float32), shifted).numpy(),
                                rtol=1e-5, atol=1e-5)
-    assert [f.experimental_get_tracing_count() for f in training._scorers[model].values()] == [2, 1]  # shipped views: batches of 1 and 6 crops; shifted: one batch
+    assert [f.experimental_get_tracing_count() for f in training._scorers[model].values()] == [2, 1]  # crop and mirror: batches of 1 and 6 crops; shifted: one batch
     alive = weakref.ref(model)
     del model
     gc.collect()
