@@ -39,7 +39,19 @@ FACE_MARGIN = 1.3
 #: search as a small one.
 DETECT_MAX_SIDE = 640
 
-#: Smallest face searched for, in pixels of the (downscaled) search image.
+#: Photos smaller than this (longest side) are searched upscaled to it: the side of the
+#: smallest training images (DFDC's 224 px crops), so a photo that was downscaled after the
+#: fact (an upload resized by a social network) is searched at the scales its original
+#: was, and the finder picks the same region more often (``python bench/flip_sources.py``
+#: counts the regions that move at half size + JPEG 50). No image of the shared training
+#: sets is smaller, so their crops are unchanged. At most
+#: ``MAX_UPSCALE`` times, which covers half-size uploads (the robustness goal's condition):
+#: a tiny photo blown up further is mostly interpolation blur, where the cascade sees faces
+#: that are not there (and a tiny set's fakes stop matching their reals' crops).
+DETECT_MIN_SIDE = 224
+MAX_UPSCALE = 2.0
+
+#: Smallest face searched for, in pixels of the (rescaled) search image.
 MIN_FACE = 32
 
 #: Summed last-stage confidence a cluster of cascade hits needs to count as a face. Over the
@@ -103,6 +115,8 @@ class FaceFinder:
             considered; the evidence threshold then decides.
         max_side: Longest side of the search image; larger photos are downscaled first,
             which keeps a 12-megapixel photo fast without losing faces of useful size.
+        min_side: Smaller photos are upscaled to this longest side first, at most
+            ``MAX_UPSCALE`` times (see ``DETECT_MIN_SIDE``).
         min_evidence: Summed last-stage confidence a cluster needs (see ``MIN_EVIDENCE``);
             higher gives fewer false faces and misses more real ones.
 
@@ -111,13 +125,15 @@ class FaceFinder:
     """
 
     def __init__(
-        self, min_neighbors: int = 2, max_side: int = DETECT_MAX_SIDE, min_evidence: float = MIN_EVIDENCE
+        self, min_neighbors: int = 2, max_side: int = DETECT_MAX_SIDE, min_evidence: float = MIN_EVIDENCE,
+        min_side: int = DETECT_MIN_SIDE,
     ) -> None:
         self._cascade = _load_cascade(_CASCADE_FILE)
         self._fallback = _load_cascade(_FALLBACK_CASCADE_FILE)
         self._lock = threading.Lock()
         self.min_neighbors = min_neighbors
         self.max_side = max_side
+        self.min_side = min_side
         self.min_evidence = min_evidence
 
     def find(self, image: np.ndarray) -> list[Box]:
@@ -143,11 +159,13 @@ class FaceFinder:
 
     def _find(self, image: np.ndarray) -> list[Box]:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        scale = min(1.0, self.max_side / max(grey.shape))
-        if min(grey.shape) * scale < MIN_FACE:
+        longest = max(grey.shape)
+        if min(grey.shape) * min(1.0, self.max_side / longest) < MIN_FACE:
             return []  # too thin to hold a face; a 1-pixel side would vanish when downscaled
-        if scale < 1.0:
-            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        scale = min(min(max(longest, self.min_side), self.max_side) / longest, MAX_UPSCALE)
+        if scale != 1.0:
+            shrink = scale < 1.0
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         equalised = cv2.equalizeHist(grey)
 
         def usable(box: tuple[int, int, int, int], evidence: float) -> bool:

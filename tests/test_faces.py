@@ -77,6 +77,22 @@ def test_a_large_photo_is_searched_downscaled_with_the_same_faces(finder):
         assert abs(b.x - 3 * s.x) <= 0.1 * b.w and abs(b.w - 3 * s.w) <= 0.1 * b.w, (s, b)
 
 
+def test_a_small_photo_is_searched_upscaled_and_boxed_in_its_own_pixels(finder):
+    tight = example("skimage_astronaut_eileen_collins.png")
+    (face,) = finder.find(tight)
+    crop = cv2.resize(tight[face.y : face.y + face.h, face.x : face.x + face.w], (224, 224), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA)  # an upload at half size
+    (got,) = finder.find(small)
+    upscaled = cv2.resize(small, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    (expected,) = finder.find(upscaled)
+    assert max(abs(g - e / 2) for g, e in zip(got.as_list(), expected.as_list())) <= 1, (got, expected)
+    # Searched at the full-size photo's scales, it finds that photo's box, halved.
+    (full,) = finder.find(crop)
+    assert max(abs(g - f / 2) for g, f in zip(got.as_list(), full.as_list())) <= 2, (got, full)
+    # At the training images' side (224 px) nothing is rescaled: training crops are unchanged.
+    assert FaceFinder(min_side=1).find(crop) == [full]
+
+
 def test_a_face_filling_the_frame_is_found_whole_not_in_parts(finder):
     # A tight face crop (as DFDC frames are): the cascade has no room around the face and sees
     # "faces" in the nose and mouth unless the close-up search finds the whole face.
