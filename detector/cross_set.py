@@ -54,7 +54,8 @@ def cross_set_report(
         row = {"minutes": card.training.get("minutes"), "epochs": card.training.get("epochs_run")}
         for test_set in cfg.sets:
             part = load_set(test_set, cfg.input_size, cfg.cache_dir, cfg.limit, margin=cfg.face_margin).split("test")
-            p = evaluation.apply_temperature(predict_logits(model, part.images, card.scoring_views), card.temperature, card.bias)
+            logits = predict_logits(model, part.images, card.scoring_views)
+            p = evaluation.apply_temperature(logits, card.temperature, card.bias)
             m = evaluation.binary_metrics(part.labels, p, card.threshold)
             row[Path(test_set).name] = {k: m[k] for k in ("roc_auc", "accuracy", "recall_real", "recall_fake", "ece", "n")}
         report[f"train on {name}"] = row

@@ -164,8 +164,8 @@ class FaceFinder:
             return []  # too thin to hold a face; a 1-pixel side would vanish when downscaled
         scale = min(min(max(longest, self.min_side), self.max_side) / longest, MAX_UPSCALE)
         if scale != 1.0:
-            shrink = scale < 1.0
-            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            resampling = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=resampling)
         equalised = cv2.equalizeHist(grey)
 
         def usable(box: tuple[int, int, int, int], evidence: float) -> bool:

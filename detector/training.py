@@ -393,7 +393,8 @@ class _Validation(keras.callbacks.Callback):
         aucs, sizes = {}, {}
         for part in self.val:
             if len(np.unique(part.labels)) == 2:
-                aucs[part.name] = float(roc_auc_score(part.labels, predict_logits(self.serving, part.images, SCORING_VIEWS)))
+                logits = predict_logits(self.serving, part.images, SCORING_VIEWS)
+                aucs[part.name] = float(roc_auc_score(part.labels, logits))
                 sizes[part.name] = len(part.labels)
         score = combined_auc(aucs, sizes, self.weighting)
         if logs is not None:
@@ -650,6 +651,9 @@ def train(cfg: TrainConfig) -> ModelCard:
     for name, by_split in counts.items():
         log.info("%s: %d images (%s)", name, sum(sum(c.values()) for c in by_split.values()),
                  {s: sum(c.values()) for s, c in by_split.items()})
+    # On a first run this includes decoding every image into the crop cache, which the
+    # time budget (``max_minutes``) counts too.
+    log.info("crops ready after %.1f min", (time.monotonic() - started) / 60)
     val = [a.split("val") for a in sets]
 
     steps = cfg.steps_per_epoch or math.ceil(sum(sum(c["train"].values()) for c in counts.values()) / cfg.batch_size)
