@@ -13,7 +13,9 @@ Then it tries test-time changes that make the original and the degraded crop mor
 before the network sees them (both the original's crop and the degraded one pass through
 it): downscaling to 96 or 64 pixels and back, a Gaussian blur, JPEG at quality 70. And it
 scores each crop through other sets of scoring views than the card's
-(``ModelCard.scoring_views``, see ``ALTERNATIVE_VIEWS``), calibrated as the card says; run it
+(``ModelCard.scoring_views``, see ``ALTERNATIVE_VIEWS``), each with its own calibration,
+threshold and band refitted on validation data (as ``python -m detector calibrate`` would fit
+them, so each row is the detector as it would ship with those views); run it
 with ``--split val`` to choose among them. With ``--second-weights`` it also
 scores the mean probability of two weights folders (each framing faces as its own card says)
 against the mean of their thresholds: an ensemble.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -42,7 +45,7 @@ from detector.imaging import load_image  # noqa: E402
 from detector.views import CROP_AND_MIRROR, View  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
 from detector.robustness import CONDITIONS, GOAL_CONDITION, Degrade, blur, jpeg  # noqa: E402
-from detector.training import SHARED_DATA, predict_logits  # noqa: E402
+from detector.training import SHARED_DATA, refit_calibration  # noqa: E402
 
 #: A region that moved by at most this many pixels (after scaling) counts as kept.
 KEPT_TOLERANCE = 3
@@ -84,14 +87,20 @@ def scaled(region: Box, factor: float) -> Box:
     return Box(*(int(round(v * factor)) for v in region.as_list()))
 
 
+def calibrated_for(detector: Detector, views: tuple[View, ...], data_dir: str | Path = SHARED_DATA) -> Detector:
+    """The detector as it would ship scoring through ``views``: the same network and finder,
+    with the calibration, threshold and band refitted on validation data through them."""
+    fitted = refit_calibration(detector.model, detector.card, data_dir, views=views)
+    fitted.pop("metrics")
+    return Detector(detector.model, replace(detector.card, **fitted))
+
+
 def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
-                      view: Degrade = lambda crop: crop, views: tuple[View, ...] | None = None) -> float:
+                      view: Degrade = lambda crop: crop) -> float:
     """The image's fake probability (the highest of its regions'), each crop passed through
-    ``view`` and scored through ``views`` (the detector's own when ``None``)."""
+    ``view``."""
     crops = np.stack([view(crop) for crop in detector.crops(image, regions)])
-    if views is None:
-        return float(detector.probabilities(crops).max())
-    return float(detector.calibrate(predict_logits(detector.model, crops, views)).max())
+    return float(detector.probabilities(crops).max())
 
 
 def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float) -> dict:
@@ -103,7 +112,8 @@ def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: flo
 
 
 def score_set(root: Path, detector: Detector, second: Detector | None = None, limit: int = 300,
-              degrade: Degrade = CONDITIONS[GOAL_CONDITION], split: str = "test") -> dict[str, dict]:
+              degrade: Degrade = CONDITIONS[GOAL_CONDITION], split: str = "test",
+              alternatives: dict[str, Detector] | None = None) -> dict[str, dict]:
     """Every row of the report for one set.
 
     Args:
@@ -113,11 +123,13 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
         limit: At most this many images per label.
         degrade: The degradation (the robustness goal's by default).
         split: The split scored.
+        alternatives: Row name -> the detector with other scoring views (``calibrated_for``).
 
     Returns:
         Row name -> ``summary`` figures; the "region kept" and "region moved" rows hold only
         ``flip_share`` and ``n``.
     """
+    alternatives = alternatives or {}
     size = detector.card.input_size
     views = {"bottleneck 96 px": bottleneck(96, size), "bottleneck 64 px": bottleneck(64, size),
              "blur sigma 1": blur(1.0), "JPEG 70": jpeg(70)}
@@ -125,7 +137,7 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
     records = [r for label in (0, 1) for r in [x for x in records if x.label == label][:limit]]
     y, moved = [], []
     probs: dict[str, list[tuple[float, float]]] = {
-        name: [] for name in ["as shipped", "original region", *views, *ALTERNATIVE_VIEWS]}
+        name: [] for name in ["as shipped", "original region", *views, *alternatives]}
     if second is not None:
         probs["ensemble"] = []
     for record in tqdm(records, desc=root.name, unit="img", leave=False):
@@ -145,9 +157,9 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
         for name, view in views.items():
             probs[name].append((image_probability(detector, image, regions, view),
                                 image_probability(detector, degraded, regions_degraded, view)))
-        for name, scoring in ALTERNATIVE_VIEWS.items():
-            probs[name].append((image_probability(detector, image, regions, views=scoring),
-                                image_probability(detector, degraded, regions_degraded, views=scoring)))
+        for name, other in alternatives.items():
+            probs[name].append((image_probability(other, image, regions),
+                                image_probability(other, degraded, regions_degraded)))
         if second is not None:
             other = (second.predict(image).fake_probability, second.predict(degraded).fake_probability)
             probs["ensemble"].append(tuple((a + b) / 2 for a, b in zip(probs["as shipped"][-1], other)))
@@ -155,8 +167,11 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
     y, moved = np.array(y), np.array(moved)
     threshold = detector.card.threshold
     rows = {}
+    thresholds = {name: other.card.threshold for name, other in alternatives.items()}
+    if second is not None:
+        thresholds["ensemble"] = (threshold + second.card.threshold) / 2
     for name, pairs in probs.items():
-        t = threshold if name != "ensemble" else (threshold + second.card.threshold) / 2
+        t = thresholds.get(name, threshold)
         before, after = np.array(pairs).T
         rows[name] = summary(y, before, after, t)
     before, after = np.array(probs["as shipped"]).T
@@ -179,9 +194,11 @@ def main() -> None:
 
     detector = Detector.load(args.weights)
     second = Detector.load(args.second_weights) if args.second_weights else None
+    alternatives = {name: calibrated_for(detector, views, args.data) for name, views in ALTERNATIVE_VIEWS.items()}
     report = {"condition": GOAL_CONDITION, "weights": args.weights, "second_weights": args.second_weights,
               "split": args.split,
-              "sets": {name: score_set(Path(args.data) / name, detector, second, args.limit, split=args.split)
+              "sets": {name: score_set(Path(args.data) / name, detector, second, args.limit, split=args.split,
+                                      alternatives=alternatives)
                        for name in args.sets}}
     print(f"{GOAL_CONDITION}, {args.split} splits, at most {args.limit} images per label")
     print(f"{'set':<15}{'scoring':<30}{'n':>6}{'AUC':>8}{'degraded':>10}{'flips':>8}")

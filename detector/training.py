@@ -576,6 +576,33 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
             "uncertain_band": (float(band[0]), float(band[1])), "metrics": metrics}
 
 
+def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path = SHARED_DATA,
+                      cache_dir: str | Path | None = None, views: Sequence[View] = SCORING_VIEWS) -> dict[str, Any]:
+    """``calibrate_and_evaluate`` on the sets a card names (found in ``data_dir``), framed
+    and limited as the card's run framed them.
+
+    Args:
+        model: The card's network.
+        card: Its model card.
+        data_dir: Folder holding the card's sets, by name.
+        cache_dir: Crop cache (``data.load_set``).
+        views: The scoring views to calibrate through.
+
+    Returns:
+        The card fields ``calibrate_and_evaluate`` returns.
+
+    Raises:
+        ValueError: the card names no sets.
+    """
+    config = card.training.get("config", {})
+    sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"),
+                     margin=card.face_margin)
+            for s in config.get("sets", [])]
+    if not sets:
+        raise ValueError(f"the card (sha256 {card.sha256[:12]}…) names no training sets to calibrate on")
+    return calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views)
+
+
 def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
                 cache_dir: str | Path | None = None, views: Sequence[View] = SCORING_VIEWS) -> ModelCard:
     """Refits a trained model's calibration, threshold and band, and re-scores its card.
@@ -598,13 +625,7 @@ def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SH
     card = ModelCard.load(weights_dir)
     card.verify(weights_dir / MODEL_FILE)
     model = keras.saving.load_model(weights_dir / MODEL_FILE, safe_mode=True, compile=False)
-    config = card.training.get("config", {})
-    sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"),
-                     margin=card.face_margin)
-            for s in config.get("sets", [])]
-    if not sets:
-        raise ValueError(f"the card in {weights_dir} names no training sets to calibrate on")
-    fitted = calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views)
+    fitted = refit_calibration(model, card, data_dir, cache_dir, views)
     training = {"validation_views": card.scoring_views, **card.training, "calibrated_by": "python -m detector calibrate"}
     card = replace(card, **fitted, training=training)
     card.save(weights_dir)
