@@ -12,6 +12,17 @@ def test_shipped_card_matches_shipped_weights():
         assert set(card.metrics[split]["sets"]) == {"dfdc_faces", "ffhq_stylegan"}
 
 
+def test_shipped_weights_chose_and_calibrated_their_checkpoint_through_the_shipped_views():
+    # What `python train.py` writes with this code: a card calibrated through other views, or
+    # a checkpoint chosen through them, would not be the documented command's output.
+    from detector.views import SCORING_VIEWS, as_views
+
+    card = ModelCard.load(WEIGHTS_DIR)
+    assert card.scoring_views == SCORING_VIEWS
+    assert as_views(card.training["validation_views"]) == SCORING_VIEWS
+    assert "calibrated_by" not in card.training
+
+
 def test_readme_metrics_are_generated_from_the_card():
     # Regenerate with `python -m detector card --update-readme` after training.
     assert readme_metrics(ModelCard.load(WEIGHTS_DIR)) in (REPO / "README.md").read_text()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from detector.model import GRADCAM_LAYER, make_model, view_averaged_logits
-from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, SCORING_VIEWS, as_views, describe
+from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
 
 def test_default_model_is_flat_and_named_for_gradcam():
@@ -53,14 +53,6 @@ def test_crop_and_mirror_give_a_mirrored_face_the_same_score():
     got = view_averaged_logits(model, x, CROP_AND_MIRROR).numpy()
     np.testing.assert_allclose(view_averaged_logits(model, x[:, :, ::-1].copy(), CROP_AND_MIRROR).numpy(), got,
                                rtol=1e-4, atol=1e-5)
-
-
-def test_shipped_views_are_the_crop_and_its_mirror_image_half_a_stem_patch_apart():
-    assert SCORING_VIEWS == CROP_AND_SHIFTED_MIRROR
-    (crop, mirror) = SCORING_VIEWS
-    assert crop == (1.0, 0.0, 0.0, False)
-    # Half of the 4-pixel stem patch of a 128 px crop, down and right, and mirrored.
-    assert mirror == (1.0, 2 / 128, 2 / 128, True)
 
 
 def test_views_read_back_from_json_and_bad_views_are_refused():
