@@ -89,8 +89,9 @@ def scaled(region: Box, factor: float) -> Box:
 
 def calibrated_for(detector: Detector, views: tuple[View, ...], data_dir: str | Path = SHARED_DATA) -> Detector:
     """The detector as it would ship scoring through ``views``: the same network and finder,
-    with the calibration, threshold and band refitted on validation data through them."""
-    fitted = refit_calibration(detector.model, detector.card, data_dir, views=views)
+    with the calibration, threshold and band refitted on validation data through them (the
+    test split is not scored here: this script measures on its own images)."""
+    fitted = refit_calibration(detector.model, detector.card, data_dir, views=views, splits=("val",))
     fitted.pop("metrics")
     return Detector(detector.model, replace(detector.card, **fitted))
 

@@ -541,24 +541,32 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
 
 
 def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_width: float,
-                           views: Sequence[View] = SCORING_VIEWS) -> dict[str, Any]:
+                           views: Sequence[View] = SCORING_VIEWS,
+                           splits: Sequence[str] = ("val", "test")) -> dict[str, Any]:
     """Fits the calibration, threshold and uncertain band on validation data, then scores
-    the validation and test splits with them.
+    the given splits with them.
 
     Calibration and the threshold come from validation data only; test is scored once.
 
     Args:
         model: The trained network.
-        sets: The run's sets (their ``val`` and ``test`` splits are used).
+        sets: The run's sets (their ``val`` split, and those in ``splits``, are used).
         uncertain_width: Half-width of the "uncertain" band around the threshold.
         views: The scoring views the calibration is fitted through.
+        splits: The splits scored into ``metrics``; ``("val",)`` when only the
+            calibration is wanted (test is then not scored at all).
 
     Returns:
         The card fields ``scoring_views``, ``temperature``, ``bias``, ``threshold``,
         ``uncertain_band`` and ``metrics`` (``evaluation.report`` per split).
+
+    Raises:
+        ValueError: ``splits`` names a split other than ``val`` and ``test``.
     """
     views = tuple(views)
-    logits = {split: [predict_logits(model, a.split(split).images, views) for a in sets] for split in ("val", "test")}
+    if not set(splits) <= {"val", "test"}:
+        raise ValueError(f"splits {tuple(splits)} must be among ('val', 'test')")
+    logits = {split: [predict_logits(model, a.split(split).images, views) for a in sets] for split in {"val", *splits}}
     val_labels = np.concatenate([a.split("val").labels for a in sets])
     temperature, bias = evaluation.fit_platt(val_labels, np.concatenate(logits["val"]))
     val_p = evaluation.apply_temperature(np.concatenate(logits["val"]), temperature, bias)
@@ -570,14 +578,15 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
              for a, z in zip(sets, logits[split])},
             threshold, uncertain_band=band,
         )
-        for split in ("val", "test")
+        for split in splits
     }
     return {"scoring_views": views, "temperature": float(temperature), "bias": float(bias), "threshold": float(threshold),
             "uncertain_band": (float(band[0]), float(band[1])), "metrics": metrics}
 
 
 def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path = SHARED_DATA,
-                      cache_dir: str | Path | None = None, views: Sequence[View] = SCORING_VIEWS) -> dict[str, Any]:
+                      cache_dir: str | Path | None = None, views: Sequence[View] = SCORING_VIEWS,
+                      splits: Sequence[str] = ("val", "test")) -> dict[str, Any]:
     """``calibrate_and_evaluate`` on the sets a card names (found in ``data_dir``), framed
     and limited as the card's run framed them.
 
@@ -587,6 +596,7 @@ def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path 
         data_dir: Folder holding the card's sets, by name.
         cache_dir: Crop cache (``data.load_set``).
         views: The scoring views to calibrate through.
+        splits: The splits scored into ``metrics`` (see ``calibrate_and_evaluate``).
 
     Returns:
         The card fields ``calibrate_and_evaluate`` returns.
@@ -600,7 +610,7 @@ def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path 
             for s in config.get("sets", [])]
     if not sets:
         raise ValueError(f"the card (sha256 {card.sha256[:12]}…) names no training sets to calibrate on")
-    return calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views)
+    return calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views, splits)
 
 
 def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,

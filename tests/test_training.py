@@ -42,6 +42,22 @@ def test_calibrate_command_refits_the_card_and_keeps_the_weights(tiny_weights, t
     assert after.training["calibrated_by"] == "python -m detector calibrate"
 
 
+def test_calibration_alone_fits_as_the_full_step_and_leaves_test_unscored(tiny_weights, tiny_set, tmp_path):
+    import keras
+
+    from detector import training
+
+    card = ModelCard.load(tiny_weights)
+    model = keras.saving.load_model(tiny_weights / "model.keras", safe_mode=True)
+    full = training.refit_calibration(model, card, tiny_set.parent, tmp_path / "cache")
+    val_only = training.refit_calibration(model, card, tiny_set.parent, tmp_path / "cache", splits=("val",))
+    fit = ("temperature", "bias", "threshold", "uncertain_band", "scoring_views")
+    assert {k: val_only[k] for k in fit} == {k: full[k] for k in fit}
+    assert set(val_only["metrics"]) == {"val"} and val_only["metrics"]["val"] == full["metrics"]["val"]
+    with pytest.raises(ValueError, match="'train'"):
+        training.refit_calibration(model, card, tiny_set.parent, tmp_path / "cache", splits=("train",))
+
+
 def test_card_records_its_scoring_views_and_the_detector_scores_through_them(tiny_weights, tiny_set, tmp_path):
     from detector import training
     from detector.model import view_averaged_logits
