@@ -177,7 +177,8 @@ class ModelCard:
             "",
         ]
         for title, block in self.extra.items():
-            parts += [f"## {title}", "", "```json", json.dumps(block, indent=2), "```", ""]
+            table = _runs_table(block)
+            parts += [f"## {title}", "", table or f"```json\n{json.dumps(block, indent=2)}\n```", ""]
         parts += [
             "## Limits",
             "- Trained on DFDC face swaps and StyleGAN (v1) faces only; other generators and hand edits",
@@ -192,6 +193,40 @@ class ModelCard:
             "",
         ]
         return "\n".join(p for p in parts if p is not None)
+
+
+def _cell(value: Any) -> str:
+    """Three decimals at most, without trailing zeros (4.6 minutes, ROC-AUC 0.912)."""
+    return f"{round(value, 3):g}" if isinstance(value, float) else str(value)
+
+
+def _runs_table(block: Any) -> str | None:
+    """A Markdown table of a report shaped ``{run: {field: value, ..., tested_set: {metric:
+    value}}}`` (one row per run and tested set, the run's plain fields beside the set's
+    metrics), as the cross-set report is; ``None`` for any other shape.
+    """
+    if not isinstance(block, dict) or not block:
+        return None
+    rows = []
+    for run, fields in block.items():
+        if not isinstance(fields, dict):
+            return None
+        plain = {k: v for k, v in fields.items() if not isinstance(v, dict)}
+        for tested, metrics in fields.items():
+            if isinstance(metrics, dict):
+                if any(isinstance(v, (dict, list)) for v in metrics.values()):
+                    return None
+                rows.append((run, tested, plain, metrics))
+    if not rows:
+        return None
+    plain_cols = list(dict.fromkeys(k for _, _, plain, _ in rows for k in plain))
+    metric_cols = list(dict.fromkeys(k for *_, metrics in rows for k in metrics))
+    lines = ["| run | tested on | " + " | ".join(plain_cols + metric_cols) + " |",
+             "|---|---|" + "---|" * (len(plain_cols) + len(metric_cols))]
+    for run, tested, plain, metrics in rows:
+        cells = [_cell(plain.get(c, "–")) for c in plain_cols] + [_cell(metrics.get(c, "–")) for c in metric_cols]
+        lines.append(f"| {run} | {tested} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 README_START = "<!-- metrics:start (generated from weights/model_card.json by `python -m detector card --update-readme`) -->"

@@ -44,3 +44,18 @@ def test_update_readme_rewrites_only_its_section(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no metrics section"):
         update_readme(readme, card)
+
+
+def test_cross_set_reports_render_as_a_table_and_other_reports_as_json():
+    card = ModelCard.load(WEIGHTS_DIR)
+    card.extra = {
+        "Cross-set generalization": {
+            "train on a": {"minutes": 2.5, "epochs": 3, "a": {"roc_auc": 0.91234, "n": 10}, "b": {"roc_auc": 0.5, "n": 8}},
+        },
+        "Other": {"note": "free text", "values": [1, 2]},
+    }
+    markdown = card.to_markdown()
+    assert "| run | tested on | minutes | epochs | roc_auc | n |" in markdown
+    assert "| train on a | a | 2.5 | 3 | 0.912 | 10 |" in markdown
+    assert "| train on a | b | 2.5 | 3 | 0.5 | 8 |" in markdown
+    assert '"note": "free text"' in markdown.split("## Other", 1)[1]
