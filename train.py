@@ -3,7 +3,7 @@
     python train.py                      # the shipped model, from ../shared/data (< 90 min on 2 CPU cores)
     python train.py --quick --out /tmp/w # seconds, on a tiny subset: a smoke test
     python train.py --sets my_set/ other_set/ --out weights/
-    python train.py --cross-set --max-minutes 25   # train on each set, test on the others
+    python train.py --cross-set ../shared/data/dfdc_faces --epochs 8   # train on one set, test on all (into the card)
     python train.py --strategy mirrored  # one replica per GPU of this host
     TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
         python train.py --strategy multiworker --shards gs://bucket/shards   # on each host, with its own task index
