@@ -7,7 +7,11 @@ the fake / not-fake verdicts may flip. This script scores the same test images a
 - **region kept / region moved**: whether the face finder chose the same scored region on the
   degraded photo (within 3 pixels of the original's, scaled) or another one;
 - **original region**: the degraded photo scored at the original photo's regions, scaled, so
-  only its pixels changed (what a perfectly steady face finder would give).
+  only its pixels changed (what a perfectly steady face finder would give);
+- **shift removed (oracle)**: the degraded photo's scores with the mean shift of their logits
+  (measured on these very images) taken away: the most that any correction knowing how the
+  photo was degraded could give. What remains is each image's own jitter (the "as shipped"
+  row's ``logit_shift_sd``).
 
 Then it tries test-time changes that make the original and the degraded crop more alike
 before the network sees them (both the original's crop and the degraded one pass through
@@ -104,6 +108,12 @@ def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
     return float(detector.probabilities(crops).max())
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    """The log-odds of probabilities (kept finite at 0 and 1)."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
 def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float) -> dict:
     """ROC-AUC before and after, its drop, and the share of verdicts at ``threshold`` that flip."""
     auc_before = evaluation.binary_metrics(y, before, threshold)["roc_auc"]
@@ -176,6 +186,11 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
         before, after = np.array(pairs).T
         rows[name] = summary(y, before, after, t)
     before, after = np.array(probs["as shipped"]).T
+    shift = logit(after) - logit(before)
+    rows["as shipped"].update(logit_shift_mean=float(shift.mean()), logit_shift_sd=float(shift.std()),
+                              logit_sd=float(logit(before).std()))
+    rows["shift removed (oracle)"] = summary(
+        y, before, 1 / (1 + np.exp(-(logit(after) - shift.mean()))), threshold)
     for name, keep in [("region kept", ~moved), ("region moved", moved)]:
         rows[name] = {"flip_share": float(np.mean((before[keep] >= threshold) != (after[keep] >= threshold)))
                       if keep.any() else None, "n": int(keep.sum())}
@@ -208,6 +223,10 @@ def main() -> None:
             auc = f"{row['roc_auc']:8.3f}{row['roc_auc_degraded']:10.3f}" if "roc_auc" in row else " " * 18
             flips = "–" if row["flip_share"] is None else f"{row['flip_share']:.1%}"
             print(f"{name:<15}{how:<30}{row['n']:>6}{auc}{flips:>8}")
+    for name, rows in report["sets"].items():
+        row = rows["as shipped"]
+        print(f"{name}: degrading moves the calibrated logit by {row['logit_shift_mean']:+.2f} on average, "
+              f"{row['logit_shift_sd']:.2f} sd per image (the undegraded logits spread {row['logit_sd']:.2f} sd)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -60,6 +60,7 @@ def test_flip_sources_split_the_flips_by_region(tiny_weights, tiny_set):
     unchanged = score_set(tiny_set, detector, limit=4, degrade=CONDITIONS["none"])
     assert unchanged["region moved"]["n"] == 0 and unchanged["region kept"]["n"] == 8
     assert all(row["flip_share"] == 0.0 for row in unchanged.values() if row["n"])
+    assert unchanged["as shipped"]["logit_shift_mean"] == unchanged["as shipped"]["logit_shift_sd"] == 0.0
 
     alone = calibrated_for(detector, ((1.0, 0.0, 0.0, False),), tiny_set.parent)
     rows = score_set(tiny_set, detector, second=detector, limit=4, degrade=CONDITIONS[GOAL_CONDITION],
@@ -72,6 +73,10 @@ def test_flip_sources_split_the_flips_by_region(tiny_weights, tiny_set):
     assert rows["ensemble"]["flip_share"] == shipped["flip_share"]
     assert rows["ensemble"]["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])
     assert rows["views: crop alone"]["n"] == 8
+    # Taking one shift away from every logit keeps their order, so the degraded AUC.
+    oracle = rows["shift removed (oracle)"]
+    assert oracle["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])
+    assert oracle["roc_auc"] == shipped["roc_auc"] and shipped["logit_shift_sd"] >= 0.0
 
 
 def test_flip_sources_refits_the_calibration_for_other_views_as_calibrate_would(tiny_weights, tiny_set):
