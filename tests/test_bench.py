@@ -122,3 +122,17 @@ def test_pair_hybrids_take_the_middle_from_one_image_and_the_frame_from_the_othe
     hybrid = paste_middle(middle, frame, 0.5)
     assert (hybrid[50, 50] == 200).all() and (hybrid[2, 2] == 10).all() and (hybrid[97, 50] == 10).all()
     assert 10 < hybrid[25, 50, 0] < 200  # the seam is feathered, not cut
+
+
+def test_budget_curve_fits_the_gain_per_doubling_and_reads_the_cards(tiny_weights, tiny_set):
+    from bench.budget_curve import budget_for, budget_row, fit_log_budget
+
+    a, b = fit_log_budget([8, 16, 32], [0.80, 0.82, 0.84])
+    assert (a, b) == pytest.approx((0.74, 0.02))
+    assert budget_for(0.90, a, b) == pytest.approx(2 ** 8)
+    assert budget_for(0.90, 0.8, -0.01) == float("inf")
+    with pytest.raises(ValueError, match=r"\[34, 34\]"):
+        fit_log_budget([34, 34], [0.88, 0.87])
+    row = budget_row(tiny_weights)
+    assert row["epochs"] >= 1 and row["minutes"] >= 0
+    assert set(row["val"]) == set(row["test"]) == {tiny_set.name}
