@@ -136,3 +136,17 @@ def test_budget_curve_fits_the_gain_per_doubling_and_reads_the_cards(tiny_weight
     row = budget_row(tiny_weights)
     assert row["epochs"] >= 1 and row["minutes"] >= 0
     assert set(row["val"]) == set(row["test"]) == {tiny_set.name}
+
+
+def test_budget_curve_prints_every_run_and_a_trend_per_set(tiny_weights, tiny_set, tmp_path):
+    from detector.training import TrainConfig, train
+
+    longer = tmp_path / "longer"
+    train(TrainConfig.quick(str(longer), sets=[str(tiny_set)], cache_dir=str(tmp_path / "cache"), epochs=4))
+    done = subprocess.run([sys.executable, "bench/budget_curve.py", str(tiny_weights), str(longer),
+                           "--goal", f"{tiny_set.name}=0.99"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[1:3]] == [[tiny_weights.name, "2"], ["longer", "4"]]
+    assert lines[3].startswith(f"{tiny_set.name}: test ROC-AUC ") and "per doubling of the epochs" in lines[3]
+    assert "0.99" in lines[3]
