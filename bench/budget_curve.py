@@ -82,7 +82,13 @@ def main() -> None:
                         help="SET=AUC test ROC-AUC goals")
     args = parser.parse_args()
 
-    goals = {name: float(value) for name, value in (g.split("=") for g in args.goal)}
+    goals = {}
+    for goal in args.goal:
+        name, _, value = goal.partition("=")
+        try:
+            goals[name] = float(value)
+        except ValueError:
+            parser.error(f"--goal takes SET=AUC, got {goal!r}")
     rows = sorted((budget_row(folder) for folder in args.folders), key=lambda r: (r["epochs"], r["minutes"]))
     sets = list(rows[0]["test"])
     print(f"{'run':<28}{'epochs':>7}{'minutes':>9}{'train AUC':>11}" + "".join(f"{'val / test ' + s:>30}" for s in sets))

@@ -9,9 +9,9 @@ the fake / not-fake verdicts may flip. This script scores the same test images a
 - **original region**: the degraded photo scored at the original photo's regions, scaled, so
   only its pixels changed (what a perfectly steady face finder would give);
 - **shift removed (oracle)**: the degraded photo's scores with the mean shift of their logits
-  (measured on these very images) taken away: the most that any correction knowing how the
-  photo was degraded could give. What remains is each image's own jitter (the "as shipped"
-  row's ``logit_shift_sd``).
+  (measured on these very images) taken away: the most that shifting scores back by the
+  degradation's average effect could give, even knowing which degradation a photo went
+  through. What remains is each image's own jitter (the "as shipped" row's ``logit_shift_sd``).
 
 Then it tries test-time changes that make the original and the degraded crop more alike
 before the network sees them (both the original's crop and the degraded one pass through
