@@ -38,6 +38,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.special import expit
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -108,10 +109,15 @@ def image_probability(detector: Detector, image: np.ndarray, regions: list[Box],
     return float(detector.probabilities(crops).max())
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    """The log-odds of probabilities (kept finite at 0 and 1)."""
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
+def without_mean_shift(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The degraded probabilities ``after`` with the mean shift of their logits from
+    ``before`` taken away (the oracle row), and each image's shift.
+
+    Returns:
+        ``(after probabilities, shifted back; after - before logits)``.
+    """
+    shift = evaluation.logit(after) - evaluation.logit(before)
+    return expit(evaluation.logit(after) - shift.mean()), shift
 
 
 def summary(y: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float) -> dict:
@@ -186,11 +192,10 @@ def score_set(root: Path, detector: Detector, second: Detector | None = None, li
         before, after = np.array(pairs).T
         rows[name] = summary(y, before, after, t)
     before, after = np.array(probs["as shipped"]).T
-    shift = logit(after) - logit(before)
+    shifted_back, shift = without_mean_shift(before, after)
     rows["as shipped"].update(logit_shift_mean=float(shift.mean()), logit_shift_sd=float(shift.std()),
-                              logit_sd=float(logit(before).std()))
-    rows["shift removed (oracle)"] = summary(
-        y, before, 1 / (1 + np.exp(-(logit(after) - shift.mean()))), threshold)
+                              logit_sd=float(evaluation.logit(before).std()))
+    rows["shift removed (oracle)"] = summary(y, before, shifted_back, threshold)
     for name, keep in [("region kept", ~moved), ("region moved", moved)]:
         rows[name] = {"flip_share": float(np.mean((before[keep] >= threshold) != (after[keep] >= threshold)))
                       if keep.any() else None, "n": int(keep.sum())}
