@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help=f"time budget (default {d.max_minutes})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--input-size", type=int, default=d.input_size, help=f"crop side in px (default {d.input_size})")
+    p.add_argument("--stem-stride", type=int, default=d.stem_stride,
+                   help=f"side and stride of the patchify stem; scale it with --input-size to keep the network's "
+                   f"cost (default {d.stem_stride}; 1 for a 3x3 full-resolution stem)")
     p.add_argument("--face-margin", type=float, default=d.face_margin,
                    help=f"face crop side relative to the face box, in training and at run time (default {d.face_margin})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig.quick(args.out, **common)
     else:
         cfg = TrainConfig(out_dir=args.out, epochs=args.epochs, max_minutes=args.max_minutes,
-                          input_size=args.input_size, batch_size=args.batch_size, **common)
+                          input_size=args.input_size, stem_stride=args.stem_stride, batch_size=args.batch_size, **common)
     if args.cross_set is not None:
         from detector.cross_set import cross_set_report
 

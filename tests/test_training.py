@@ -114,6 +114,18 @@ def test_train_command_sets_the_face_margin_of_crops_and_card(tiny_set, tmp_path
     assert margins == [1.6]
 
 
+def test_train_command_passes_the_network_shape_to_the_run(monkeypatch, tmp_path):
+    import train as train_script
+    from detector import training
+
+    configs = []
+    monkeypatch.setattr(training, "train", lambda cfg: configs.append(cfg) or ModelCard(input_size=cfg.input_size, face_margin=cfg.face_margin))
+    assert train_script.main(["--input-size", "224", "--stem-stride", "7", "--out", str(tmp_path)]) == 0
+    assert (configs[0].input_size, configs[0].stem_stride) == (224, 7)
+    assert train_script.main(["--out", str(tmp_path)]) == 0
+    assert (configs[1].input_size, configs[1].stem_stride) == (TrainConfig.input_size, TrainConfig.stem_stride)
+
+
 def test_combined_validation_auc_weights_sets_by_images_or_counts_each_once():
     aucs, sizes = {"large": 0.9, "small": 0.6}, {"large": 900, "small": 100}
     assert combined_auc(aucs, sizes, "images") == pytest.approx(0.87)
