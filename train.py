@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
                    help="train each fake beside the real face it was made from, augmented alike "
                    f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
+    p.add_argument("--pair-loss", type=float, default=d.pair_loss_weight,
+                   help=f"weight of the ranking loss on real/fake pairs (default {d.pair_loss_weight}; "
+                   "see TrainConfig.pair_loss_weight)")
     p.add_argument("--val-weighting", choices=VAL_WEIGHTINGS, default=d.val_weighting,
                    help="combine the sets' validation AUCs, which pick the checkpoint, weighted by their images "
                    f"or one vote per set (default {d.val_weighting}; see TrainConfig.val_weighting)")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.training import TrainConfig, train
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
-                  face_margin=args.face_margin, paired=args.paired, val_weighting=args.val_weighting)
+                  face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss, val_weighting=args.val_weighting)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

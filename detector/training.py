@@ -77,6 +77,9 @@ class TrainConfig:
             within a pair is the manipulation itself (``training_dataset``).
         mask_loss_weight: Weight of the training-only head that predicts where a fake was
             manipulated (``model.with_mask_head``); 0 turns it off.
+        pair_loss_weight: Weight of a ranking loss on each real/fake pair of a paired batch
+            (``paired_ranking_loss``): the fake's logit should exceed its real's. 0 turns
+            it off; without ``paired`` it is off, since neighbours are then no pairs.
         max_minutes: Stop after the epoch that passes this wall-clock budget, counted from
             the start of the run, so decoding a cold cache is inside it; calibration and
             evaluation take a few more minutes.
@@ -116,6 +119,7 @@ class TrainConfig:
     self_blend_share: float = 0.25
     paired: bool = True
     mask_loss_weight: float = 1.0
+    pair_loss_weight: float = 0.0
     max_minutes: float = 84.0
     seed: int = 1234
     limit: int | None = None
@@ -509,6 +513,46 @@ def _fit_across_workers(trainer: keras.Model, dataset: tf.data.Dataset, steps: i
     return history
 
 
+def paired_ranking_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """A logistic ranking loss on the pairs of a paired batch, per image.
+
+    Paired batches hold a real face and the fake made from it side by side (``training_dataset``).
+    Within such a pair only the manipulation differs, so asking for ``logit(fake) >
+    logit(real)`` trains on that difference alone, free of the person, background and
+    compression that the per-image loss must also see past. Neighbours of one label (two
+    unrelated images) add nothing.
+
+    Args:
+        labels: ``(B, 1)`` labels, 1 for fake, of an even batch whose pairs are neighbours.
+        logits: ``(B, 1)`` fake logits.
+
+    Returns:
+        ``(B,)`` losses: each pair's ``softplus(-(z_fake - z_real))``, half to each member,
+        0 for pairs of one label.
+    """
+    y = tf.reshape(tf.cast(labels, logits.dtype), [-1, 2])
+    z = tf.reshape(logits, [-1, 2])
+    sign = y[:, 1] - y[:, 0]  # +1 for [real, fake], -1 for [fake, real], 0 for one label
+    pair = tf.nn.softplus(-sign * (z[:, 1] - z[:, 0])) * tf.abs(sign)
+    return tf.repeat(pair / 2, 2)
+
+
+class _LogitLoss(keras.losses.Loss):
+    """Binary cross-entropy on the fake logit, plus ``pair_weight`` times
+    ``paired_ranking_loss``."""
+
+    def __init__(self, label_smoothing: float, pair_weight: float) -> None:
+        super().__init__(name="fake_logit_loss")
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing, reduction=None)
+        self.pair_weight = pair_weight
+
+    def call(self, y_true, y_pred):
+        loss = self.bce(y_true, y_pred)
+        if self.pair_weight:
+            loss += self.pair_weight * paired_ranking_loss(y_true, y_pred)
+        return loss
+
+
 def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, keras.Model]:
     """The network and its compiled training model (the network plus the mask head).
 
@@ -531,7 +575,7 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
     trainer.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
         loss={
-            "fake_logit": keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
+            "fake_logit": _LogitLoss(cfg.label_smoothing, cfg.pair_loss_weight if cfg.paired else 0.0),
             "mask_logit": keras.losses.BinaryCrossentropy(from_logits=True),
         },
         loss_weights={"fake_logit": 1.0, "mask_logit": cfg.mask_loss_weight},

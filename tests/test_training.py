@@ -114,16 +114,41 @@ def test_train_command_sets_the_face_margin_of_crops_and_card(tiny_set, tmp_path
     assert margins == [1.6]
 
 
-def test_train_command_passes_the_network_shape_to_the_run(monkeypatch, tmp_path):
+def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatch, tmp_path):
     import train as train_script
     from detector import training
 
     configs = []
     monkeypatch.setattr(training, "train", lambda cfg: configs.append(cfg) or ModelCard(input_size=cfg.input_size, face_margin=cfg.face_margin))
-    assert train_script.main(["--input-size", "224", "--stem-stride", "7", "--out", str(tmp_path)]) == 0
-    assert (configs[0].input_size, configs[0].stem_stride) == (224, 7)
+    assert train_script.main(["--input-size", "224", "--stem-stride", "7", "--pair-loss", "0.5", "--out", str(tmp_path)]) == 0
+    assert (configs[0].input_size, configs[0].stem_stride, configs[0].pair_loss_weight) == (224, 7, 0.5)
     assert train_script.main(["--out", str(tmp_path)]) == 0
-    assert (configs[1].input_size, configs[1].stem_stride) == (TrainConfig.input_size, TrainConfig.stem_stride)
+    d = TrainConfig()
+    assert (configs[1].input_size, configs[1].stem_stride, configs[1].pair_loss_weight) == (d.input_size, d.stem_stride,
+                                                                                            d.pair_loss_weight)
+
+
+def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
+    from detector.training import paired_ranking_loss
+
+    # Pairs: [real, fake] (fake ahead by 2), [fake, real] (fake behind by 1), two reals.
+    labels = np.array([[0], [1], [1], [0], [0], [0]], np.float32)
+    logits = np.array([[0], [2], [-1], [0], [3], [-3]], np.float32)
+    ahead, behind = np.log1p(np.exp(-2.0)) / 2, np.log1p(np.exp(1.0)) / 2
+    np.testing.assert_allclose(paired_ranking_loss(labels, logits), [ahead, ahead, behind, behind, 0, 0], rtol=1e-5)
+
+
+def test_the_logit_loss_adds_the_weighted_ranking_loss_to_cross_entropy():
+    import keras
+
+    from detector.training import _LogitLoss, paired_ranking_loss
+
+    labels = np.array([[0], [1], [1], [1]], np.float32)
+    logits = np.array([[0.5], [-0.5], [2.0], [1.0]], np.float32)
+    bce = float(keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1)(labels, logits))
+    ranking = float(np.mean(paired_ranking_loss(labels, logits)))
+    assert float(_LogitLoss(0.1, 0.0)(labels, logits)) == pytest.approx(bce, rel=1e-5)
+    assert float(_LogitLoss(0.1, 2.0)(labels, logits)) == pytest.approx(bce + 2 * ranking, rel=1e-5)
 
 
 def test_combined_validation_auc_weights_sets_by_images_or_counts_each_once():
