@@ -44,8 +44,9 @@ def evaluate_sets(
     Args:
         sets: Set folders.
         split: ``train``, ``val`` or ``test``.
-        out_dir: Where ``metrics.json``, ``roc.png``, ``confusion_<set>.png`` and
-            ``reliability.png`` (calibration, all sets pooled) go.
+        out_dir: Where ``metrics.json``, ``roc.png``, ``confusion_<set>.png``,
+            ``reliability_<set>.png`` and ``reliability.png`` (calibration, all sets
+            pooled) go.
         weights: Weights folder; the shipped one when ``None``.
         limit: Score at most this many images per label and set.
         detector: An already loaded detector (overrides ``weights``).
@@ -74,6 +75,8 @@ def evaluate_sets(
     evaluation.plot_roc(per_set, out_dir / "roc.png")
     for name, (y, p) in per_set.items():
         evaluation.plot_confusion(y, p, card.threshold, out_dir / f"confusion_{name}.png", title=f"{name} ({split})")
+        # One calibration serves every set: the pooled diagram alone can hide a set it fits badly.
+        evaluation.plot_reliability(y, p, out_dir / f"reliability_{name}.png", title=f"{name} ({split})")
     pooled_y = np.concatenate([y for y, _ in per_set.values()])
     pooled_p = np.concatenate([p for _, p in per_set.values()])
     evaluation.plot_reliability(pooled_y, pooled_p, out_dir / "reliability.png")

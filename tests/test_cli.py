@@ -73,3 +73,4 @@ def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 1000
     assert (tmp_path / f"confusion_{tiny_set.name}.png").stat().st_size > 1000
     assert (tmp_path / "reliability.png").stat().st_size > 1000
+    assert (tmp_path / f"reliability_{tiny_set.name}.png").stat().st_size > 1000
