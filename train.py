@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from detector.training import TrainConfig, train
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
-                  face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss, val_weighting=args.val_weighting)
+                  face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss,
+                  val_weighting=args.val_weighting)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

@@ -119,13 +119,17 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     from detector import training
 
     configs = []
-    monkeypatch.setattr(training, "train", lambda cfg: configs.append(cfg) or ModelCard(input_size=cfg.input_size, face_margin=cfg.face_margin))
+
+    def record(cfg):
+        configs.append(cfg)
+        return ModelCard(input_size=cfg.input_size, face_margin=cfg.face_margin)
+
+    monkeypatch.setattr(training, "train", record)
+    shape_and_losses = lambda cfg: (cfg.input_size, cfg.stem_stride, cfg.pair_loss_weight)  # noqa: E731
     assert train_script.main(["--input-size", "224", "--stem-stride", "7", "--pair-loss", "0.5", "--out", str(tmp_path)]) == 0
-    assert (configs[0].input_size, configs[0].stem_stride, configs[0].pair_loss_weight) == (224, 7, 0.5)
+    assert shape_and_losses(configs[0]) == (224, 7, 0.5)
     assert train_script.main(["--out", str(tmp_path)]) == 0
-    d = TrainConfig()
-    assert (configs[1].input_size, configs[1].stem_stride, configs[1].pair_loss_weight) == (d.input_size, d.stem_stride,
-                                                                                            d.pair_loss_weight)
+    assert shape_and_losses(configs[1]) == shape_and_losses(TrainConfig())
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
@@ -149,6 +153,27 @@ def test_the_logit_loss_adds_the_weighted_ranking_loss_to_cross_entropy():
     ranking = float(np.mean(paired_ranking_loss(labels, logits)))
     assert float(_LogitLoss(0.1, 0.0)(labels, logits)) == pytest.approx(bce, rel=1e-5)
     assert float(_LogitLoss(0.1, 2.0)(labels, logits)) == pytest.approx(bce + 2 * ranking, rel=1e-5)
+
+
+def test_the_trainer_adds_the_ranking_loss_of_its_paired_batches(tmp_path):
+    from detector.training import build_trainer, paired_ranking_loss
+
+    rng = np.random.default_rng(1)
+    reals = rng.integers(0, 256, (8, 32, 32, 3), np.uint8)
+    fakes = np.clip(reals.astype(int) + 40, 0, 255).astype(np.uint8)
+    pairs = _arrays("pairs", np.concatenate([reals, fakes]), [0] * 8 + [1] * 8, [f"g{i}" for i in range(8)] * 2)
+    losses = {}
+    for weight in (0.0, 1.0):
+        cfg = TrainConfig.quick(str(tmp_path), batch_size=16, self_blend_share=0.0, pair_loss_weight=weight)
+        model, trainer = build_trainer(cfg, steps_per_epoch=1)
+        if weight:  # the same network and mask head as the run without the ranking loss
+            trainer.set_weights(weights)
+        weights = trainer.get_weights()
+        x, y, w = next(iter(training_dataset([pairs], cfg, mask_size=trainer.get_layer("mask_logit").output.shape[1])))
+        losses[weight] = float(trainer.test_on_batch(x, y, w, return_dict=True)["loss"])
+    ranking = float(np.mean(paired_ranking_loss(y["fake_logit"], model(x, training=False))))
+    assert ranking > 0
+    assert losses[1.0] - losses[0.0] == pytest.approx(ranking, rel=1e-3)
 
 
 def test_combined_validation_auc_weights_sets_by_images_or_counts_each_once():
