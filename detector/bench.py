@@ -155,7 +155,7 @@ def bench_inputs() -> tuple[bytes, bytes, str]:
         example portrait, and the example group photo upscaled to 12 megapixels; synthetic
         stand-ins when the examples are missing.
     """
-    from detector.faces import FaceFinder, frame_face
+    from detector.faces import FaceFinder, cut, scoring_region
     from detector.imaging import load_image
 
     rng = np.random.default_rng(0)
@@ -163,7 +163,8 @@ def bench_inputs() -> tuple[bytes, bytes, str]:
         portrait = load_image(PORTRAIT)
         boxes = FaceFinder().find(portrait)
         if boxes:
-            crop = cv2.resize(frame_face(portrait, boxes[0]), (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(cut(portrait, scoring_region(portrait.shape, boxes[0])), (CROP_SIZE, CROP_SIZE),
+                              interpolation=cv2.INTER_AREA)
             photo = cv2.resize(load_image(GROUP_PHOTO), PHOTO_SIZE, interpolation=cv2.INTER_CUBIC)
             return _jpeg(crop), _jpeg(photo), f"examples/{PORTRAIT.name}, examples/{GROUP_PHOTO.name}"
     crop = _synthetic_face(rng, CROP_SIZE)
@@ -175,14 +176,13 @@ def bench_inputs() -> tuple[bytes, bytes, str]:
 
 def _stage_times(detector, data: bytes, repeats: int) -> dict[str, np.ndarray]:
     """Times the stages of ``Detector.predict`` one by one, with the same public steps."""
-    from detector.faces import frame_face
     from detector.imaging import load_image
 
     rgb = load_image(data)
     _, regions, _ = detector.regions(rgb)
 
     def score():
-        crops = np.stack([detector.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])
+        crops = detector.crops(rgb, regions)
         return crops, detector.logits(crops)
 
     crops, logits = score()

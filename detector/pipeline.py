@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
-from detector.faces import Box, FaceFinder, centre_box, frame_face, scoring_region
+from detector.faces import Box, FaceFinder, centre_box, cut, scoring_region
 from detector.imaging import load_image
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge.
@@ -168,8 +168,8 @@ class Detector:
 
     def crops(self, rgb: np.ndarray, regions: list[Box]) -> np.ndarray:
         """The network's ``(N, S, S, 3)`` uint8 inputs for the scored ``regions`` of an image
-        (from ``regions``): each cut out, border pixels repeated past the edge, and resized."""
-        return np.stack([self.prepare(frame_face(rgb, r, margin=1.0)) for r in regions])
+        (from ``regions``): each cut out and resized."""
+        return np.stack([self.prepare(cut(rgb, r)) for r in regions])
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Fake logits for ``(N, S, S, 3)`` crops (uint8 or float 0-255), each the mean

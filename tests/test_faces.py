@@ -1,37 +1,24 @@
 """Tests for detector.faces: faces found in real photos, and the crop geometry the network sees.
 
-The face counts use the example photos (the repo's ``examples/``, else ``../shared/examples``)
-and are skipped when neither is there; everything else runs on images made in code.
+The face counts use the example photos (``../shared/examples``) and are skipped when they are
+not there; everything else runs on images made in code.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
 
-from detector.faces import (
-    FACE_MARGIN,
-    Box,
-    FaceFinder,
-    centre_box,
-    centre_square,
-    crop_box,
-    frame_face,
-    training_crop,
-)
+from conftest import EXAMPLES, REPO
+from detector.faces import FACE_MARGIN, Box, FaceFinder, centre_box, crop_box, cut, face_region, scoring_region
 from detector.imaging import load_image
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = next(
-    (p for p in (REPO / "examples", REPO.parent / "shared" / "examples") if p.is_dir()),
-    REPO.parent / "shared" / "examples",
-)
-
-# True frontal-face counts, with the reason for each photo.
-from bench.faces_examples import EXPECTED  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))
+from face_finders import EXAMPLE_FACES, EXPECTED, matches  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +37,20 @@ def example(name: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_finds_the_true_number_of_faces_in_each_example(finder, name):
+def test_finds_every_face_of_each_example_and_nothing_else(finder, name):
     image = example(name)
-    boxes = finder.find(image)
-    assert len(boxes) == EXPECTED[name], f"{name}: found {[b.as_list() for b in boxes]}"
+    faces = finder.detect(image)
+    assert matches([f.box for f in faces], EXAMPLE_FACES[name]) == (EXPECTED[name], 0), [f.box for f in faces]
     h, w = image.shape[:2]
-    for b in boxes:
+    for f in faces:
+        b = f.box
         assert 0 <= b.x and 0 <= b.y and b.x + b.w <= w and b.y + b.h <= h, f"{name}: {b} leaves {w}x{h}"
-        assert b.w >= 32 and abs(b.w - b.h) <= 2, f"{name}: {b} is not a square face box"
-    areas = [b.w * b.h for b in boxes]
+        assert 0.8 <= f.score <= 1.0
+        # The landmarks (eyes, nose, mouth corners) lie in the face, eyes above the mouth.
+        inside = (f.landmarks[:, 0] >= b.x - 2) & (f.landmarks[:, 0] <= b.x + b.w + 2)
+        assert inside.all() and f.landmarks[:2, 1].max() < f.landmarks[3:, 1].min()
+    areas = [f.box.w * f.box.h for f in faces]
     assert areas == sorted(areas, reverse=True), "faces must come largest first"
-
-
-def test_no_false_face_on_the_sleeve_or_the_streamers(finder):
-    # The cascade alone sees a face at about (270, 838) in this photo: streamers by Biden's arm.
-    boxes = finder.find(example("facerec_obama_and_biden.jpg"))
-    assert all(b.y < 700 for b in boxes), [b.as_list() for b in boxes]
 
 
 def test_a_large_photo_is_searched_downscaled_with_the_same_faces(finder):
@@ -77,31 +62,12 @@ def test_a_large_photo_is_searched_downscaled_with_the_same_faces(finder):
         assert abs(b.x - 3 * s.x) <= 0.1 * b.w and abs(b.w - 3 * s.w) <= 0.1 * b.w, (s, b)
 
 
-def test_a_small_photo_is_searched_upscaled_and_boxed_in_its_own_pixels(finder):
-    tight = example("skimage_astronaut_eileen_collins.png")
-    (face,) = finder.find(tight)
-    crop = cv2.resize(tight[face.y : face.y + face.h, face.x : face.x + face.w], (224, 224), interpolation=cv2.INTER_AREA)
-    small = cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA)  # an upload at half size
-    (got,) = finder.find(small)
-    upscaled = cv2.resize(small, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
-    (expected,) = finder.find(upscaled)
-    assert max(abs(g - e / 2) for g, e in zip(got.as_list(), expected.as_list())) <= 1, (got, expected)
-    # Searched at the full-size photo's scales, it finds that photo's box, halved.
-    (full,) = finder.find(crop)
-    assert max(abs(g - f / 2) for g, f in zip(got.as_list(), full.as_list())) <= 2, (got, full)
-    # At the training images' side (224 px) nothing is rescaled: training crops are unchanged.
-    assert FaceFinder(min_side=1).find(crop) == [full]
-
-
-def test_a_face_filling_the_frame_is_found_whole_not_in_parts(finder):
-    # A tight face crop (as DFDC frames are): the cascade has no room around the face and sees
-    # "faces" in the nose and mouth unless the close-up search finds the whole face.
+def test_a_face_that_fills_the_frame_is_found_whole(finder):
     image = example("skimage_astronaut_eileen_collins.png")
     (face,) = finder.find(image)
-    crop = image[face.y : face.y + face.h, face.x : face.x + face.w]
-    tight = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_CUBIC)
+    tight = cv2.resize(cut(image, face), (224, 224), interpolation=cv2.INTER_CUBIC)
     boxes = finder.find(tight)
-    assert len(boxes) == 1 and boxes[0].w >= 0.8 * 256, [b.as_list() for b in boxes]
+    assert len(boxes) == 1 and boxes[0].h >= 0.8 * 224, [b.as_list() for b in boxes]
 
 
 @pytest.mark.parametrize(
@@ -127,40 +93,19 @@ def test_find_rejects_what_is_not_an_rgb_uint8_image(finder, bad):
         finder.find(bad)
 
 
+def test_one_finder_serves_several_threads(finder):
+    photos = [example("facerec_two_people.jpg"), example("dlib_voc_2008_001322.jpg")] * 4
+    alone = [finder.find(p) for p in photos]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(finder.find, photos)) == alone
+
+
+def test_a_missing_model_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.onnx"):
+        FaceFinder(model=tmp_path / "nothing.onnx")
+
+
 # -- crop geometry ------------------------------------------------------------------------
-
-
-def _marked(h: int, w: int, point: tuple[int, int]) -> np.ndarray:
-    """A smooth gradient image with one white pixel at ``point`` (x, y)."""
-    ys, xs = np.mgrid[0:h, 0:w]
-    image = np.stack([xs * 200 // w, ys * 200 // h, np.full_like(xs, 60)], axis=-1).astype(np.uint8)
-    image[point[1], point[0]] = 255
-    return image
-
-
-@pytest.mark.parametrize(
-    "box",
-    [Box(40, 30, 50, 50), Box(0, 0, 40, 40), Box(150, 90, 50, 30), Box(-10, 100, 60, 60)],
-    ids=["inside", "top-left corner", "bottom-right corner, not square", "past the left edge"],
-)
-def test_frame_face_is_a_square_centred_on_the_box_even_at_the_border(box):
-    centre = (box.x + box.w // 2, box.y + box.h // 2)
-    image = _marked(140, 200, centre)
-    crop = frame_face(image, box)
-    side = int(round(max(box.w, box.h) * FACE_MARGIN))
-    assert crop.shape == (side, side, 3) and crop.dtype == np.uint8
-    region = crop_box(box)
-    assert (region.w, region.h) == (side, side)
-    assert np.array_equal(crop[centre[1] - region.y, centre[0] - region.x], [255, 255, 255])
-    # The box centre lands in the crop's centre: the padding kept the face centred.
-    ys, xs = np.nonzero((crop == 255).all(axis=-1))
-    assert len(xs) == 1 and abs(xs[0] - side / 2) <= 1 and abs(ys[0] - side / 2) <= 1
-
-
-def test_frame_face_repeats_the_border_outside_the_image():
-    image = _marked(100, 100, (50, 50))
-    crop = frame_face(image, Box(0, 0, 40, 40))  # side 52, reaching 6 px past the top and left
-    assert (crop[0, 0] == image[0, 0]).all() and (crop[:6, 20] == image[0, 14]).all()
 
 
 def test_crop_box_scales_with_the_margin_and_can_leave_the_image():
@@ -168,20 +113,39 @@ def test_crop_box_scales_with_the_margin_and_can_leave_the_image():
     assert crop_box(Box(0, 0, 100, 100), margin=2.0) == Box(-50, -50, 200, 200)
 
 
+@pytest.mark.parametrize(
+    "box",
+    [Box(40, 30, 50, 50), Box(0, 0, 40, 40), Box(150, 90, 50, 50), Box(80, 0, 60, 140)],
+    ids=["inside", "top-left corner", "bottom-right corner", "taller than the photo allows"],
+)
+def test_the_scored_region_is_a_square_inside_the_image_holding_the_face(box):
+    shape = (140, 200)
+    region = scoring_region(shape, box)
+    assert region.w == region.h == min(int(round(max(box.w, box.h) * FACE_MARGIN)), *shape)
+    assert 0 <= region.x and 0 <= region.y and region.x + region.w <= 200 and region.y + region.h <= 140
+    # The face's centre stays inside, and where the square has room it is centred on it.
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    assert region.x <= cx <= region.x + region.w and region.y <= cy <= region.y + region.h
+    if crop_box(box) == region:
+        assert abs(region.x + region.w / 2 - cx) <= 1 and abs(region.y + region.h / 2 - cy) <= 1
+
+
+def test_a_face_filling_its_photo_is_scored_as_the_photo_s_largest_square():
+    region = scoring_region((224, 224), Box(20, 0, 190, 224))
+    assert region == Box(0, 0, 224, 224)
+    assert cut(np.zeros((224, 224, 3), np.uint8), region).shape == (224, 224, 3)
+
+
 @pytest.mark.parametrize("shape", [(100, 60), (60, 100), (50, 50)])
-def test_centre_square_is_the_largest_centred_square(shape):
-    image = np.arange(shape[0] * shape[1] * 3, dtype=np.uint32).reshape(*shape, 3).astype(np.uint8)
+def test_centre_box_is_the_largest_centred_square(shape):
     side = min(shape)
-    square = centre_square(image)
-    assert square.shape == (side, side, 3)
     b = centre_box(*shape)
     assert (b.w, b.h) == (side, side)
-    assert np.array_equal(square, image[b.y : b.y + side, b.x : b.x + side])
     assert b.x == (shape[1] - side) // 2 and b.y == (shape[0] - side) // 2
 
 
 class _StubFinder:
-    """Returns fixed boxes, to test the framing rule without a cascade."""
+    """Returns fixed boxes, to test the framing rule without a face model."""
 
     def __init__(self, boxes: list[Box]) -> None:
         self.boxes = boxes
@@ -190,28 +154,9 @@ class _StubFinder:
         return self.boxes
 
 
-def test_training_crop_frames_a_face_with_room_around_it():
-    image = _marked(256, 256, (128, 120))
-    box = Box(78, 70, 100, 100)  # 1.3 x 100 = 130 < 256: room for the training framing
-    crop = training_crop(image, _StubFinder([box, Box(0, 0, 40, 40)]))
-    assert np.array_equal(crop, frame_face(image, box))
-
-
-def test_training_crop_frames_at_the_margin_it_is_given():
-    image = _marked(256, 256, (128, 120))
+def test_a_training_image_is_framed_at_its_largest_face():
+    image = np.zeros((256, 256, 3), np.uint8)
     box = Box(78, 70, 100, 100)
-    wider = training_crop(image, _StubFinder([box]), margin=1.6)
-    assert wider.shape == (160, 160, 3) and np.array_equal(wider, frame_face(image, box, margin=1.6))
-    # 3 x 100 no longer fits in 256 px: the face fills the frame, the centre square is kept.
-    assert np.array_equal(training_crop(image, _StubFinder([box]), margin=3.0), centre_square(image))
-
-
-def test_training_crop_keeps_a_face_that_fills_the_frame_whole():
-    image = _marked(224, 300, (150, 112))
-    crop = training_crop(image, _StubFinder([Box(60, 20, 180, 180)]))  # 1.3 x 180 > 224
-    assert np.array_equal(crop, centre_square(image))
-
-
-def test_training_crop_without_a_face_is_the_centre_square(finder):
-    image = np.random.default_rng(1).integers(0, 256, (120, 180, 3), dtype=np.uint8)
-    assert np.array_equal(training_crop(image, finder), centre_square(image))
+    assert face_region(image, _StubFinder([box, Box(0, 0, 40, 40)])) == scoring_region(image.shape, box)
+    assert face_region(image, _StubFinder([box]), margin=1.6) == scoring_region(image.shape, box, 1.6)
+    assert face_region(image, _StubFinder([])) is None
