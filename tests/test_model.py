@@ -2,29 +2,42 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import GRADCAM_LAYER, make_model, view_averaged_logits
+from detector.model import GRADCAM_LAYER, INPUT_SIZE, make_model, view_averaged_logits, with_mask_head
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
 
-def test_default_model_is_flat_and_named_for_gradcam():
+def test_default_model_is_an_imagenet_mobilenet_v2_flat_and_named_for_gradcam():
     model = make_model()
-    assert model.input_shape == (None, 128, 128, 3)
+    assert model.input_shape == (None, INPUT_SIZE, INPUT_SIZE, 3)
     assert model.output_shape == (None, 1)
     # Flat: tf-keras-vis cannot reach into nested sub-models.
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)
-    assert isinstance(model.get_layer(GRADCAM_LAYER), keras.layers.Conv2D)
+    # Grad-CAM explains the last convolution's features, just before pooling.
+    target = model.get_layer(GRADCAM_LAYER)
+    assert target.input is model.get_layer("out_relu").output and target.output.shape[-1] == 1280
+    # Started from ImageNet, not from random weights: the converted stem, not Glorot's.
+    scratch = make_model(pretrained=False)
+    stem, random_stem = (m.get_layer("Conv1").get_weights()[0] for m in (model, scratch))
+    assert not np.allclose(stem, random_stem) and np.allclose(model.get_layer("bn_Conv1").get_weights()[0], 1.0)
+    # The mask head reads the first stride-8 stage.
+    assert with_mask_head(model).outputs[1].shape[1:3] == (INPUT_SIZE // 8, INPUT_SIZE // 8)
+
+
+def test_the_scratch_network_is_flat_and_names_its_last_convolution_for_gradcam():
+    model = make_model(backbone="scratch")
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
     assert model.get_layer(GRADCAM_LAYER) is [l for l in model.layers if isinstance(l, keras.layers.Conv2D)][-1]
 
 
 def test_tiny_model_predicts_logits_for_raw_pixels():
-    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    model = make_model(32, backbone="scratch", widths=(8, 16), blocks=(1, 1), stem_width=8)
     x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     out = model.predict_on_batch(x)
     assert out.shape == (3, 1) and np.isfinite(out).all()
 
 
 def test_crop_and_mirror_views_are_the_mean_of_both():
-    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    model = make_model(32, backbone="scratch", widths=(8, 16), blocks=(1, 1), stem_width=8)
     x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     expected = (model.predict_on_batch(x) + model.predict_on_batch(x[:, :, ::-1].copy()))[:, 0] / 2
     got = view_averaged_logits(model, x, CROP_AND_MIRROR).numpy()
@@ -38,7 +51,7 @@ def test_crop_and_mirror_views_are_the_mean_of_both():
 
 
 def test_shifted_view_sees_the_crop_moved_with_its_edge_mirrored():
-    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    model = make_model(32, backbone="scratch", widths=(8, 16), blocks=(1, 1), stem_width=8)
     x = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype("float32")
     padded = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
     moved = padded[:, 2 + 2 : 2 + 2 + 32, 2 - 1 : 2 - 1 + 32]  # the window 2 px down, 1 px left
@@ -48,7 +61,7 @@ def test_shifted_view_sees_the_crop_moved_with_its_edge_mirrored():
 
 
 def test_crop_and_mirror_give_a_mirrored_face_the_same_score():
-    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    model = make_model(32, backbone="scratch", widths=(8, 16), blocks=(1, 1), stem_width=8)
     x = np.random.default_rng(3).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     got = view_averaged_logits(model, x, CROP_AND_MIRROR).numpy()
     np.testing.assert_allclose(view_averaged_logits(model, x[:, :, ::-1].copy(), CROP_AND_MIRROR).numpy(), got,
@@ -66,13 +79,13 @@ def test_views_read_back_from_json_and_bad_views_are_refused():
 
 
 def test_views_reaching_far_past_the_crop_are_refused():
-    model = make_model(32, widths=(8,), blocks=(1,), stem_width=8)
+    model = make_model(32, backbone="scratch", widths=(8,), blocks=(1,), stem_width=8)
     with pytest.raises(ValueError, match=r"0\.250"):
         view_averaged_logits(model, np.zeros((1, 32, 32, 3), "float32"), [(1.0, 0.25, 0.0, False)])
 
 
 def test_model_round_trips_through_safe_keras_file(tmp_path):
-    model = make_model(32, widths=(8, 16), blocks=(1, 1), stem_width=8)
+    model = make_model(32, backbone="scratch", widths=(8, 16), blocks=(1, 1), stem_width=8)
     path = tmp_path / "m.keras"
     model.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
@@ -81,8 +94,10 @@ def test_model_round_trips_through_safe_keras_file(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(widths=(8, 16), blocks=(1,)), "equally long"),
-    (dict(input_size=8), "too small"),
+    (dict(backbone="scratch", widths=(8, 16), blocks=(1,)), "equally long"),
+    (dict(backbone="scratch", input_size=8), "too small"),
+    (dict(input_size=16), "too small"),
+    (dict(backbone="resnet"), "'resnet'"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
