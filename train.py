@@ -1,9 +1,11 @@
 """Regenerate ``weights/`` from labelled face sets.
 
-    python train.py                      # the shipped model, from ../shared/data (< 90 min on 2 CPU cores)
+    python train.py                      # the shipped model, from the six sets of ../shared/data (< 150 min, 2 CPU cores)
+    python train.py --resume             # go on from the last finished epoch of an interrupted run
     python train.py --quick --out /tmp/w # seconds, on a tiny subset: a smoke test
-    python train.py --sets my_set/ other_set/ --out weights/
-    python train.py --cross-set ../shared/data/dfdc_faces --epochs 8   # train on one set, test on all (into the card)
+    python train.py --sets my_set/ other_set/ --out my_weights/
+    python train.py --backbone scratch --stem-stride 5 --out runs/scratch   # the from-scratch network, for comparison
+    python train.py --leave-one-out --max-minutes 40   # one run per fake family held out, tested on it (into the card)
     python train.py --strategy mirrored  # one replica per GPU of this host
     TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
         python train.py --strategy multiworker --shards gs://bucket/shards   # on each host, with its own task index
@@ -26,21 +28,33 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from detector.training import STRATEGIES, VAL_WEIGHTINGS, TrainConfig
+    from detector.model import BACKBONES
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sets", nargs="+", default=d.sets, help="set folders (default: both shared sets)")
+    p.add_argument("--sets", nargs="+", default=d.sets, help="set folders (default: the six shared sets)")
     p.add_argument("--out", default=d.out_dir, help="output folder for model.keras and the card (default: weights/)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the last epoch the run into --out finished (its run/ folder), same options")
+    p.add_argument("--backbone", choices=BACKBONES, default=d.backbone, help=f"the network (default {d.backbone})")
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=d.pretrained,
+                   help="start MobileNetV2 from the ImageNet weights in third_party/ (default on)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"most epochs (default {d.epochs})")
+    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch,
+                   help=f"steps between validations (default {d.steps_per_epoch})")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"peak learning rate (default {d.learning_rate})")
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help=f"time budget (default {d.max_minutes})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--input-size", type=int, default=d.input_size, help=f"crop side in px (default {d.input_size})")
     p.add_argument("--stem-stride", type=int, default=d.stem_stride,
-                   help=f"side and stride of the patchify stem; scale it with --input-size to keep the network's "
-                   f"cost (default {d.stem_stride}; 1 for a 3x3 full-resolution stem)")
+                   help=f"scratch network: side and stride of the patchify stem; scale it with --input-size to keep the "
+                   f"network's cost (default {d.stem_stride}; 1 for a 3x3 full-resolution stem)")
     p.add_argument("--face-margin", type=float, default=d.face_margin,
                    help=f"face crop side relative to the face box, in training and at run time (default {d.face_margin})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
+    p.add_argument("--match-resolution", action=argparse.BooleanOptionalAction, default=d.match_resolution,
+                   help="show each face at the resolution of a face of the other class of its source (default on; "
+                   "see TrainConfig.match_resolution)")
     p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
                    help="train each fake beside the real face it was made from, augmented alike "
                    f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
@@ -48,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"weight of the ranking loss on real/fake pairs (default {d.pair_loss_weight}; "
                    "see TrainConfig.pair_loss_weight)")
     p.add_argument("--val-weighting", choices=VAL_WEIGHTINGS, default=d.val_weighting,
-                   help="combine the sets' validation AUCs, which pick the checkpoint, weighted by their images "
-                   f"or one vote per set (default {d.val_weighting}; see TrainConfig.val_weighting)")
+                   help="combine the sources' validation AUCs, which pick the checkpoint, one vote per source or "
+                   f"weighted by their images (default {d.val_weighting}; see TrainConfig.val_weighting)")
     p.add_argument("--cache-dir", default=None, help="cache of decoded crops (default ~/.cache/deepfake-detector)")
     p.add_argument("--quick", action="store_true", help="train for seconds on a tiny subset (smoke test)")
     p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
@@ -57,10 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default: default, one device); --batch-size is the global batch")
     p.add_argument("--shards", default=None,
                    help="stream the training split from this shard folder (python -m detector shards) instead of --sets")
-    p.add_argument("--cross-set", nargs="*", default=None, metavar="SET",
-                   help="train one model on each SET alone (default: each of --sets) with this recipe, test it "
-                   "on every set, and add the result to the model card in --out (the weights stay as they are)")
-    p.add_argument("--work-dir", default="runs/cross-set", help="where --cross-set keeps its models")
+    p.add_argument("--leave-one-out", nargs="*", default=None, metavar="FAMILY",
+                   help="train one model per fake family held out (default: every family of detector.loso.FAMILIES) "
+                   "with this recipe, test it on what it never saw, and add the result to the model card in --out "
+                   "(the weights stay as they are)")
+    p.add_argument("--work-dir", default="runs/leave-one-out", help="where --leave-one-out keeps its models")
     return p.parse_args(argv)
 
 
@@ -71,19 +86,22 @@ def main(argv: list[str] | None = None) -> int:
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
                   face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss,
-                  val_weighting=args.val_weighting)
+                  val_weighting=args.val_weighting, match_resolution=args.match_resolution)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:
-        cfg = TrainConfig(out_dir=args.out, epochs=args.epochs, max_minutes=args.max_minutes,
-                          input_size=args.input_size, stem_stride=args.stem_stride, batch_size=args.batch_size, **common)
-    if args.cross_set is not None:
-        from detector.cross_set import cross_set_report
+        cfg = TrainConfig(out_dir=args.out, backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
+                          steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate,
+                          max_minutes=args.max_minutes, input_size=args.input_size, stem_stride=args.stem_stride,
+                          batch_size=args.batch_size, **common)
+    if args.leave_one_out is not None:
+        from detector.loso import leave_one_out_report
 
-        report = cross_set_report(cfg, args.work_dir, card_dir=args.out, train_on=args.cross_set or None)
+        report = leave_one_out_report(cfg, args.work_dir, card_dir=args.out, families=args.leave_one_out or None,
+                                      resume=args.resume)
         print(json.dumps(report, indent=2))
         return 0
-    card = train(cfg)
+    card = train(cfg, resume=args.resume)
     print(card.metrics_table("test"))
     return 0
 

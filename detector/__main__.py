@@ -1,8 +1,9 @@
-"""Command line: ``python -m detector {predict,evaluate,robustness,card,calibrate,bench,shards} ...``.
+"""Command line: ``python -m detector {predict,evaluate,audit,robustness,card,calibrate,bench,shards} ...``.
 
     python -m detector predict photo.jpg folder/            # a readable table
     python -m detector predict --json photos/ > scores.jsonl
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
+    python -m detector audit                                 # can trivial statistics tell real from fake per source?
     python -m detector calibrate                             # refit calibration on validation data
     python -m detector bench [--quick] [--json]              # latency, throughput, start-up, training speed
     python -m detector shards --out shards/                  # TFRecord shards for python train.py --shards
@@ -131,6 +132,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main(args.weights, quick=args.quick, as_json=args.json)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from detector.audit import format_table, run_audit
+
+    report = run_audit(args.sets, args.split, args.limit, args.stream_batches)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
 def cmd_shards(args: argparse.Namespace) -> int:
     from detector.shards import write_shards
 
@@ -141,7 +153,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detector.training import SHARED_DATA
+    from detector.training import SHARED_DATA, SHARED_SETS
 
     parser = argparse.ArgumentParser(prog="python -m detector", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")
-    e.add_argument("--sets", nargs="+", default=[str(SHARED_DATA / "dfdc_faces"), str(SHARED_DATA / "ffhq_stylegan")])
+    e.add_argument("--sets", nargs="+", default=[str(SHARED_DATA / name) for name in SHARED_SETS])
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument("--out", default="reports", help="folder for metrics.json and the plots (default reports/)")
     e.add_argument("--limit", type=int, default=None, help="at most this many images per label and set")
@@ -183,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="few repeats: well under a minute")
     b.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
     b.set_defaults(func=cmd_bench)
+
+    a = sub.add_parser("audit", help="shortcut audit: how well trivial image statistics tell each source's labels apart")
+    a.add_argument("--sets", nargs="+", default=[str(SHARED_DATA / name) for name in SHARED_SETS])
+    a.add_argument("--split", default="train", choices=("train", "val", "test"), help="split whose files are audited")
+    a.add_argument("--limit", type=int, default=600, help="faces per label and set for the files half (default 600)")
+    a.add_argument("--stream-batches", type=int, default=40,
+                   help="training batches drawn for the stream half (default 40; 0 skips it)")
+    a.add_argument("--out", default=None, help="also write the report as JSON to this file")
+    a.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    a.set_defaults(func=cmd_audit)
 
     from detector.faces import FACE_MARGIN
     from detector.model import INPUT_SIZE

@@ -25,6 +25,11 @@ CARD_MARKDOWN = "MODEL_CARD.md"
 #: What a user runs to make the weights again; quoted in every integrity error.
 REGENERATE_COMMAND = "python train.py"
 
+#: The card's section of leave-one-source-out figures (``detector.loso``): how the detector
+#: does on kinds of fakes it never saw, shaped ``{family: {"held_out", "minutes", "epochs",
+#: <tested source>: {"roc_auc", "recall_fake", "recall_real", "n"}}}``.
+UNSEEN_SECTION = "Unseen fakes (leave one source out)"
+
 
 class WeightsError(RuntimeError):
     """The weights or their card are missing, altered or incompatible."""

@@ -6,9 +6,12 @@ A set is laid out as the common public deepfake sets are::
     <set>/fake/*.jpg
     <set>/metadata.csv      optional: file,label,split,group
 
-Every image is decoded, reframed to the run-time face framing and resized once; the
-result is cached as one ``.npz`` per set and size (a few hundred MB at most), so training
-epochs and evaluations never touch JPEG decoding again.
+Every image is decoded, its face found and cut with the run-time framing, and resized once;
+the result is cached as one ``.npz`` per set and size (a few hundred MB at most), so training
+epochs and evaluations never touch JPEG decoding again. The cache keeps, per image, whether a
+face was found (an image without one is left out of training and of the crop-level figures:
+at run time it gets no verdict) and the side of the cut region in the file's own pixels (its
+*native* resolution, which training equalizes across the classes of a source).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.faces import FACE_MARGIN, FaceFinder, training_crop
+from detector.faces import FACE_MARGIN, Box, FaceFinder, centre_box, cut, face_region
 from detector.imaging import load_image
 
 LABELS = ("real", "fake")
@@ -34,7 +37,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 #: Bump when the way cached crops are made changes, so stale caches are not reused.
-CACHE_VERSION = 2  # 2: crops from the evidence-scored face finder
+CACHE_VERSION = 4  # 3: YuNet faces, regions inside the image, found and native kept; 4: paired fakes cut as their real
 
 
 @dataclass(frozen=True)
@@ -57,20 +60,22 @@ class Arrays:
     splits: np.ndarray  # (N,) str
     groups: np.ndarray  # (N,) str
     files: np.ndarray  # (N,) str, relative to the set folder
+    found: np.ndarray  # (N,) bool: a face was found (else the crop is the centre square)
+    native: np.ndarray  # (N,) int: side of the cut region in the file's pixels
+
+    def select(self, keep: np.ndarray) -> "Arrays":
+        """The rows where ``keep`` (a boolean mask or indices) holds."""
+        return Arrays(self.name, *(getattr(self, f)[keep] for f in _ROW_FIELDS))
 
     def split(self, name: str) -> "Arrays":
         """The rows of one split (``train``, ``val``, ``test``)."""
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        keep = self.splits == name
-        return Arrays(
-            self.name,
-            self.images[keep],
-            self.labels[keep],
-            self.splits[keep],
-            self.groups[keep],
-            self.files[keep],
-        )
+        return self.select(self.splits == name)
+
+    def with_faces(self) -> "Arrays":
+        """The rows where a face was found: what training and crop-level figures use."""
+        return self.select(self.found)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -144,24 +149,101 @@ def read_records(root: str | Path) -> list[Record]:
     return sorted(records, key=lambda r: str(r.path))
 
 
-def training_input(image: np.ndarray, size: int, finder: FaceFinder, margin: float = FACE_MARGIN) -> np.ndarray:
-    """A training image as the network is trained on it: framed (``faces.training_crop``)
-    and resized to ``size`` pixels, as the crop cache stores it.
+_ROW_FIELDS = ("images", "labels", "splits", "groups", "files", "found", "native")
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A training image as the network sees it, with what the cache keeps beside it."""
+
+    image: np.ndarray  # (S, S, 3) uint8
+    found: bool
+    native: int
+
+
+def training_input(image: np.ndarray, size: int, finder: FaceFinder, margin: float = FACE_MARGIN,
+                   region: Box | None = None) -> Crop:
+    """A training image as the network is trained on it: its largest face cut with the
+    run-time framing (``faces.face_region``), or the centre square when no face is found,
+    resized to ``size`` pixels as the crop cache stores it.
 
     Args:
         image: An RGB uint8 image holding one face.
         size: Side of the square result, in pixels.
         finder: The face finder.
         margin: Crop side relative to the face box.
+        region: Cut this region (a face found before) instead of searching the image.
 
     Returns:
-        A ``(size, size, 3)`` uint8 crop.
+        The crop, whether a face was found, and the region's side in ``image``'s pixels.
     """
-    return cv2.resize(training_crop(image, finder, margin), (size, size), interpolation=cv2.INTER_AREA)
+    found = region is not None or (region := face_region(image, finder, margin)) is not None
+    region = region or centre_box(*image.shape[:2])
+    crop = cv2.resize(cut(image, region), (size, size), interpolation=cv2.INTER_AREA)
+    return Crop(crop, found, region.w)
 
 
-def _crop_one(path: Path, size: int, finder: FaceFinder, margin: float = FACE_MARGIN) -> np.ndarray:
-    return training_input(load_image(path), size, finder, margin)
+def crop_records(records: list[Record], size: int, margin: float = FACE_MARGIN, workers: int = 2) -> list[Crop]:
+    """The training inputs of a set's records (``training_input``), each fake of a pair cut
+    where its real is (``paired_regions``).
+
+    Args:
+        records: The records (a whole set, or whole groups of it).
+        size: Side of the crops.
+        margin: Crop side relative to the face box.
+        workers: Decoding threads (OpenCV releases the GIL).
+
+    Returns:
+        One ``Crop`` per record.
+    """
+    local = threading.local()  # one finder per thread: each keeps its own buffers
+
+    def finder() -> FaceFinder:
+        if not hasattr(local, "finder"):
+            local.finder = FaceFinder()
+        return local.finder
+
+    def own_region(record: Record) -> tuple[Box | None, tuple[int, int]]:
+        image = load_image(record.path)
+        return face_region(image, finder(), margin), image.shape[:2]
+
+    def crop(record: Record, region: Box | None) -> Crop:
+        return training_input(load_image(record.path), size, finder(), margin, region)
+
+    with ThreadPoolExecutor(workers) as pool:
+        regions = paired_regions(records, list(pool.map(own_region, records)))
+        return list(pool.map(crop, records, regions))
+
+
+def paired_regions(records: list[Record], regions: list[tuple[Box | None, tuple[int, int]]]) -> list[Box | None]:
+    """Where each training image is cut: its own face, except a training fake made from a real
+    frame of its group (one real per group, as in DFDC), which is cut where its real is.
+
+    The finder draws a slightly different box around a swapped face than around the frame it
+    was made from; cut at the same place, the two crops differ by the manipulation alone,
+    pixel for pixel (what paired training and the manipulation masks rely on). Validation
+    and test images are always cut at their own face, as a user's photo is.
+
+    Args:
+        records: The set's records.
+        regions: Per record, its own face's region (``None`` when none was found) and the
+            image's ``(height, width)``.
+
+    Returns:
+        Per record, the region to cut (``None``: no face, the centre square is cut).
+    """
+    reals: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        if r.label == 0:
+            reals.setdefault(r.group, []).append(i)
+    out = [region for region, _ in regions]
+    for i, r in enumerate(records):
+        partner = reals.get(r.group, [])
+        if r.label == 1 and r.split == "train" and len(partner) == 1:
+            (j,) = partner
+            if regions[j][0] is not None and regions[j][1] == regions[i][1]:
+                out[i] = regions[j][0]
+    return out
 
 
 def load_set(
@@ -204,29 +286,22 @@ def load_set(
     cache = Path(cache_dir or default_cache_dir()) / f"{root.name}-{size}-{key}.npz"
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
-        return Arrays(root.name, z["images"], z["labels"], z["splits"], z["groups"], z["files"])
+        return Arrays(root.name, *(z[f] for f in _ROW_FIELDS))
 
-    local = threading.local()  # one cascade per thread: OpenCV's is not documented thread-safe
-
-    def crop(record: Record) -> np.ndarray:
-        if not hasattr(local, "finder"):
-            local.finder = FaceFinder()
-        return _crop_one(record.path, size, local.finder, margin)
-
-    with ThreadPoolExecutor(workers) as pool:
-        images = np.stack(list(pool.map(crop, records)))
+    crops = crop_records(records, size, margin, workers)
     arrays = Arrays(
         root.name,
-        images,
+        np.stack([c.image for c in crops]),
         np.array([r.label for r in records], np.int64),
         np.array([r.split for r in records]),
         np.array([r.group for r in records]),
         np.array([str(r.path.relative_to(root)) for r in records]),
+        np.array([c.found for c in crops], bool),
+        np.array([c.native for c in crops], np.int64),
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, images=arrays.images, labels=arrays.labels, splits=arrays.splits,
-             groups=arrays.groups, files=arrays.files)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent writers never share a file
+    np.savez(tmp, **{f: getattr(arrays, f) for f in _ROW_FIELDS})
     tmp.replace(cache)
     return arrays
 
@@ -275,11 +350,4 @@ def manipulation_masks(arrays: Arrays, size: int = MASK_SIZE) -> tuple[np.ndarra
 
 def concat(parts: Sequence[Arrays], name: str = "all") -> Arrays:
     """Joins several sets' arrays into one."""
-    return Arrays(
-        name,
-        np.concatenate([p.images for p in parts]),
-        np.concatenate([p.labels for p in parts]),
-        np.concatenate([p.splits for p in parts]),
-        np.concatenate([p.groups for p in parts]),
-        np.concatenate([p.files for p in parts]),
-    )
+    return Arrays(name, *(np.concatenate([getattr(p, f) for p in parts]) for f in _ROW_FIELDS))

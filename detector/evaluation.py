@@ -281,6 +281,66 @@ def choose_threshold(
     return float(np.clip(threshold, 1e-6, 1 - 1e-6))
 
 
+def source_weights(per_source: PerSet) -> np.ndarray:
+    """Sample weights that give every source, and both classes within it, the same total
+    weight, in the order of ``per_source``'s values concatenated.
+
+    Pooled validation data is mostly DFDC; unweighted, a calibration fitted on it would be
+    DFDC's. A source with one class gives that class its whole weight.
+
+    Args:
+        per_source: Source name -> ``(y_true, p_fake or logits)``.
+
+    Returns:
+        Float64 weights, averaging 1.
+    """
+    parts = []
+    for y, _ in per_source.values():
+        y = np.asarray(y)
+        classes = np.unique(y)
+        w = np.zeros(len(y))
+        for c in classes:
+            w[y == c] = 1.0 / (len(classes) * np.sum(y == c))
+        parts.append(w)
+    weights = np.concatenate(parts) if parts else np.zeros(0)
+    return weights * len(weights) / max(weights.sum(), 1e-12)
+
+
+def real_first_threshold(per_source: PerSet, max_false_fake: float = 0.05) -> float:
+    """The lowest threshold at which no source calls more than ``max_false_fake`` of its
+    real faces fake.
+
+    A detector that calls a real photo fake does the most harm: so every source's real
+    validation faces, not the pooled ones (mostly DFDC), set the bar.
+
+    Args:
+        per_source: Source name -> ``(y_true, p_fake)`` on validation data; sources
+            without real faces are ignored.
+        max_false_fake: Largest share of real faces of any source called fake.
+
+    Returns:
+        The threshold, strictly between 0 and 1 (fake from ``p >= threshold``).
+
+    Raises:
+        ValueError: no source has a real face, or ``max_false_fake`` is outside ``[0, 1)``.
+    """
+    if not 0 <= max_false_fake < 1:
+        raise ValueError(f"max_false_fake must be in [0, 1), got {max_false_fake!r}")
+    bars = []
+    for name, (y, p) in per_source.items():
+        y, p = _check(y, p)
+        reals = np.sort(p[y == 0])
+        if not len(reals):
+            continue
+        # Calling fake from just above the k-th highest real score leaves k - 1 reals above it.
+        allowed = int(np.floor(max_false_fake * len(reals)))
+        highest_kept = reals[len(reals) - 1 - allowed]
+        bars.append(np.nextafter(highest_kept, 1.0))
+    if not bars:
+        raise ValueError("choosing a real-first threshold needs real faces, and no source has any")
+    return float(np.clip(max(bars), 1e-6, 1 - 1e-6))
+
+
 def logit(p: float | Sequence[float] | np.ndarray, eps: float = 1e-7) -> np.ndarray:
     """The log-odds ``log(p / (1 - p))``, with ``p`` clipped to ``[eps, 1 - eps]``.
 
@@ -333,9 +393,9 @@ def apply_temperature(
     return expit(_check_logits(logits) / temperature + bias)
 
 
-def _nll(y: np.ndarray, s: np.ndarray) -> float:
+def _nll(y: np.ndarray, s: np.ndarray, weights: np.ndarray | None = None) -> float:
     # -log sigmoid(s) for fakes, -log(1 - sigmoid(s)) for reals, without overflow.
-    return float(np.mean(np.logaddexp(0.0, s) - y * s))
+    return float(np.average(np.logaddexp(0.0, s) - y * s, weights=weights))
 
 
 def _fit_inputs(
@@ -355,6 +415,7 @@ def fit_temperature(
     y_true: Labels,
     logits: Sequence[float] | np.ndarray,
     bounds: tuple[float, float] = (0.05, 20.0),
+    weights: Sequence[float] | np.ndarray | None = None,
 ) -> float:
     """Fits the temperature that minimises the negative log-likelihood (temperature scaling).
 
@@ -366,6 +427,7 @@ def fit_temperature(
             likelihood keeps improving as ``T`` shrinks or grows, and no fit exists).
         logits: Logits of fake, the same length.
         bounds: Search range of ``T``; the optimum is searched on ``log T``.
+        weights: Optional weight of each sample in the likelihood.
 
     Returns:
         The temperature, a float within ``bounds``.
@@ -376,7 +438,7 @@ def fit_temperature(
     y, z = _fit_inputs(y_true, logits, "a temperature", bounds)
     lo, hi = bounds
     found = minimize_scalar(
-        lambda log_t: _nll(y, z / math.exp(log_t)),
+        lambda log_t: _nll(y, z / math.exp(log_t), weights),
         bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-6},
     )
     return float(math.exp(found.x))
@@ -386,6 +448,7 @@ def fit_platt(
     y_true: Labels,
     logits: Sequence[float] | np.ndarray,
     bounds: tuple[float, float] = (0.05, 20.0),
+    weights: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Fits Platt scaling, ``sigmoid(logits / T + b)``, by minimising the negative log-likelihood.
 
@@ -397,6 +460,7 @@ def fit_platt(
         y_true: Labels, 1 = fake; both classes must be present.
         logits: Logits of fake, the same length.
         bounds: Range of ``T``.
+        weights: Optional weight of each sample in the likelihood (``source_weights``).
 
     Returns:
         ``(temperature, bias)``; the temperature lies within ``bounds``.
@@ -406,9 +470,9 @@ def fit_platt(
     """
     y, z = _fit_inputs(y_true, logits, "Platt scaling", bounds)
     lo, hi = bounds
-    start = np.array([math.log(fit_temperature(y, z, bounds)), 0.0])
+    start = np.array([math.log(fit_temperature(y, z, bounds, weights)), 0.0])
     found = minimize(
-        lambda v: _nll(y, z / math.exp(v[0]) + v[1]), start, method="L-BFGS-B",
+        lambda v: _nll(y, z / math.exp(v[0]) + v[1], weights), start, method="L-BFGS-B",
         bounds=[(math.log(lo), math.log(hi)), (None, None)],
     )
     return float(math.exp(found.x[0])), float(found.x[1])
@@ -433,6 +497,7 @@ def report(
     threshold: float,
     uncertain_band: tuple[float, float] | None = None,
     n_bins: int = ECE_BINS,
+    pooled: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """``binary_metrics`` for each set and for all of them pooled.
 
@@ -441,6 +506,8 @@ def report(
         threshold: Decision threshold, the same for every set.
         uncertain_band: Passed to ``binary_metrics``.
         n_bins: Bins of the ECE.
+        pooled: The sets that make up ``overall``; all of them by default (a row that
+            joins other rows, such as a pool of one-label sets, must not count twice).
 
     Returns:
         ``{"threshold": ..., "sets": {name: metrics}, "overall": metrics}``, JSON-serialisable.
@@ -448,7 +515,8 @@ def report(
     Raises:
         ValueError: ``per_set`` is empty, or a set has bad inputs (the message names it).
     """
-    checked, overall = _check_sets(per_set)
+    checked, _ = _check_sets(per_set)
+    _, overall = _check_sets({k: v for k, v in per_set.items() if pooled is None or k in pooled})
     return {
         "threshold": _check_threshold(threshold),
         "sets": {name: binary_metrics(y, p, threshold, uncertain_band, n_bins) for name, (y, p) in checked.items()},

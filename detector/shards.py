@@ -1,17 +1,19 @@
 """Sharded TFRecord files: labelled face sets streamed from disk, for sets too large for memory.
 
-The in-memory path (``data.load_set`` -> ``training.training_dataset``) holds every crop of
+The in-memory path (``data.load_set`` -> ``sampling.training_dataset``) holds every crop of
 a set in RAM. ``write_shards`` stores the same crops, with their manipulation masks, in
 TFRecord files of at most ``images_per_shard`` records, one series of files per set, split
 and label; ``read_shards`` streams them back as the elements the in-memory path yields,
-``(image, mask, known, label)``, so training holds only a shuffle buffer at a time::
+``(image, mask, known, label, native)``, and ``shard_sources`` makes them the training
+sources of ``sampling.balanced_batches``, so training holds only a shuffle buffer at a time::
 
     python -m detector shards --sets ../shared/data/dfdc_faces ../shared/data/ffhq_stylegan --out shards/
     python train.py --shards shards/
 
 Layout of a shard folder::
 
-    index.json                          crop and mask size, face margin, image counts per set/split/label
+    index.json                          crop and mask size, face margin, image counts per set/split/label,
+                                        the training faces' resolutions (quantiles) per set and label
     <set>/<split>-<label>-00000.tfrecord
 
 Records hold raw pixels and float masks, not JPEG, so they read back bit for bit (a 128 px
@@ -28,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, _crop_one, manipulation_masks, read_records
-from detector.faces import FACE_MARGIN, FaceFinder
+from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, crop_records, manipulation_masks, read_records
+from detector.faces import FACE_MARGIN
+from detector.sampling import Source, native_quantiles
 
 INDEX_FILE = "index.json"
 
@@ -110,10 +113,13 @@ def write_shards(
     for old in tf.io.gfile.glob(f"{folder}/*.tfrecord"):
         tf.io.gfile.remove(old)
     writers: dict[tuple[str, str], _ShardWriter] = {}
+    natives: dict[str, list[int]] = {label: [] for label in LABELS}
     for part in parts:
         masks, known = manipulation_masks(part, MASK_SIZE)
         for i in range(len(part)):
             key = (str(part.splits[i]), LABELS[part.labels[i]])
+            if key[0] == "train" and part.found[i]:
+                natives[key[1]].append(int(part.native[i]))
             if key not in writers:
                 writers[key] = _ShardWriter(shard_pattern(out_dir, name, *key).replace("*", "{:05d}"), images_per_shard)
             writers[key].write(_example(part, i, masks[i], known[i]))
@@ -122,6 +128,7 @@ def write_shards(
 
     index["sets"][name] = {s: {label: writers[(s, label)].count if (s, label) in writers else 0 for label in LABELS}
                            for s in SPLITS}
+    index.setdefault("train_natives", {})[name] = {label: native_quantiles(v).round(1).tolist() for label, v in natives.items()}
     with tf.io.gfile.GFile(index_path, "w") as f:
         json.dump(index, f, indent=2)
     return index
@@ -133,15 +140,17 @@ def _groups_of(root: Path, size: int, face_margin: float) -> Iterator[Arrays]:
     groups: dict[str, list] = {}
     for record in read_records(root):
         groups.setdefault(record.group, []).append(record)
-    finder = FaceFinder()
     for records in groups.values():
+        crops = crop_records(records, size, face_margin, workers=1)
         yield Arrays(
             root.name,
-            np.stack([_crop_one(r.path, size, finder, face_margin) for r in records]),
+            np.stack([c.image for c in crops]),
             np.array([r.label for r in records], np.int64),
             np.array([r.split for r in records]),
             np.array([r.group for r in records]),
             np.array([str(r.path.relative_to(root)) for r in records]),
+            np.array([c.found for c in crops], bool),
+            np.array([c.native for c in crops], np.int64),
         )
 
 
@@ -184,6 +193,8 @@ def _example(arrays: Arrays, i: int, mask: np.ndarray, known: bool) -> bytes:
         "label": _int(arrays.labels[i]),
         "group": _bytes(str(arrays.groups[i]).encode()),
         "file": _bytes(str(arrays.files[i]).encode()),
+        "found": _int(arrays.found[i]),
+        "native": _int(arrays.native[i]),
     }
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
@@ -197,6 +208,8 @@ _FEATURES = {
     "label": tf.io.FixedLenFeature([], tf.int64),
     "group": tf.io.FixedLenFeature([], tf.string),
     "file": tf.io.FixedLenFeature([], tf.string),
+    "found": tf.io.FixedLenFeature([], tf.int64),
+    "native": tf.io.FixedLenFeature([], tf.int64),
 }
 
 
@@ -228,9 +241,10 @@ def read_shards(pattern: str, seed: int | None = None) -> tf.data.Dataset:
             the file order (again on every pass) and interleaves four files.
 
     Returns:
-        One pass over the records as ``(image, mask, known, label)``: ``(S, S, 3)`` uint8
-        pixels, the ``(M, M, 1)`` float32 manipulation mask, float32 1.0 where that mask is
-        known, and the float32 label (1.0 = fake).
+        One pass over the records whose face was found, as ``(image, mask, known, label,
+        native)``: ``(S, S, 3)`` uint8 pixels, the ``(M, M, 1)`` float32 manipulation mask,
+        float32 1.0 where that mask is known, the float32 label (1.0 = fake) and the float32
+        side of the face's region in its file.
 
     Raises:
         FileNotFoundError: no file matches ``pattern``.
@@ -242,9 +256,11 @@ def read_shards(pattern: str, seed: int | None = None) -> tf.data.Dataset:
     def element(r):
         image = tf.reshape(tf.io.decode_raw(r["image"], tf.uint8), [size, size, 3])
         mask = tf.reshape(tf.io.decode_raw(r["mask"], tf.float32), [mask_size, mask_size, 1])
-        return image, mask, tf.cast(r["known"], tf.float32), tf.cast(r["label"], tf.float32)
+        return (image, mask, tf.cast(r["known"], tf.float32), tf.cast(r["label"], tf.float32),
+                tf.cast(r["native"], tf.float32))
 
-    return _records(files, seed).map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    found = _records(files, seed).filter(lambda r: r["found"] > 0)
+    return found.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def read_arrays(folder: str | Path, set_name: str, splits: tuple[str, ...] = SPLITS) -> Arrays:
@@ -265,22 +281,71 @@ def read_arrays(folder: str | Path, set_name: str, splits: tuple[str, ...] = SPL
     if set_name not in index["sets"]:
         raise KeyError(f"{folder} holds no set {set_name!r}; it holds {sorted(index['sets'])}")
     size = index["input_size"]
-    images, labels, split_of, groups, files = [], [], [], [], []
+    rows = []
     for split in splits:
         for label in LABELS:
             if not index["sets"][set_name][split][label]:
                 continue
             for r in _records(_files(shard_pattern(folder, set_name, split, label)), seed=None).as_numpy_iterator():
-                images.append(np.frombuffer(r["image"], np.uint8).reshape(size, size, 3))
-                labels.append(r["label"])
-                split_of.append(split)
-                groups.append(r["group"].decode())
-                files.append(r["file"].decode())
+                rows.append((np.frombuffer(r["image"], np.uint8).reshape(size, size, 3), r["label"], split,
+                             r["group"].decode(), r["file"].decode(), bool(r["found"]), r["native"]))
+    columns = list(zip(*rows)) if rows else [[]] * 7
     return Arrays(
         set_name,
-        np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8),
-        np.array(labels, np.int64),
-        np.array(split_of, dtype=str),
-        np.array(groups, dtype=str),
-        np.array(files, dtype=str),
+        np.stack(columns[0]) if rows else np.zeros((0, size, size, 3), np.uint8),
+        np.array(columns[1], np.int64),
+        np.array(columns[2], dtype=str),
+        np.array(columns[3], dtype=str),
+        np.array(columns[4], dtype=str),
+        np.array(columns[5], bool),
+        np.array(columns[6], np.int64),
     )
+
+
+def shard_sources(folder: str | Path, cfg) -> list[Source]:
+    """The training sources of a shard folder, streamed from disk (``sampling.Source``).
+
+    As ``sampling.group_sources`` does in memory, each set with both labels is a source and
+    the one-label sets are pooled into one. Each (set, label) stream reads its files in a
+    shuffled order and shuffles within a buffer of ``SHUFFLE_BUFFER`` elements: files hold
+    one label each, so batches are balanced by the sampling, not by the shuffle. For the
+    same reason a fake cannot be paired with its real frame here: with ``cfg.paired`` only
+    self-blends come in pairs.
+
+    Args:
+        folder: A folder written by ``write_shards``.
+        cfg: The run's ``TrainConfig``.
+
+    Returns:
+        The sources.
+    """
+    index = read_index(folder)
+    train = {name: counts["train"] for name, counts in index["sets"].items()}
+    both = [name for name, c in train.items() if c["real"] and c["fake"]]
+    pool = [name for name, c in train.items() if name not in both and (c["real"] or c["fake"])]
+    groups = [[name] for name in both]
+    if pool and {label for name in pool for label in LABELS if train[name][label]} == set(LABELS):
+        groups.append(pool)
+    sources = []
+    for i, members in enumerate(groups):
+        seed = cfg.seed + 10 * i
+
+        def stream(label: str, offset: int, _members=members, _seed=seed, _i=i) -> tf.data.Dataset:
+            parts = [(read_shards(shard_pattern(folder, name, "train", label), seed=_seed + offset), train[name][label])
+                     for name in _members if train[name][label]]
+            ds = tf.data.Dataset.sample_from_datasets(
+                [p.shuffle(SHUFFLE_BUFFER, seed=_seed + offset, reshuffle_each_iteration=True).repeat() for p, _ in parts],
+                [float(n) for _, n in parts], seed=_seed + offset)
+            return ds.map(lambda *element: (*element, tf.constant(_i, tf.int32)))
+
+        natives = {}
+        for y, label in enumerate(LABELS):
+            values = [np.repeat(index["train_natives"][name][label], train[name][label]) for name in members]
+            natives[y] = native_quantiles(np.concatenate(values))
+        has_reals = any(train[name]["real"] for name in members)
+        sources.append(Source(
+            " + ".join(members), sum(train[name]["real"] + train[name]["fake"] for name in members),
+            {y: stream(label, y) for y, label in enumerate(LABELS)},
+            stream("real", 2).map(lambda image, mask, known, label, native, source: (image, native)) if has_reals else None,
+            None, natives))
+    return sources

@@ -27,11 +27,12 @@ import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
 from detector import evaluation
-from detector.augment import AugmentConfig, augment, self_blend
+from detector.augment import AugmentConfig
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
-from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, load_set, manipulation_masks
+from detector.data import SPLITS, Arrays, load_set
 from detector.faces import FACE_MARGIN
-from detector.model import flops, make_model, view_averaged_logits, with_mask_head
+from detector.model import INPUT_SIZE, flops, make_model, view_averaged_logits, with_mask_head
+from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
 
 log = logging.getLogger("detector.training")
@@ -39,56 +40,72 @@ log = logging.getLogger("detector.training")
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
+#: The labelled sets of ``../shared/data`` the shipped weights are trained on.
+SHARED_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_lora", "sfhq_t2i", "utkface_wild_crops")
+
+
 @dataclass
 class TrainConfig:
     """One training run, with the defaults that produced the shipped weights.
 
     Attributes:
-        sets: Set folders (``<set>/real``, ``<set>/fake``, optional ``metadata.csv``).
-        out_dir: Where ``model.keras`` and the model card are written.
+        sets: Set folders (``<set>/real``, ``<set>/fake``, optional ``metadata.csv``); sets
+            with one label only are pooled to stand against each other
+            (``sampling.group_sources``).
+        out_dir: Where ``model.keras`` and the model card are written; the run's checkpoints
+            go to its ``run/`` folder.
+        backbone: ``"mobilenet_v2"`` (ImageNet features, fine-tuned) or ``"scratch"``
+            (``model.make_model``).
+        pretrained: Start MobileNetV2 from the ImageNet weights in ``third_party/``.
         input_size: Side of the square face crops.
         face_margin: Side of a face crop relative to the face finder's box, in training and,
             through the card, at run time (``faces.FACE_MARGIN``).
-        widths: Filters per residual stage (see ``make_model``).
-        blocks: Residual units per stage.
-        stem_width: Filters of the stem.
-        stem_stride: Stride (and kernel) of the patchify stem; 1 for a 3x3 stem.
+        widths: Scratch network: filters per residual stage.
+        blocks: Scratch network: residual units per stage.
+        stem_width: Scratch network: filters of the stem.
+        stem_stride: Scratch network: stride (and kernel) of the patchify stem.
         dropout: Dropout before the classifier.
         batch_size: Examples per step.
-        epochs: Most epochs; early stopping usually ends sooner.
-        steps_per_epoch: Steps per epoch; ``None`` means one pass over the training split.
+        epochs: Most epochs; early stopping may end sooner.
+        steps_per_epoch: Steps per epoch (each ends with a validation); ``None`` means one
+            pass over the training images.
         learning_rate: Peak AdamW learning rate (cosine decay after a short warm-up).
         weight_decay: AdamW weight decay.
         label_smoothing: Binary cross-entropy label smoothing.
         patience: Epochs without a better validation AUC before stopping.
-        val_weighting: How the per-set validation AUCs are combined into the one figure that
-            picks the checkpoint and stops early: ``"images"`` weights each set by its
-            validation images, ``"sets"`` counts every set the same. A small set's AUC is
-            noisy (303 StyleGAN images: about +-0.03), and counted as much as DFDC's 3231 it
-            picked an epoch 0.013 below DFDC's best in the run before this default.
-        min_set_share: Each set gets at least this share of every batch, so a small set
-            (ffhq_stylegan) is not drowned by a large one; within a set, real and fake are
-            drawn equally often (class balance).
-        self_blend_share: Share of each set's fakes that are self-blended images made from
+        val_weighting: How the per-source validation AUCs are combined into the one figure
+            that picks the checkpoint and stops early: ``"sources"`` counts every source
+            the same (no source dominates the choice, as none dominates the batches),
+            ``"images"`` weights each by its validation images.
+        min_set_share: Each source gets at least this share of every batch
+            (``sampling.source_shares``); within a source, real and fake are drawn equally
+            often.
+        match_resolution: Show each face at the resolution of a random face of the other
+            class of its source, when lower (``sampling.match_resolution``).
+        self_blend_share: Share of each source's fakes that are self-blended images made from
             its real faces (``augment.self_blend``); 0 turns them off.
         paired: Train on real/fake pairs: each fake next to the real face it was made from
             (a DFDC fake and its source frame, a self-blend and its source face), in the same
             batch and with the same augmentation, so the only difference the network sees
-            within a pair is the manipulation itself (``training_dataset``).
+            within a pair is the manipulation itself (``sampling.balanced_batches``).
         mask_loss_weight: Weight of the training-only head that predicts where a fake was
             manipulated (``model.with_mask_head``); 0 turns it off.
         pair_loss_weight: Weight of a ranking loss on each real/fake pair of a paired batch
             (``paired_ranking_loss``): the fake's logit should exceed its real's. 0 turns
             it off; without ``paired`` it is off, since neighbours are then no pairs.
         max_minutes: Stop after the epoch that passes this wall-clock budget, counted from
-            the start of the run, so decoding a cold cache is inside it; calibration and
-            evaluation take a few more minutes.
+            the start of the run (decoding a cold crop cache included, and the time of
+            earlier sittings of a resumed run); calibration and evaluation take a few more
+            minutes.
         seed: Seeds weights, shuffling and augmentation.
         limit: Use only this many images per (split, label) of each set (quick runs).
         cache_dir: Where decoded crops are cached; ``None`` for the default.
         augment: Augmentation strengths.
-        uncertain_width: Half-width of the "uncertain" band around the threshold, in
-            calibrated probability.
+        max_false_fake: The decision threshold is the lowest at which no source calls more
+            than this share of its real validation faces fake
+            (``evaluation.real_first_threshold``).
+        uncertain_width: Width of the "uncertain" band below the threshold, in calibrated
+            probability: faces that score in it get no fake/real verdict.
         verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
         strategy: ``"default"`` (one device), ``"mirrored"`` (every GPU of this host) or
             ``"multiworker"`` (a cluster described by ``TF_CONFIG``); see
@@ -98,34 +115,38 @@ class TrainConfig:
             read into memory.
     """
 
-    sets: list[str] = field(default_factory=lambda: [str(SHARED_DATA / "dfdc_faces"), str(SHARED_DATA / "ffhq_stylegan")])
+    sets: list[str] = field(default_factory=lambda: [str(SHARED_DATA / name) for name in SHARED_SETS])
     out_dir: str = str(WEIGHTS_DIR)
-    input_size: int = 128
+    backbone: str = "mobilenet_v2"
+    pretrained: bool = True
+    input_size: int = INPUT_SIZE
     face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
     blocks: tuple[int, ...] = (2, 2, 2)
     stem_width: int = 48
     stem_stride: int = 4
-    dropout: float = 0.3
-    batch_size: int = 64
-    epochs: int = 34
-    steps_per_epoch: int | None = None
-    learning_rate: float = 2e-3
-    weight_decay: float = 5e-4
+    dropout: float = 0.2
+    batch_size: int = 32
+    epochs: int = 26
+    steps_per_epoch: int | None = 400
+    learning_rate: float = 5e-4
+    weight_decay: float = 1e-2
     label_smoothing: float = 0.05
-    patience: int = 6
-    val_weighting: str = "images"
-    min_set_share: float = 0.15
-    self_blend_share: float = 0.25
+    patience: int = 8
+    val_weighting: str = "sources"
+    min_set_share: float = 0.08
+    match_resolution: bool = True
+    self_blend_share: float = 0.2
     paired: bool = True
-    mask_loss_weight: float = 1.0
+    mask_loss_weight: float = 0.5
     pair_loss_weight: float = 0.0
-    max_minutes: float = 84.0
+    max_minutes: float = 140.0
     seed: int = 1234
     limit: int | None = None
     cache_dir: str | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    uncertain_width: float = 0.1
+    max_false_fake: float = 0.05
+    uncertain_width: float = 0.15
     verbose: int = 2
     strategy: str = "default"
     shards: str | None = None
@@ -133,191 +154,10 @@ class TrainConfig:
     @classmethod
     def quick(cls, out_dir: str, **overrides) -> "TrainConfig":
         """A run of seconds on a tiny subset with a tiny network, for tests and smoke checks."""
-        base = dict(out_dir=out_dir, input_size=32, widths=(8, 16), blocks=(1, 1), stem_width=8, stem_stride=1,
-                    batch_size=16, epochs=2, steps_per_epoch=3, limit=12, patience=2, verbose=0)
+        base = dict(out_dir=out_dir, backbone="scratch", input_size=32, widths=(8, 16), blocks=(1, 1), stem_width=8,
+                    stem_stride=1, batch_size=16, epochs=2, steps_per_epoch=3, limit=12, patience=2, verbose=0)
         base.update(overrides)
         return cls(**base)
-
-
-def _stream(tensors: tuple, seed: int) -> tf.data.Dataset:
-    """An endless, fully shuffled stream of one (set, label) slice of the training data."""
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
-    # The buffer holds the whole slice: the README warns that partial shuffles of these
-    # label-sorted sets give one-class batches, and BatchNorm then learns the batch.
-    return ds.shuffle(len(tensors[0]), seed=seed, reshuffle_each_iteration=True).repeat()
-
-
-@dataclass
-class _SetStreams:
-    """One set's endless training streams: its size, ``(image, mask, known, label)`` per
-    label, its real images alone (for self-blending) or ``None`` without reals, and its
-    real/fake pairs (the same structure, each part stacked ``[real, fake]``) or ``None``."""
-
-    size: int
-    labelled: dict[int, tf.data.Dataset]
-    reals: tf.data.Dataset | None
-    pairs: tf.data.Dataset | None = None
-
-
-def real_fake_pairs(arrays: Arrays) -> np.ndarray:
-    """``(P, 2)`` indices ``[real, fake]`` of each fake and the real of its group.
-
-    In DFDC a group is the source video: its real frame and the fake made from it show the
-    same person, background and framing. A fake whose group has no real, or several, is
-    left out.
-    """
-    reals_of_group: dict[str, list[int]] = {}
-    for i in np.flatnonzero(arrays.labels == 0):
-        reals_of_group.setdefault(str(arrays.groups[i]), []).append(int(i))
-    pairs = [(reals[0], int(i)) for i in np.flatnonzero(arrays.labels == 1)
-             if len(reals := reals_of_group.get(str(arrays.groups[i]), [])) == 1]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
-
-
-def training_dataset(train: list[Arrays], cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
-    """Balanced, augmented training batches drawn from several sets.
-
-    Each set contributes its share of every batch (at least ``cfg.min_set_share``), half
-    real and half fake; ``cfg.self_blend_share`` of the fake half are self-blended images
-    made on the fly from the set's real faces. With ``cfg.paired``, a set with real/fake
-    pairs (``real_fake_pairs``) trains on those pairs alone (in DFDC 3% of the images have
-    no partner and are left out), and each self-blend comes with its source face.
-
-    Args:
-        train: The training split of each set.
-        cfg: The run's configuration.
-        mask_size: Side of the mask head's output.
-
-    Returns:
-        An endless dataset of ``(images, {"fake_logit", "mask_logit"}, sample weights)``
-        batches; the mask loss is weighted 0 where a fake's mask is unknown.
-    """
-    sets = []
-    for i, arrays in enumerate(train):
-        masks, known = manipulation_masks(arrays, MASK_SIZE)
-        parts = (arrays.images, masks[..., None], known.astype(np.float32), arrays.labels.astype(np.float32))
-        pairs = real_fake_pairs(arrays) if cfg.paired else np.zeros((0, 2), np.int64)
-        labelled = {}
-        for label in (0, 1) if not len(pairs) else ():  # a paired set trains on its pairs alone
-            keep = arrays.labels == label
-            if keep.any():
-                labelled[label] = _stream(tuple(part[keep] for part in parts), cfg.seed + 10 * i + label)
-        reals = arrays.images[arrays.labels == 0]
-        paired = _stream(tuple(part[pairs] for part in parts), cfg.seed + 10 * i + 3) if len(pairs) else None
-        sets.append(_SetStreams(len(arrays), labelled, _stream((reals,), cfg.seed + 10 * i + 2) if len(reals) else None,
-                                paired))
-    return _balanced_batches(sets, cfg, mask_size)
-
-
-def shard_training_dataset(folder: str, cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
-    """``training_dataset`` for the training split of a shard folder, streamed from disk.
-
-    Each (set, label) stream reads its files in a shuffled order and shuffles within a
-    buffer of ``shards.SHUFFLE_BUFFER`` elements: files hold one label each, so batches
-    are balanced by the sampling, not by the shuffle. For the same reason a fake cannot be
-    paired with its real frame here: with ``cfg.paired`` only self-blends come in pairs.
-
-    Args:
-        folder: A folder written by ``detector.shards.write_shards``.
-        cfg: The run's configuration.
-        mask_size: Side of the mask head's output.
-
-    Returns:
-        The same batches' structure as ``training_dataset``.
-    """
-    from detector.shards import SHUFFLE_BUFFER, read_index, read_shards, shard_pattern
-
-
-    def stream(name: str, label: int, seed: int) -> tf.data.Dataset:
-        ds = read_shards(shard_pattern(folder, name, "train", LABELS[label]), seed=seed)
-        return ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
-
-    sets = []
-    for i, (name, counts) in enumerate(read_index(folder)["sets"].items()):
-        seed = cfg.seed + 10 * i
-        labelled = {label: stream(name, label, seed + label) for label in (0, 1) if counts["train"][LABELS[label]]}
-        reals = stream(name, 0, seed + 2).map(lambda x, m, k, y: x) if counts["train"]["real"] else None
-        sets.append(_SetStreams(sum(counts["train"].values()), labelled, reals))
-    return _balanced_batches(sets, cfg, mask_size)
-
-
-def _balanced_batches(sets: list[_SetStreams], cfg: TrainConfig, mask_size: int) -> tf.data.Dataset:
-    """Mixes the sets' streams by share and label, adds self-blends, augments and batches.
-
-    With ``cfg.paired`` every stream yields two images at a time: a real and the fake made
-    from it (augmented alike, so that only the manipulation tells them apart), or two
-    unrelated images of one label (augmented independently). The pairs stay next to each
-    other, and an even batch never splits one.
-    """
-    total = sum(s.size for s in sets)
-    shares = np.array([max(s.size / total, cfg.min_set_share) for s in sets])
-    shares /= shares.sum()
-    blend = cfg.self_blend_share
-    streams, weights = [], []
-
-    def add(ds: tf.data.Dataset, images_weight: float, tied: bool = False) -> None:
-        if cfg.paired:  # equal weights draw equal numbers of images: every element holds two
-            ds = (ds if tied else ds.batch(2)).map(lambda *element: (*element, tf.constant(tied)))
-        streams.append(ds)
-        weights.append(images_weight)
-
-    for i, (streams_of_set, share) in enumerate(zip(sets, shares)):
-        reals_blended = blend > 0 and streams_of_set.reals is not None
-        if streams_of_set.pairs is not None:
-            add(streams_of_set.pairs, share * (1 - blend), tied=True)
-        for label, ds in streams_of_set.labelled.items():
-            # Paired self-blends bring their own reals; unpaired ones are extra fakes.
-            real_share = 1 - blend if cfg.paired and reals_blended else 1
-            add(ds, share / 2 * (1 - blend if label else real_share))
-        if reals_blended:
-            blend_seeds = tf.data.Dataset.random(seed=cfg.seed + 10 * i + 5).batch(2)
-            ds = tf.data.Dataset.zip(streams_of_set.reals, blend_seeds)
-            if cfg.paired:
-                add(ds.map(_self_blend_pair, num_parallel_calls=tf.data.AUTOTUNE), share * blend, tied=True)
-            else:
-                add(ds.map(_self_blended, num_parallel_calls=tf.data.AUTOTUNE), share / 2 * blend)
-    weights = np.array(weights) / np.sum(weights)
-    mixed = tf.data.Dataset.sample_from_datasets(streams, weights.tolist(), seed=cfg.seed)
-    aug = cfg.augment
-
-    def prepare(element, seed):
-        image, mask, known, label = element
-        image, mask = augment(image, mask, seed, mask_size, aug)
-        # The mask loss is one value per pixel: its weight must be too (a per-image weight
-        # would be broadcast against the pixel rows).
-        weights = {"fake_logit": tf.constant(1.0), "mask_logit": tf.fill([mask_size, mask_size], known)}
-        return image, {"fake_logit": tf.reshape(label, [1]), "mask_logit": mask}, weights
-
-    def prepare_pair(element, seeds):
-        *parts, tied = element
-        second_seed = tf.where(tied, seeds[:2], seeds[2:])
-        first = prepare(tuple(part[0] for part in parts), seeds[:2])
-        second = prepare(tuple(part[1] for part in parts), second_seed)
-        return tf.nest.map_structure(lambda a, b: tf.stack([a, b]), first, second)
-
-    if cfg.paired:
-        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(4)
-        ds = tf.data.Dataset.zip(mixed, seeds).map(prepare_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.unbatch()
-    else:
-        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(2)
-        ds = tf.data.Dataset.zip(mixed, seeds).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(cfg.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def _self_blended(element, seed):
-    (image,) = element if isinstance(element, tuple) else (element,)
-    blended, mask = self_blend(image, seed)
-    mask = tf.image.resize(mask, [MASK_SIZE, MASK_SIZE], method="area")
-    return blended, mask, tf.constant(1.0), tf.constant(1.0)
-
-
-def _self_blend_pair(element, seed):
-    """A real face and its self-blend, stacked ``[real, fake]`` as a pair stream's element."""
-    (image,) = element if isinstance(element, tuple) else (element,)
-    blended, mask, known, label = _self_blended(image, seed)
-    return (tf.stack([image, blended]), tf.stack([tf.zeros_like(mask), mask]),
-            tf.stack([known, known]), tf.stack([1.0 - label, label]))
 
 
 #: Each model's traced scoring functions, by views; entries go when their model does.
@@ -355,18 +195,18 @@ def predict_logits(model: keras.Model, images: np.ndarray, views: Sequence[View]
     return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 
 
-VAL_WEIGHTINGS = ("images", "sets")
+VAL_WEIGHTINGS = ("images", "sources")
 
 
 def combined_auc(aucs: dict[str, float], sizes: dict[str, int], weighting: str) -> float:
-    """One validation figure from per-set ROC-AUCs.
+    """One validation figure from per-source ROC-AUCs.
 
-    Per set, not pooled, so no set is judged by how its scores sit beside another set's.
+    Per source, not pooled, so no source is judged by how its scores sit beside another's.
 
     Args:
-        aucs: Set name -> validation ROC-AUC.
-        sizes: Set name -> validation images.
-        weighting: ``"images"`` (a weighted mean, by ``sizes``) or ``"sets"`` (a plain mean).
+        aucs: Source name -> validation ROC-AUC.
+        sizes: Source name -> validation images.
+        weighting: ``"images"`` (a weighted mean, by ``sizes``) or ``"sources"`` (a plain mean).
 
     Returns:
         The combined AUC; 0 when ``aucs`` is empty.
@@ -384,14 +224,23 @@ def combined_auc(aucs: dict[str, float], sizes: dict[str, int], weighting: str) 
 
 class _Validation(keras.callbacks.Callback):
     """Scores the shipped (single-output) model on validation data after every epoch,
-    keeps the best checkpoint by the combined per-set ROC-AUCs (``combined_auc``), and
+    keeps the best checkpoint by the combined per-source ROC-AUCs (``combined_auc``), and
     stops early.
+
+    Args:
+        model: The network that ships.
+        val: The validation split of each training source (``sampling.group_sources``).
+        path: Where the best checkpoint is saved.
+        patience: Epochs without a better figure before stopping.
+        weighting: See ``combined_auc``.
+        best: ``(figure, epoch)`` of the best epoch so far (a resumed run's).
     """
 
-    def __init__(self, model: keras.Model, val: list[Arrays], path: Path, patience: int, weighting: str) -> None:
+    def __init__(self, model: keras.Model, val: list[Arrays], path: Path, patience: int, weighting: str,
+                 best: tuple[float, int] = (-np.inf, -1)) -> None:
         super().__init__()
         self.serving, self.val, self.path, self.patience, self.weighting = model, val, path, patience, weighting
-        self.best, self.best_epoch = -np.inf, -1
+        self.best, self.best_epoch = best
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         aucs, sizes = {}, {}
@@ -411,6 +260,46 @@ class _Validation(keras.callbacks.Callback):
         elif epoch - self.best_epoch >= self.patience:
             log.info("no better validation AUC for %d epochs: stopping", self.patience)
             self.model.stop_training = True
+
+
+#: Files of a run's ``run/`` folder that ``--resume`` continues from.
+LAST_WEIGHTS, STATE_FILE = "last.weights.h5", "state.json"
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """After every epoch, saves what ``train(cfg)`` with ``cfg.resume`` needs to go on: the
+    training model's weights with its optimizer's state (learning-rate step included), and
+    ``state.json`` (epochs done, minutes spent, the best epoch, the history so far).
+
+    Args:
+        work: The run's folder.
+        validation: The run's validation callback (for its best epoch).
+        started: ``time.monotonic()`` at the run's start (earlier sittings included).
+        history: The history of earlier sittings.
+    """
+
+    def __init__(self, work: Path, validation: _Validation, started: float, history: dict[str, list]) -> None:
+        super().__init__()
+        self.work, self.validation, self.started, self.history = work, validation, started, history
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        weights = self.work / LAST_WEIGHTS
+        self.model.save_weights(self.work / f"next.{LAST_WEIGHTS}")
+        (self.work / f"next.{LAST_WEIGHTS}").replace(weights)  # never a half-written file
+        state = {"epochs_done": epoch + 1, "minutes": (time.monotonic() - self.started) / 60,
+                 "best": self.validation.best, "best_epoch": self.validation.best_epoch, "history": self.history}
+        (self.work / f"next.{STATE_FILE}").write_text(json.dumps(state))
+        (self.work / f"next.{STATE_FILE}").replace(self.work / STATE_FILE)
+
+
+def read_state(work: Path) -> dict | None:
+    """The state ``_Checkpoint`` left in a run's folder, or ``None`` when there is none."""
+    path = work / STATE_FILE
+    if not (path.is_file() and (work / LAST_WEIGHTS).is_file()):
+        return None
+    return json.loads(path.read_text())
 
 
 class _TimeBudget(keras.callbacks.Callback):
@@ -472,7 +361,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def _fit_across_workers(trainer: keras.Model, dataset: tf.data.Dataset, steps: int, epochs: int,
-                        callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy) -> keras.callbacks.History:
+                        callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy,
+                        initial_epoch: int = 0) -> keras.callbacks.History:
     """``trainer.fit`` for a cluster of workers: the same compiled loss, optimizer and callbacks.
 
     Keras 3.15's ``Model.fit`` cannot train under ``MultiWorkerMirroredStrategy`` with more
@@ -501,7 +391,7 @@ def _fit_across_workers(trainer: keras.Model, dataset: tf.data.Dataset, steps: i
     trainer.stop_training = False
     callback_list.on_train_begin()
     logs = {}
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
         logs = {"loss": float(np.mean([step(batches) for _ in range(steps)]))}
         callback_list.on_epoch_end(epoch, logs)
@@ -566,7 +456,8 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
         ``(model, trainer)``: the single-output network that ships, and the compiled
         two-output model that trains it (they share every layer).
     """
-    model = make_model(cfg.input_size, cfg.widths, cfg.blocks, cfg.stem_width, cfg.stem_stride, cfg.dropout)
+    model = make_model(cfg.input_size, cfg.backbone, cfg.pretrained, cfg.dropout, cfg.widths, cfg.blocks, cfg.stem_width,
+                       cfg.stem_stride)
     trainer = with_mask_head(model)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate / 10, decay_steps=steps_per_epoch * cfg.epochs,
@@ -586,23 +477,29 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
 
 def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_width: float,
                            views: Sequence[View] = SCORING_VIEWS,
-                           splits: Sequence[str] = ("val", "test")) -> dict[str, Any]:
+                           splits: Sequence[str] = ("val", "test"),
+                           max_false_fake: float = TrainConfig.max_false_fake) -> dict[str, Any]:
     """Fits the calibration, threshold and uncertain band on validation data, then scores
     the given splits with them.
 
     Calibration and the threshold come from validation data only; test is scored once.
+    Every source counts the same (``evaluation.source_weights``), and the threshold puts
+    real photos first (``evaluation.real_first_threshold``). Images without a face are left
+    out: the detector gives them no verdict.
 
     Args:
         model: The trained network.
         sets: The run's sets (their ``val`` split, and those in ``splits``, are used).
-        uncertain_width: Half-width of the "uncertain" band around the threshold.
+        uncertain_width: Width of the "uncertain" band below the threshold.
         views: The scoring views the calibration is fitted through.
         splits: The splits scored into ``metrics``; ``("val",)`` when only the
             calibration is wanted (test is then not scored at all).
+        max_false_fake: See ``TrainConfig.max_false_fake``.
 
     Returns:
         The card fields ``scoring_views``, ``temperature``, ``bias``, ``threshold``,
-        ``uncertain_band`` and ``metrics`` (``evaluation.report`` per split).
+        ``uncertain_band`` and ``metrics`` (``evaluation.report`` per split, with a row per
+        set and per pool of one-label sets).
 
     Raises:
         ValueError: ``splits`` names a split other than ``val`` and ``test``.
@@ -610,22 +507,37 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
     views = tuple(views)
     if not set(splits) <= {"val", "test"}:
         raise ValueError(f"splits {tuple(splits)} must be among ('val', 'test')")
-    logits = {split: [predict_logits(model, a.split(split).images, views) for a in sets] for split in {"val", *splits}}
-    val_labels = np.concatenate([a.split("val").labels for a in sets])
-    temperature, bias = evaluation.fit_platt(val_labels, np.concatenate(logits["val"]))
-    val_p = evaluation.apply_temperature(np.concatenate(logits["val"]), temperature, bias)
-    threshold = evaluation.choose_threshold(val_labels, val_p)
-    band = (max(0.0, threshold - uncertain_width), min(1.0, threshold + uncertain_width))
+    scored = {}
+    for split in {"val", *splits}:
+        parts = [a.split(split).with_faces() for a in sets]
+        # A set's scores, and each source's (a pool's rows are its sets' rows, joined).
+        scored[split] = {a.name: (a.labels, predict_logits(model, a.images, views)) for a in parts}
+        for source in group_sources(parts):
+            members = source.name.split(" + ")
+            if len(members) > 1:
+                scored[split][source.name] = tuple(np.concatenate([scored[split][m][i] for m in members]) for i in (0, 1))
+    by_source = {name: scored["val"][name] for name in _source_names(sets)}
+    y_val = np.concatenate([y for y, _ in by_source.values()])
+    z_val = np.concatenate([z for _, z in by_source.values()])
+    temperature, bias = evaluation.fit_platt(y_val, z_val, weights=evaluation.source_weights(by_source))
+    threshold = evaluation.real_first_threshold(
+        {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in by_source.items()},
+        max_false_fake)
+    band = (max(0.0, threshold - uncertain_width), threshold)
     metrics = {
         split: evaluation.report(
-            {a.name: (a.split(split).labels, evaluation.apply_temperature(z, temperature, bias))
-             for a, z in zip(sets, logits[split])},
-            threshold, uncertain_band=band,
+            {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in scored[split].items()},
+            threshold, uncertain_band=band, pooled=[a.name for a in sets],
         )
         for split in splits
     }
     return {"scoring_views": views, "temperature": float(temperature), "bias": float(bias), "threshold": float(threshold),
             "uncertain_band": (float(band[0]), float(band[1])), "metrics": metrics}
+
+
+def _source_names(sets: list[Arrays]) -> list[str]:
+    """The names of the training sources ``sets`` make (``sampling.group_sources``)."""
+    return [source.name for source in group_sources([a.split("val") for a in sets])]
 
 
 def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path = SHARED_DATA,
@@ -654,7 +566,8 @@ def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path 
             for s in config.get("sets", [])]
     if not sets:
         raise ValueError(f"the card (sha256 {card.sha256[:12]}…) names no training sets to calibrate on")
-    return calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views, splits)
+    return calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views, splits,
+                                  config.get("max_false_fake", TrainConfig.max_false_fake))
 
 
 def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
@@ -686,26 +599,39 @@ def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SH
     return card
 
 
-def train(cfg: TrainConfig) -> ModelCard:
+def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     """Trains, calibrates and evaluates a model, and writes it with its card.
 
     Args:
         cfg: The run's configuration.
+        resume: Go on from the last epoch a run into the same ``cfg.out_dir`` finished
+            (its ``run/`` folder), instead of starting afresh. The time budget counts the
+            earlier sittings' minutes.
 
     Returns:
         The model card written next to the weights.
+
+    Raises:
+        FileNotFoundError: ``resume`` and no run to resume in ``cfg.out_dir``.
     """
     started = time.monotonic()
     # First: a multi-worker strategy must exist before any other TensorFlow operation runs.
     strategy = distribution_strategy(cfg.strategy)
     combined_auc({}, {}, cfg.val_weighting)  # an unknown weighting fails now, not after decoding and an epoch
-    keras.utils.set_random_seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
     if not is_chief(strategy):  # other workers train alike but write where no one reads
         out_dir = Path(tempfile.mkdtemp(prefix=f"worker{strategy.cluster_resolver.task_id}-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "run"
-    work.mkdir(exist_ok=True)
+    state = read_state(work) if resume else None
+    if resume and state is None:
+        raise FileNotFoundError(f"nothing to resume in {work}: no {STATE_FILE} and {LAST_WEIGHTS} there")
+    if state is None and work.exists():
+        shutil.rmtree(work)  # a fresh run never mixes with an older run's checkpoints
+    work.mkdir(parents=True, exist_ok=True)
+    initial_epoch = state["epochs_done"] if state else 0
+    started -= 60 * state["minutes"] if state else 0
+    # A resumed run draws new batches: its stream restarts from a seed of its own.
+    keras.utils.set_random_seed(cfg.seed + 1000 * initial_epoch)
 
     if cfg.shards:
         from detector.shards import read_arrays, read_index
@@ -721,71 +647,74 @@ def train(cfg: TrainConfig) -> ModelCard:
     else:
         sets = [load_set(s, cfg.input_size, cfg.cache_dir, cfg.limit, margin=cfg.face_margin) for s in cfg.sets]
         counts = {a.name: {s: {"real": int(((a.splits == s) & (a.labels == 0)).sum()),
-                               "fake": int(((a.splits == s) & (a.labels == 1)).sum())}
+                               "fake": int(((a.splits == s) & (a.labels == 1)).sum()),
+                               "no_face": int(((a.splits == s) & ~a.found).sum())}
                            for s in SPLITS} for a in sets}
     for name, by_split in counts.items():
-        log.info("%s: %d images (%s)", name, sum(sum(c.values()) for c in by_split.values()),
-                 {s: sum(c.values()) for s, c in by_split.items()})
+        log.info("%s: %s", name, by_split)
     # On a first run this includes decoding every image into the crop cache, which the
     # time budget (``max_minutes``) counts too.
     log.info("crops ready after %.1f min", (time.monotonic() - started) / 60)
-    val = [a.split("val") for a in sets]
+    val = group_sources([a.split("val") for a in sets])
+    run_cfg = replace(cfg, seed=cfg.seed + 1000 * initial_epoch)
 
-    steps = cfg.steps_per_epoch or math.ceil(sum(sum(c["train"].values()) for c in counts.values()) / cfg.batch_size)
+    train_images = sum(c["train"]["real"] + c["train"]["fake"] for c in counts.values())
+    steps = cfg.steps_per_epoch or math.ceil(train_images / cfg.batch_size)
     with strategy.scope():
         model, trainer = build_trainer(cfg, steps)
     mask_size = trainer.get_layer("mask_logit").output.shape[1]
     if cfg.shards:
-        dataset = shard_training_dataset(cfg.shards, cfg, mask_size)
+        from detector.shards import shard_sources
+
+        dataset = balanced_batches(shard_sources(cfg.shards, run_cfg), run_cfg, mask_size)
     else:
-        dataset = training_dataset([a.split("train") for a in sets], cfg, mask_size)
+        dataset = training_dataset([a.split("train") for a in sets], run_cfg, mask_size)
     if cfg.strategy != "default":
         # Each worker keeps its share of the batches; in-memory data has no files to split.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
     best = work / "best.keras"
-    validation = _Validation(model, val, best, cfg.patience, cfg.val_weighting)
-    callbacks = [validation, keras.callbacks.CSVLogger(work / "history.csv"), _TimeBudget(started + cfg.max_minutes * 60)]
-    if cfg.strategy == "multiworker":
-        history = _fit_across_workers(trainer, dataset, steps, cfg.epochs, callbacks, strategy).history
-    else:
-        history = trainer.fit(
-            dataset,
-            steps_per_epoch=steps,
-            epochs=cfg.epochs,
-            shuffle=False,  # the dataset is already shuffled and balanced
-            verbose=cfg.verbose,
-            callbacks=callbacks,
-        ).history
+    history = state["history"] if state else {}
+    validation = _Validation(model, val, best, cfg.patience, cfg.val_weighting,
+                             (state["best"], state["best_epoch"]) if state else (-np.inf, -1))
+    if state:
+        trainer.optimizer.build(trainer.trainable_variables)
+        trainer.load_weights(work / LAST_WEIGHTS)  # the network, its mask head and the optimizer's state
+        log.info("resumed after epoch %d (%.1f min spent; best epoch %d, validation AUC %.4f)",
+                 initial_epoch, state["minutes"], state["best_epoch"] + 1, state["best"])
+    callbacks = [validation, keras.callbacks.CSVLogger(work / "history.csv", append=bool(state)),
+                 _TimeBudget(started + cfg.max_minutes * 60), _Checkpoint(work, validation, started, history)]
+    if initial_epoch < cfg.epochs and not (state and _stopped(state, cfg)):
+        if cfg.strategy == "multiworker":
+            _fit_across_workers(trainer, dataset, steps, cfg.epochs, callbacks, strategy, initial_epoch)
+        else:
+            trainer.fit(dataset, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=initial_epoch,
+                        shuffle=False,  # the dataset is already shuffled and balanced
+                        verbose=cfg.verbose, callbacks=callbacks)
     model = keras.saving.load_model(best, safe_mode=True)
     train_minutes = (time.monotonic() - started) / 60
 
-    fitted = calibrate_and_evaluate(model, sets, cfg.uncertain_width)
+    fitted = calibrate_and_evaluate(model, sets, cfg.uncertain_width, max_false_fake=cfg.max_false_fake)
 
     target = out_dir / MODEL_FILE
     shutil.copyfile(best, target)
-    epochs_run = len(history.get("loss", []))
     val_aucs = history.get("val_auc", [float("nan")])
     card = ModelCard(
         input_size=cfg.input_size,
         face_margin=cfg.face_margin,
         sha256=sha256_of(target),
-        architecture={
-            "summary": f"residual CNN, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x{cfg.stem_stride} patch stem of {cfg.stem_width}, "
-            f"{cfg.input_size}px input, one logit",
-            "parameters": int(model.count_params()),
-            "flops_per_image": flops(model),
-        },
-        data={"sets": counts},
+        architecture=architecture_summary(model, cfg),
+        data={"sets": counts, "sources": describe_sources([a.split("train") for a in sets])},
         training={
-            "command": " ".join(["python", "train.py", *sys.argv[1:]]) if Path(sys.argv[0]).name == "train.py" else "python train.py",
+            "command": training_command(),
             "config": json.loads(json.dumps(asdict(cfg), default=str)),
             "minutes": round(train_minutes, 1),
             "validation_views": SCORING_VIEWS,
             "machine": f"{platform.machine()}, {tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads, "
             f"{len(tf.config.list_physical_devices('GPU'))} GPU",
-            "epochs_run": epochs_run,
+            "epochs_run": len(val_aucs),
+            "resumed_after_epoch": initial_epoch or None,
             "best_epoch": int(np.nanargmax(val_aucs)) + 1,
             "best_val_auc": float(np.nanmax(val_aucs)),
             "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.items()},
@@ -795,3 +724,50 @@ def train(cfg: TrainConfig) -> ModelCard:
     card.save(out_dir)
     log.info("wrote %s and %s in %.1f min", target, out_dir / CARD_FILE, (time.monotonic() - started) / 60)
     return card
+
+
+def _stopped(state: dict, cfg: TrainConfig) -> bool:
+    """Whether a run's last sitting ended it: early stopping or the time budget."""
+    done, best = state["epochs_done"], state["best_epoch"]
+    return done - 1 - best >= cfg.patience or state["minutes"] >= cfg.max_minutes
+
+
+def architecture_summary(model: keras.Model, cfg: TrainConfig) -> dict[str, Any]:
+    """The card's ``architecture``: the network in words, its parameters and FLOPs."""
+    if cfg.backbone == "mobilenet_v2":
+        start = "ImageNet weights (third_party/, converted by detector.pretrained)" if cfg.pretrained else "random weights"
+        summary = f"MobileNetV2 (alpha 1.0) from {start}, fine-tuned; {cfg.input_size}px input, one logit"
+    else:
+        summary = (f"residual CNN from scratch, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x"
+                   f"{cfg.stem_stride} patch stem of {cfg.stem_width}, {cfg.input_size}px input, one logit")
+    return {"summary": summary, "backbone": cfg.backbone, "parameters": int(model.count_params()),
+            "flops_per_image": flops(model)}
+
+
+#: ``train.py`` options whose values are folders of the machine that ran it.
+PATH_OPTIONS = ("--sets", "--out", "--cache-dir", "--shards", "--work-dir")
+
+
+def training_command(argv: Sequence[str] | None = None) -> str:
+    """The command that made a run, for its card: ``python train.py`` and its options, with
+    folders shown by their last part only (a card never records a machine's paths).
+
+    Args:
+        argv: The command line; ``sys.argv`` by default.
+
+    Returns:
+        E.g. ``"python train.py --sets dfdc_faces lfw_faceswap --out full --epochs 8"``.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if not argv or Path(argv[0]).name != "train.py":
+        return "python train.py"
+    words, folders = ["python", "train.py"], False
+    for word in argv[1:]:
+        if word.startswith("-"):
+            option, _, value = word.partition("=")
+            folders = option in PATH_OPTIONS
+            word = f"{option}={Path(value).name}" if folders and value else word
+        elif folders:
+            word = Path(word).name
+        words.append(word)
+    return " ".join(words)

@@ -8,8 +8,9 @@ import pytest
 from conftest import REPO
 from detector.data import load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
-from detector.shards import read_arrays, read_index, read_shards, shard_pattern, write_shards
-from detector.training import TrainConfig, shard_training_dataset, train, training_dataset
+from detector.sampling import balanced_batches, training_dataset
+from detector.shards import read_arrays, read_index, read_shards, shard_pattern, shard_sources, write_shards
+from detector.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def shards(arrays, tmp_path_factory):
 
 def _by_file(a):
     order = np.argsort(a.files)
-    return {k: getattr(a, k)[order] for k in ("images", "labels", "splits", "groups", "files")}
+    return {k: getattr(a, k)[order] for k in ("images", "labels", "splits", "groups", "files", "found", "native")}
 
 
 def test_index_counts_and_files(arrays, shards):
@@ -50,11 +51,11 @@ def test_streamed_elements_are_the_in_memory_elements(arrays, shards):
         keep = (arrays.splits == "train") & (arrays.labels == label)
         streamed = list(read_shards(shard_pattern(shards, arrays.name, "train", name)).as_numpy_iterator())
         assert len(streamed) == keep.sum()
-        for (image, mask, k, y), i in zip(streamed, np.flatnonzero(keep)):
+        for (image, mask, k, y, native), i in zip(streamed, np.flatnonzero(keep)):
             assert image.dtype == np.uint8 and mask.dtype == np.float32 and mask.shape == (32, 32, 1)
             np.testing.assert_array_equal(image, arrays.images[i])
             np.testing.assert_array_equal(mask[..., 0], masks[i])
-            assert k == np.float32(known[i]) and y == np.float32(label)
+            assert k == np.float32(known[i]) and y == np.float32(label) and native == arrays.native[i]
     assert masks[arrays.labels == 1].max() > 0.2  # the fakes' masks are there, not zeros
 
 
@@ -66,7 +67,7 @@ def test_a_set_folder_is_written_group_by_group_with_the_same_masks(tiny_set, ar
     masks, _ = manipulation_masks(arrays)
     fake = np.flatnonzero((arrays.splits == "val") & (arrays.labels == 1))
     streamed = list(read_shards(shard_pattern(tmp_path, arrays.name, "val", "fake")).as_numpy_iterator())
-    streamed_masks = {bytes(image.tobytes()): mask[..., 0] for image, mask, _, _ in streamed}
+    streamed_masks = {bytes(image.tobytes()): mask[..., 0] for image, mask, *_ in streamed}
     for i in fake:
         np.testing.assert_array_equal(streamed_masks[arrays.images[i].tobytes()], masks[i])
 
@@ -90,7 +91,7 @@ def _resized(arrays, size):
 
 def test_shard_batches_match_the_in_memory_batches_in_structure(arrays, shards, tmp_path):
     cfg = TrainConfig.quick(str(tmp_path), batch_size=16)
-    x, y, w = next(iter(shard_training_dataset(str(shards), cfg, mask_size=8)))
+    x, y, w = next(iter(balanced_batches(shard_sources(str(shards), cfg), cfg, mask_size=8)))
     x0, y0, w0 = next(iter(training_dataset([arrays.split("train")], cfg, mask_size=8)))
     assert x.shape == x0.shape and x.dtype == x0.dtype
     for key in ("fake_logit", "mask_logit"):
@@ -103,6 +104,7 @@ def test_training_from_shards(arrays, shards, tmp_path):
     assert card.training["epochs_run"] == 1 and card.training["config"]["shards"] == str(shards)
     assert card.metrics["test"]["overall"]["n"] == 16
     assert card.data["sets"][arrays.name]["train"] == {"real": 8, "fake": 8}
+    assert read_index(shards)["train_natives"][arrays.name]["real"]  # the resolutions to match
     assert (tmp_path / "model.keras").exists()
 
 
