@@ -24,13 +24,11 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from detector.defaults import INPUT_SIZE  # noqa: F401 (re-exported: the side of the shipped crop)
 from detector.views import View
 
 #: Name of the last convolution: what Grad-CAM explains.
 GRADCAM_LAYER = "gradcam_target"
-
-#: Side of the square face crop the shipped network takes.
-INPUT_SIZE = 128
 
 
 def _conv_bn(x, filters: int, strides: int = 1, name: str | None = None):

@@ -30,13 +30,12 @@ from detector import evaluation
 from detector.augment import AugmentConfig, augment, self_blend
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, load_set, manipulation_masks
+from detector.defaults import SHARED_DATA
 from detector.faces import FACE_MARGIN
 from detector.model import flops, make_model, view_averaged_logits, with_mask_head
 from detector.views import SCORING_VIEWS, View
 
 log = logging.getLogger("detector.training")
-
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @dataclass
