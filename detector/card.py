@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,17 @@ CARD_MARKDOWN = "MODEL_CARD.md"
 
 #: What a user runs to make the weights again; quoted in every integrity error.
 REGENERATE_COMMAND = "python train.py"
+
+#: The ``extra`` section holding the leave-one-source-out runs: one model per family of fakes
+#: trained without that family's sets and tested on them, shaped ``{family: {"held_out":
+#: "<set names>", "minutes": float, "epochs": int, <tested set>: {"roc_auc", "recall_fake",
+#: "recall_real", "n"}}}``. ``ModelCard.unseen_summary`` reads it to the page.
+UNSEEN_SECTION = "Unseen fakes (leave one source out)"
+
+#: Arguments of a training command that name this machine's folders: a card leaves them out.
+_MACHINE_ARGUMENTS = ("--out", "--cache-dir", "--work-dir")
+#: Configuration fields that name this machine's folders: a card leaves them out.
+_MACHINE_FIELDS = ("out_dir", "cache_dir", "work_dir")
 
 
 class WeightsError(RuntimeError):
@@ -81,7 +94,9 @@ class ModelCard:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / CARD_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=False) + "\n")
+        fields = asdict(self)
+        fields["training"] = without_machine_paths(fields["training"])  # a card travels: no local folders
+        path.write_text(json.dumps(fields, indent=2, sort_keys=False) + "\n")
         (folder / CARD_MARKDOWN).write_text(self.to_markdown())
         return path
 
@@ -120,6 +135,43 @@ class ModelCard:
                 f"Regenerate it with `{REGENERATE_COMMAND}`"
             )
 
+    def trained_on_sentence(self) -> str:
+        """Which sources the model was trained on, in one sentence (from ``data["sets"]``).
+
+        A set's entry may carry a ``"description"`` (e.g. "DFDC face swaps"), shown beside
+        its name.
+        """
+        sets = self.data.get("sets", {})
+        if not sets:
+            return "The card does not record what the model was trained on."
+        names = [f"{name} ({info['description']})" if isinstance(info, dict) and info.get("description") else name
+                 for name, info in sets.items()]
+        images = sum(n for info in sets.values() if isinstance(info, dict)
+                     for n in (info.get("train") or {}).values() if isinstance(n, int))
+        return f"Trained on {f'{images:,} images from ' if images else ''}{_and_list(names)}."
+
+    def unseen_summary(self) -> str:
+        """What the model was trained on and how it did on kinds of fake it never saw, in one
+        or two plain sentences for the page, next to the verdict.
+
+        The second sentence gives, per family of fakes, the ROC-AUC on its held-out sets of
+        the run trained without them (``extra[UNSEEN_SECTION]``); without that section it
+        says no such figures are recorded.
+        """
+        unseen = []
+        for family, run in (self.extra.get(UNSEEN_SECTION) or {}).items():
+            held_out = [s for s in re.split(r"[,\s]+", str(run.get("held_out", ""))) if isinstance(run.get(s), dict)]
+            aucs = [(s, run[s]["roc_auc"]) for s in held_out if isinstance(run[s].get("roc_auc"), (int, float))]
+            if len(aucs) == 1:
+                unseen.append(f"{aucs[0][1]:.2f} on {family} ({aucs[0][0]})")
+            elif aucs:
+                unseen.append(f"on {family}, " + _and_list([f"{auc:.2f} ({s})" for s, auc in aucs]))
+        if not unseen:
+            return (f"{self.trained_on_sentence()} No figures on kinds of fake it was never trained on are "
+                    "recorded for these weights: on other generators and edits, its verdicts are untested.")
+        return (f"{self.trained_on_sentence()} Tested on kinds of fake left out of its training (one family at "
+                f"a time), the same recipe scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.")
+
     def metrics_table(self, split: str = "test") -> str:
         """A Markdown table of the headline metrics of one split, one row per set."""
         report = self.metrics.get(split, {})
@@ -154,14 +206,17 @@ class ModelCard:
             f"- Decision threshold: {self.threshold:.3f} (chosen on validation data); "
             f"verdict \"uncertain\" for calibrated probabilities in [{lo:.3f}, {hi:.3f}]",
             "",
+            "## What it has seen",
+            self.unseen_summary(),
+            "",
             "## Data",
-        ]
-        for name, info in self.data.get("sets", {}).items():
-            parts.append(f"- `{name}`: {info}")
-        parts += [
+            "",
+            "Images per set, split and label:",
+            "",
+            _counts_table(self.data.get("sets", {})),
             "",
             "## Training",
-            f"- Command: `{train.get('command', REGENERATE_COMMAND)}`",
+            f"- Command: `{without_machine_paths(train).get('command', REGENERATE_COMMAND)}`",
             f"- Time: {train.get('minutes', '?')} minutes on {train.get('machine', '?')}",
             f"- Epochs: {train.get('epochs_run', '?')} (best at epoch {train.get('best_epoch', '?')}, "
             f"validation AUC {train.get('best_val_auc', float('nan')):.4f})"
@@ -181,11 +236,10 @@ class ModelCard:
             parts += [f"## {title}", "", table or f"```json\n{json.dumps(block, indent=2)}\n```", ""]
         parts += [
             "## Limits",
-            "- Trained on DFDC face swaps and StyleGAN (v1) faces only; other generators and hand edits",
-            "  are not in its training data. A high score is evidence, not proof; a low score does not",
-            "  certify a photo as authentic.",
-            "- Faces are found by a frontal-face detector: turned or tiny faces may be missed, and then the",
-            "  whole image is scored.",
+            "- Only the sets above are in its training data; other generators and hand edits are not.",
+            "  A high score is evidence, not proof; a low score does not certify a photo as authentic.",
+            "- Faces are found by a face detector: turned or tiny faces may be missed, and a photo in which",
+            "  no face is found gets no verdict (\"no face\").",
             "",
             "## Licences and provenance",
             "- DFDC images: DFDC terms (research use). FFHQ: CC BY-NC-SA 4.0. StyleGAN images: NVIDIA",
@@ -193,6 +247,71 @@ class ModelCard:
             "",
         ]
         return "\n".join(p for p in parts if p is not None)
+
+
+def _and_list(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
+
+
+def without_machine_paths(training: dict[str, Any]) -> dict[str, Any]:
+    """A card's ``training`` entry without this machine's folders.
+
+    The command loses ``--out``, ``--cache-dir`` and ``--work-dir`` with their values, and the
+    configuration those fields; any other absolute path (``--sets /data/x``, the configured
+    sets) is cut to its last part, the set's name, by which ``python -m detector calibrate``
+    finds it again.
+
+    Args:
+        training: ``ModelCard.training``.
+
+    Returns:
+        A copy without them.
+    """
+    out = dict(training)
+    if "command" in out:
+        words, kept = shlex.split(out["command"]), []
+        skip = False
+        for word in words:
+            flag = word.split("=", 1)[0]
+            if skip and not word.startswith("--"):
+                continue  # a value of a dropped flag (--out takes one, but be safe)
+            skip = flag in _MACHINE_ARGUMENTS
+            if not skip:
+                kept.append(_path_name(word))
+        out["command"] = shlex.join(kept)
+    if isinstance(out.get("config"), dict):
+        out["config"] = {k: _path_name(v) for k, v in out["config"].items() if k not in _MACHINE_FIELDS}
+    return out
+
+
+def _path_name(value: Any) -> Any:
+    """An absolute path's last part (lists element-wise); any other value as it is."""
+    if isinstance(value, list):
+        return [_path_name(v) for v in value]
+    if isinstance(value, str) and (value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value)):
+        return Path(value).name
+    return value
+
+
+def _counts_table(sets: dict[str, Any]) -> str:
+    """A Markdown table of ``data["sets"]``: one row per set, one column per split and label
+    (``{"train": {"real": 9811, ...}}`` becomes a "train real" column)."""
+    rows = {}
+    for name, info in sets.items():
+        flat = {}
+        for key, value in (info.items() if isinstance(info, dict) else [("images", info)]):
+            if isinstance(value, dict):
+                flat.update({f"{key} {k}": v for k, v in value.items()})
+            elif key != "description":
+                flat[key] = value
+        rows[name] = flat
+    cols = list(dict.fromkeys(c for flat in rows.values() for c in flat))
+    lines = ["| set | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name, flat in rows.items():
+        cells = [f"{v:,}" if isinstance(v, int) else _cell(v) for v in (flat.get(c, "–") for c in cols)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:
