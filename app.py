@@ -64,6 +64,8 @@ MAX_QUEUE = 64
 DELETE_CACHE = (60, 120)
 
 TABLE_HEADERS = ["face", "box (x, y, w × h)", "fake probability", "verdict", "reason (when uncertain)"]
+#: What the bars show for a photo without a face (the API's first output: {"label": "no face found"}).
+NO_FACE_BARS = "no face found"
 EMPTY_STATUS = "Drop a photo of people into the Photo box, paste one, take one with the webcam, or pick an example."
 
 CSS = """
@@ -91,8 +93,8 @@ def build_demo(detector) -> gr.Blocks:
             image: The photo (JPEG, PNG, WebP, BMP, TIFF or GIF).
 
         Returns:
-            Each face's fake probability (``{"face 1": p, ...}``; empty when no face was
-            found or the file is unusable), the photo with the Grad-CAM map blended in and
+            Each face's fake probability (``{"face 1": p, ...}``; the words "no face found"
+            when there is no face, nothing when the file is unusable), the photo with the Grad-CAM map blended in and
             each face boxed and tagged, and the details as JSON: ``fake_probability`` (the
             highest face's; null without a face), ``label`` (fake, real, uncertain or "no
             face"), ``reason`` (why uncertain or no face), ``faces`` (each with ``box`` [x,
@@ -118,7 +120,8 @@ def build_demo(detector) -> gr.Blocks:
                 message = f"Something went wrong while analysing '{name}'; the server log has the details."
             gr.Warning(message)
             return None, None, {"fake_probability": None, "label": None, "faces": [], "error": message}
-        bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)}
+        # The bars: each face's fake probability; without a face, the words instead of bars.
+        bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)} or NO_FACE_BARS
         return bars, render.overlay(rgb, result), {**result.to_dict(), "error": None}
 
     with gr.Blocks(title="Deepfake face detector", delete_cache=DELETE_CACHE) as demo:

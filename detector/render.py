@@ -82,8 +82,8 @@ def overlay(
     verdict's colour and a tag with its number (the order given: the app's table's), its
     verdict and its fake probability, as the page and the CLI write them
     (``detector.wording``): ``1: fake (93% fake)``, ``2: real (12% fake)``. A photo without a
-    face gets a thin grey frame around the centre square that was scored and the tag
-    ``no face found``: no verdict and no percentage (a heatmap, if one is given, is drawn).
+    face gets the tag ``no face found`` in its top-left corner, and no box, verdict or
+    percentage (a heatmap, if one is given, is drawn over the scored centre square).
 
     Args:
         image: The photo, an ``(H, W, 3)`` RGB uint8 array.
@@ -132,9 +132,8 @@ def overlay(
     tags = []
     for m, box, region in placed:
         colour = COLOURS[m.label]
-        if box is None:
-            _rectangle(canvas, region, colour, max(2, style.line // 2))
-            tags.append((m, region, True))
+        if box is None:  # no face: no frame that could pass for one, a tag in the corner
+            tags.append((m, Box(0, 0, *canvas.shape[1::-1]), True))
         else:
             _rectangle(canvas, box, colour, style.line)
             tags.append((m, box, False))
