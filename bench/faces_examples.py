@@ -1,4 +1,6 @@
-"""How well and how fast ``detector.faces.FaceFinder`` finds faces.
+"""How well and how fast the face finder finds faces; run by hand after changing detector/faces.py.
+
+``tests/test_faces.py`` reads ``EXPECTED`` (the true face count of each example photo).
 
 Prints, for every example photo, the faces found against the true count and the search time
 (median of a few runs); the search time of a 12-megapixel photo; and the share of FFHQ photos

@@ -44,7 +44,7 @@ DETECT_MAX_SIDE = 640
 #: fact (an upload resized by a social network) is searched at the scales its original
 #: was, and the finder picks the same region more often: at half size + JPEG 50 the region
 #: moved for 24 instead of 37 of 600 DFDC test photos, and 57 instead of 64 of 292 StyleGAN
-#: ones (``python bench/flip_sources.py``). No image of the shared training sets is smaller,
+#: ones (docs/robustness.md). No image of the shared training sets is smaller,
 #: so their crops are unchanged. At most ``MAX_UPSCALE`` times, which covers half-size
 #: uploads (the robustness goal's condition): a tiny photo blown up further is mostly
 #: interpolation blur, where the cascade sees faces that are not there (and a tiny set's
