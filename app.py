@@ -94,13 +94,13 @@ def build_demo(detector) -> gr.Blocks:
 
         Returns:
             Each face's fake probability (``{"face 1": p, ...}``; the words "no face found"
-            when there is no face, nothing when the file is unusable), the photo with the Grad-CAM map blended in and
-            each face boxed and tagged, and the details as JSON: ``fake_probability`` (the
-            highest face's; null without a face), ``label`` (fake, real, uncertain or "no
-            face"), ``reason`` (why uncertain or no face), ``faces`` (each with ``box`` [x,
-            y, w, h], ``fake_probability``, ``label`` and, when uncertain, ``reason``),
-            ``whole_image`` (only without a face: the image's own score, not a verdict) and
-            ``error`` (why the file is not a usable image, else null).
+            when there is no face, nothing when the file is unusable), the photo with the
+            Grad-CAM map blended in and each face boxed and tagged, and the details as JSON:
+            ``fake_probability`` (the highest face's; null without a face), ``label`` (fake,
+            real, uncertain or "no face"), ``reason`` (why uncertain or no face), ``faces``
+            (each with ``box`` [x, y, w, h], ``fake_probability``, ``label`` and, when
+            uncertain, ``reason``), ``whole_image`` (only without a face: the image's own
+            score, not a verdict) and ``error`` (why the file is not a usable image, else null).
         """
         # preprocess=False hands us the raw upload, so detector.imaging, not Pillow, judges
         # it: size limits before decoding, EXIF orientation, clear messages.
@@ -205,7 +205,8 @@ def explain(details: dict[str, Any] | None, card: ModelCard) -> tuple[list[list[
 
 def _row(number: int, face: dict[str, Any]) -> list[str]:
     x, y, w, h = face["box"]
-    return [str(number), f"{x}, {y}, {w} × {h}", percent(face["fake_probability"]), face["label"], face.get("reason") or ""]
+    reason = face.get("reason") or ""
+    return [str(number), f"{x}, {y}, {w} × {h}", percent(face["fake_probability"]), face["label"], reason]
 
 
 def _status(details: dict[str, Any], card: ModelCard) -> str:

@@ -93,11 +93,16 @@ def table_row(record: dict, path_width: int) -> str:
     elif not record["faces"]:
         details = record.get("reason") or ""
     else:
-        details = "; ".join(face_phrase(f["label"], f["fake_probability"], i) + (f" - {f['reason']}" if f.get("reason") else "")
-                            for i, f in enumerate(record["faces"], 1))
-    faces = "" if record["error"] else len(record["faces"])
-    return (f"{record['path']:<{path_width}}  {record['label'] or 'error':<{vw}}  {'' if p is None else percent(p):>{pw}}"
-            f"  {faces:>{fw}}  {details}")
+        details = "; ".join(_face_details(i, face) for i, face in enumerate(record["faces"], 1))
+    label, faces = record["label"] or "error", "" if record["error"] else len(record["faces"])
+    prob = "" if p is None else percent(p)
+    return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {details}"
+
+
+def _face_details(number: int, face: dict) -> str:
+    """``"2: uncertain (45% fake) - probability close to the decision threshold"``."""
+    phrase = face_phrase(face["label"], face["fake_probability"], number)
+    return f"{phrase} - {face['reason']}" if face.get("reason") else phrase
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

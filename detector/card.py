@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.views import CROP_AND_MIRROR, View, as_views, describe
+from detector.wording import percent
 
 #: The folder of the shipped weights, next to the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -206,8 +207,9 @@ class ModelCard:
             f"- Weights: `{MODEL_FILE}`, sha256 `{self.sha256}`",
             f"- Scoring: a face's logit is the mean over these views of its crop: {describe(self.scoring_views)}",
             f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data",
-            f"- Decision threshold: {self.threshold:.3f} (chosen on validation data); "
-            f"verdict \"uncertain\" for calibrated probabilities in [{lo:.3f}, {hi:.3f}]",
+            f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "
+            f"writes it; chosen on validation data); verdict \"uncertain\" for fake probabilities in "
+            f"[{lo:.3f}, {hi:.3f}] ({percent(lo)} to {percent(hi)})",
             "",
             "## Data",
             "",
