@@ -8,9 +8,10 @@
 Spaces sets them), ``DETECTOR_WEIGHTS`` the default weights folder.
 
 This file only wires the page: the ``detector`` package decodes, finds and scores faces,
-``detector.render`` draws the overlay. One event is an API endpoint, ``/predict``: an image
-file in; the verdict's fake/real confidences, the overlay image and the per-face details
-(JSON) out. Everything else on the page is filled from those details by a private event.
+``detector.render`` draws the overlay, ``detector.wording`` writes the numbers. One event is
+an API endpoint, ``/predict``: an image file in; each face's fake probability (the bars), the
+overlay image and the details (JSON) out. Everything else on the page is filled from those
+details by a private event.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import os
 
 # Read by gradio when it is imported: no usage reports from a demo that may run offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ import numpy as np
 from detector import render
 from detector.card import ModelCard, WeightsError
 from detector.imaging import ImageError, load_image
+from detector.startup import import_tensorflow
+from detector.wording import NO_FACE, percent, reasons_summary
 
 log = logging.getLogger("app")
 
@@ -60,7 +63,9 @@ MAX_QUEUE = 64
 #: content-addressed path, so one request could delete another's input.)
 DELETE_CACHE = (60, 120)
 
-TABLE_HEADERS = ["face", "box (x, y, w × h)", "fake probability", "verdict", "reason"]
+TABLE_HEADERS = ["face", "box (x, y, w × h)", "fake probability", "verdict", "reason (when uncertain)"]
+#: What the bars show for a photo without a face (the API's first output: {"label": "no face found"}).
+NO_FACE_BARS = "no face found"
 EMPTY_STATUS = "Drop a photo of people into the Photo box, paste one, take one with the webcam, or pick an example."
 
 CSS = """
@@ -88,12 +93,14 @@ def build_demo(detector) -> gr.Blocks:
             image: The photo (JPEG, PNG, WebP, BMP, TIFF or GIF).
 
         Returns:
-            The fake/real confidences of the whole photo (they sum to 1), the photo with the
+            Each face's fake probability (``{"face 1": p, ...}``; the words "no face found"
+            when there is no face, nothing when the file is unusable), the photo with the
             Grad-CAM map blended in and each face boxed and tagged, and the details as JSON:
-            ``fake_probability``, ``label`` (fake, real or uncertain), ``faces`` (each with
-            ``box`` [x, y, w, h], ``fake_probability``, ``label`` and, when uncertain,
-            ``reason``), ``note`` when no face was found, and ``error`` when the file is not
-            a usable image.
+            ``fake_probability`` (the highest face's; null without a face), ``label`` (fake,
+            real, uncertain or "no face"), ``reason`` (why uncertain or no face), ``faces``
+            (each with ``box`` [x, y, w, h], ``fake_probability``, ``label`` and, when
+            uncertain, ``reason``), ``whole_image`` (only without a face: the image's own
+            score, not a verdict) and ``error`` (why the file is not a usable image, else null).
         """
         # preprocess=False hands us the raw upload, so detector.imaging, not Pillow, judges
         # it: size limits before decoding, EXIF orientation, clear messages.
@@ -113,9 +120,9 @@ def build_demo(detector) -> gr.Blocks:
                 message = f"Something went wrong while analysing '{name}'; the server log has the details."
             gr.Warning(message)
             return None, None, {"fake_probability": None, "label": None, "faces": [], "error": message}
-        p = result.fake_probability
-        details = {**result.to_dict(), "error": None}
-        return {"fake": p, "real": 1.0 - p}, render.overlay(rgb, result), details
+        # The bars: each face's fake probability; without a face, the words instead of bars.
+        bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)} or NO_FACE_BARS
+        return bars, render.overlay(rgb, result), {**result.to_dict(), "error": None}
 
     with gr.Blocks(title="Deepfake face detector", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(
@@ -142,7 +149,7 @@ def build_demo(detector) -> gr.Blocks:
                     )
                 with gr.Column(scale=1):
                     status = gr.Markdown(EMPTY_STATUS, elem_id="status")
-                    verdict = gr.Label(label="Whole photo: fake or real", show_heading=False, elem_id="verdict")
+                    verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="verdict")
                     overlay = gr.Image(
                         label="Where the network looked (Grad-CAM)",
                         format="png",
@@ -179,11 +186,11 @@ def build_demo(detector) -> gr.Blocks:
 
 
 def explain(details: dict[str, Any] | None, card: ModelCard) -> tuple[list[list[str]], str]:
-    """The per-face table and the status line, from the details /predict returned.
+    """The per-face table and the status, from the details /predict returned.
 
     Args:
         details: The JSON details of ``/predict`` (empty when there is no photo).
-        card: The model card, for the threshold and the uncertain band.
+        card: The model card: the threshold, the uncertain band and what the model has seen.
 
     Returns:
         The table rows and the status Markdown.
@@ -192,37 +199,41 @@ def explain(details: dict[str, Any] | None, card: ModelCard) -> tuple[list[list[
         return [], EMPTY_STATUS
     if details.get("error"):
         return [], f"### Cannot analyse this file\n{details['error']}"
-    rows = [_row(str(i), face) for i, face in enumerate(details["faces"], 1)]
-    if not rows:  # no face: the whole image was scored
-        rows = [_row("whole image", {**details, "box": None})]
+    rows = [_row(i, face) for i, face in enumerate(details["faces"], 1)]
     return rows, _status(details, card)
 
 
-def _row(name: str, face: dict[str, Any]) -> list[str]:
-    box = face.get("box")
-    where = f"{box[0]}, {box[1]}, {box[2]} × {box[3]}" if box else "–"
-    return [name, where, f"{face['fake_probability']:.3f}", face["label"], face.get("reason") or ""]
+def _row(number: int, face: dict[str, Any]) -> list[str]:
+    x, y, w, h = face["box"]
+    reason = face.get("reason") or ""
+    return [str(number), f"{x}, {y}, {w} × {h}", percent(face["fake_probability"]), face["label"], reason]
 
 
 def _status(details: dict[str, Any], card: ModelCard) -> str:
-    """The verdict in words: the verdict, what was scored, and why faces are uncertain."""
+    """The verdict in words: the verdict, the rule, why faces are uncertain, and what the
+    model has seen (so a "real" on a kind of fake it never met is read for what it is worth)."""
+    seen = f"*What this model has seen:* {card.unseen_summary()}"
+    if details["label"] == NO_FACE:
+        return "\n\n".join([
+            "### Verdict: no face found",
+            "The detector judges faces and found none in this photo, so it gives no verdict. "
+            "(The JSON details keep the whole image's score as `whole_image`: it is not a verdict.)",
+            seen,
+        ])
     lo, hi = card.uncertain_band
-    rule = f"A face is called fake from a probability of {card.threshold:.2f}"
-    rule += f"; between {lo:.2f} and {hi:.2f} it is uncertain." if hi > lo else "."
-    lines = [f"### Verdict: {details['label']}", f"Highest fake probability {details['fake_probability']:.2f}. {rule}"]
-    n = len(details["faces"])
-    if n == 0:
-        lines.append("**No face found — whole image scored.** The model judges faces, so take this score with care.")
-    else:
-        lines.append(f"{n} face{'s' if n > 1 else ''} found: see the table below.")
-    # One line per reason, not per face: a group photo near the threshold would repeat it.
-    reasons: dict[str, list[str]] = {}
-    for i, face in enumerate(details["faces"], 1):
-        if face["label"] == "uncertain":
-            reasons.setdefault(face.get("reason") or "no reason given", []).append(str(i))
-    for reason, faces in reasons.items():
-        who = f"Face {faces[0]} is" if len(faces) == 1 else f"Faces {', '.join(faces[:-1])} and {faces[-1]} are"
-        lines.append(f"{who} uncertain: {reason}.")
+    rule = f"A face is called fake from a fake probability of {percent(card.threshold)}"
+    rule += f"; between {percent(lo)} and {percent(hi)} it is uncertain." if hi > lo else "."
+    faces = details["faces"]
+    top = max(range(len(faces)), key=lambda i: faces[i]["fake_probability"])
+    lines = [
+        f"### Verdict: {details['label']}",
+        f"{len(faces)} face{'s' if len(faces) > 1 else ''} found; the highest fake probability is "
+        f"{percent(details['fake_probability'])}" + (f" (face {top + 1})" if len(faces) > 1 else "") + f". {rule}",
+    ]
+    uncertain = [(i, f.get("reason")) for i, f in enumerate(faces, 1) if f["label"] == "uncertain"]
+    if uncertain:
+        lines.append(f"**Uncertain:** {reasons_summary(uncertain, numbered=len(faces) > 1)}.")
+    lines.append(seen)
     return "\n\n".join(lines)
 
 
@@ -258,6 +269,23 @@ def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, block: bo
     return demo
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on ``host:port`` (binding it fails)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def busy_port_message(host: str, port: int) -> str:
+    return (f"error: port {port} on {host} is already in use (is the demo already running?). "
+            f"Choose another port with --port, e.g. `python app.py --port {port + 1}` "
+            "(or set GRADIO_SERVER_PORT).")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the deepfake detector demo.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -272,6 +300,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if port_in_use(args.host, args.port):  # say so now, not after loading the model
+        print(busy_port_message(args.host, args.port), file=sys.stderr)
+        return 2
+    import_tensorflow()
     from detector.pipeline import Detector  # imports TensorFlow: after argument errors
 
     try:
@@ -279,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # The first call traces the graphs and builds the Grad-CAM model (~2 s): pay it now,
-    # not on the first visitor's photo.
-    detector.predict(np.full((64, 64, 3), 128, np.uint8), gradcam=True)
-    launch(build_demo(detector), args.host, args.port, args.share)
+    detector.warm_up()  # now, not on the first visitor's photo
+    try:
+        launch(build_demo(detector), args.host, args.port, args.share)
+    except OSError:
+        if not port_in_use(args.host, args.port):
+            raise
+        print(busy_port_message(args.host, args.port), file=sys.stderr)  # taken while the model loaded
+        return 2
     return 0
 
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from detector.startup import import_tensorflow
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    import_tensorflow()  # without its start-up notices; parse_args reads defaults from detector.training
     args = parse_args(argv)
     from detector.training import TrainConfig, train
 

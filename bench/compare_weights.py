@@ -1,4 +1,6 @@
-"""Does a retrain give the shipped model again? Compares two weights folders.
+"""Does a retrain give the shipped model again? Run by hand after `python train.py --out DIR`.
+
+Compares two weights folders (docs/training.md quotes its last run).
 
 The ``.keras`` file's sha256 (in the model card) changes with every save, since the archive
 holds the save date and Python object ids; this compares what matters: every weight array,

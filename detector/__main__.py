@@ -8,8 +8,12 @@
     python -m detector bench [--quick] [--json]              # latency, throughput, start-up, training speed
     python -m detector shards --out shards/                  # TFRecord shards for python train.py --shards
 
-Exit status of ``predict``: 0 when every input was scored, 1 when some were not, 2 for a
-usage error.
+Exit status of ``predict``: 0 when every input was analysed (a photo without a face is:
+its label is "no face"), 1 when some could not be read, 2 for a usage error.
+
+``--help`` and usage errors import no TensorFlow (the defaults they show live in
+``detector.defaults``); the commands start it through ``detector.startup``, without its
+start-up notices.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from detector.defaults import IMAGES_PER_SHARD, INPUT_SIZE, SHARED_DATA, SHARED_SETS
+from detector.startup import import_tensorflow
+from detector.wording import face_phrase, percent
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+#: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
+PROGRESS_FROM = 20
 
 
 def iter_inputs(paths: list[str]) -> Iterator[Path]:
@@ -40,8 +49,12 @@ def iter_inputs(paths: list[str]) -> Iterator[Path]:
             yield path  # a missing file becomes that input's error, not a crash
 
 
-def _count(paths: list[str]) -> int:
-    return sum(1 for _ in iter_inputs(paths))
+def _scan(paths: list[str]) -> tuple[int, int]:
+    """How many inputs there are and the length of the longest path (the table's column)."""
+    count = width = 0
+    for path in iter_inputs(paths):
+        count, width = count + 1, max(width, len(str(path)))
+    return count, width
 
 
 def score_one(detector, path: Path) -> dict:
@@ -60,10 +73,37 @@ def score_one(detector, path: Path) -> dict:
     return record
 
 
-def _table_row(r: dict) -> str:
-    p = "" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}"
-    info = r["error"] or r.get("note") or ", ".join(f"{f['label']} {f['fake_probability']:.2f}" for f in r["faces"])
-    return f"{r['path']:<48} {r['label'] or 'error':<10} {p:>7} {len(r['faces']):>5}  {info}"
+#: The table's columns after the path: (title, width).
+COLUMNS = (("verdict", 9), ("fake prob.", 10), ("faces", 5))
+
+
+def table_header(path_width: int) -> str:
+    """The table's first line, its path column ``path_width`` wide."""
+    (verdict, vw), (prob, pw), (faces, fw) = COLUMNS
+    return f"{'path':<{path_width}}  {verdict:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  details"
+
+
+def table_row(record: dict, path_width: int) -> str:
+    """One input's line: its verdict, highest fake probability, face count, and the details:
+    each face's verdict and fake probability (with the reason when it is uncertain), why no
+    face was judged, or the error."""
+    (_, vw), (_, pw), (_, fw) = COLUMNS
+    p = record["fake_probability"]
+    if record["error"]:
+        details = record["error"]
+    elif not record["faces"]:
+        details = record.get("reason") or ""
+    else:
+        details = "; ".join(_face_details(i, face) for i, face in enumerate(record["faces"], 1))
+    label, faces = record["label"] or "error", "" if record["error"] else len(record["faces"])
+    prob = "" if p is None else percent(p)
+    return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {details}"
+
+
+def _face_details(number: int, face: dict) -> str:
+    """``"2: uncertain (45% fake) - probability close to the decision threshold"``."""
+    phrase = face_phrase(face["label"], face["fake_probability"], number)
+    return f"{phrase} - {face['reason']}" if face.get("reason") else phrase
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -72,15 +112,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from detector import Detector
 
     detector = Detector.load(args.weights)
-    total = _count(args.paths)
+    total, path_width = _scan(args.paths)
+    path_width = max(path_width, len("path"))
+    # The bar goes to stderr, and only to a terminal (a log file gets no bar copies); rows go
+    # through tqdm.write, which lifts the bar off the screen while a row is printed.
+    show_bar = not args.quiet and sys.stderr.isatty() and total >= PROGRESS_FROM
     failed = 0
-    if not args.json:
-        print(f"{'path':<48} {'verdict':<10} {'p_fake':>7} {'faces':>5}  details")
-    with tqdm(total=total, unit="img", file=sys.stderr, disable=args.quiet or total < 20) as bar:
+    with tqdm(total=total, unit="img", file=sys.stderr, disable=not show_bar, leave=False) as bar:
+        if not args.json:
+            tqdm.write(table_header(path_width), file=sys.stdout)
         for path in iter_inputs(args.paths):
             record = score_one(detector, path)
             failed += record["error"] is not None
-            print(json.dumps(record) if args.json else _table_row(record), flush=True)
+            tqdm.write(json.dumps(record) if args.json else table_row(record, path_width), file=sys.stdout)
+            sys.stdout.flush()
             bar.update()
     return 1 if failed else 0
 
@@ -153,8 +198,6 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detector.training import SHARED_DATA, SHARED_SETS
-
     parser = argparse.ArgumentParser(prog="python -m detector", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=None, help="folder with model.keras and model_card.json (default: weights/)")
@@ -163,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="score images and folders")
     p.add_argument("paths", nargs="+", help="image files and folders (walked)")
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")
@@ -206,9 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print JSON instead of the table")
     a.set_defaults(func=cmd_audit)
 
-    from detector.faces import FACE_MARGIN
-    from detector.model import INPUT_SIZE
-    from detector.shards import IMAGES_PER_SHARD
+    from detector.faces import FACE_MARGIN  # OpenCV, no TensorFlow
 
     s = sub.add_parser("shards", help="write labelled sets as TFRecord shards (python train.py --shards)")
     s.add_argument("--sets", nargs="+", default=e.get_default("sets"))
@@ -224,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from detector.card import WeightsError
+
+    if args.func is not cmd_card:  # every other command runs the model
+        import_tensorflow()
 
     try:
         return args.func(args)

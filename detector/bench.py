@@ -370,9 +370,9 @@ def app_startup_seconds(weights: str | None, timeout: float = 300.0) -> float:
 
 #: What the app does before it serves, for when ``app.py`` cannot start.
 _APP_WORK = """
-import sys, numpy as np, gradio
+import sys, gradio
 from detector.pipeline import Detector
-Detector.load(sys.argv[1] or None).predict(np.full((64, 64, 3), 128, np.uint8), gradcam=True)
+Detector.load(sys.argv[1] or None).warm_up()
 """
 
 

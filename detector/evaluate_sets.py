@@ -19,13 +19,14 @@ from detector.pipeline import Detector
 
 
 def score_records(detector: Detector, paths: list[Path], desc: str = "") -> np.ndarray:
-    """Fake probabilities of image files; an unreadable file scores NaN."""
+    """Fake probabilities of image files (``Result.image_score``: the whole image's where no
+    face is found, since every labelled image counts); an unreadable file scores NaN."""
     from detector.imaging import ImageError
 
     out = np.full(len(paths), np.nan)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="img", leave=False)):
         try:
-            out[i] = detector.predict(path).fake_probability
+            out[i] = detector.predict(path).image_score
         except ImageError:
             pass
     return out

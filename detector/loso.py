@@ -125,7 +125,10 @@ def _finished(cfg: TrainConfig) -> ModelCard | None:
         card.verify(Path(cfg.out_dir) / MODEL_FILE)
     except WeightsError:
         return None
-    want = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("verbose",)}
+    want = dataclasses.asdict(cfg)
     have = card.training.get("config", {})
-    same = all(str(have.get(k)) == str(v) for k, v in want.items() if not isinstance(v, dict))
+    # The card keeps the recipe, not the machine's folders (``ModelCard.save``): compare what it kept.
+    same = all(str(v) == str(want.get(k)) for k, v in have.items() if k in want and k not in ("sets", "verbose")
+               and not isinstance(v, dict))
+    same &= [Path(s).name for s in have.get("sets", [])] == [Path(s).name for s in cfg.sets]
     return card if same else None

@@ -28,14 +28,11 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from detector.defaults import INPUT_SIZE  # noqa: F401 (re-exported: the side of the shipped crop)
 from detector.views import View
 
 #: Name of the last convolution: what Grad-CAM explains.
 GRADCAM_LAYER = "gradcam_target"
-
-#: Side of the square face crop the shipped network takes. 160 px keeps the detail of most
-#: training faces (their crops are 135-225 px in their files) at 0.31 GFLOPs per crop.
-INPUT_SIZE = 160
 
 #: The networks ``make_model`` builds.
 BACKBONES = ("mobilenet_v2", "scratch")

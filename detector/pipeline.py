@@ -18,6 +18,7 @@ import numpy as np
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
 from detector.faces import Box, FaceFinder, centre_box, cut, scoring_region
 from detector.imaging import load_image
+from detector.wording import NO_FACE, NO_FACE_REASON, reasons_summary
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge.
 MIN_JUDGE_FACE = 40
@@ -25,9 +26,6 @@ MIN_JUDGE_FACE = 40
 #: Crops with less pixel spread than this (std of grey levels) are too flat to judge:
 #: black frames, overexposed or heavily blurred faces.
 MIN_CONTRAST = 6.0
-
-NO_FACE_NOTE = "no face found: the whole image was scored"
-
 
 @dataclass
 class FaceResult:
@@ -37,7 +35,8 @@ class FaceResult:
         box: The face as found, in pixels of the input image.
         region: The square region that was scored (the face with the training margin).
         fake_probability: Calibrated probability that the face is fake.
-        label: ``"fake"``, ``"real"`` or ``"uncertain"``.
+        label: ``"fake"``, ``"real"`` or ``"uncertain"``; ``"no face"`` for the whole-image
+            score of a photo without a face.
         reason: Why the label is "uncertain", else ``None``.
         heatmap: Grad-CAM map over ``region`` in ``[0, 1]``, when asked for.
     """
@@ -61,24 +60,38 @@ class Result:
     """The verdict on one image.
 
     Attributes:
-        fake_probability: The highest fake probability among the faces (or of the whole
-            image when no face was found).
+        fake_probability: The highest fake probability among the faces; ``None`` when no
+            face was found (the detector judges faces, see ``whole_image``).
         label: ``"fake"`` if any face is fake, else ``"uncertain"`` if any face is, else
-            ``"real"``.
+            ``"real"``; ``"no face"`` (``wording.NO_FACE``) when no face was found.
         faces: The faces found, largest first; empty when none was found.
-        whole_image: The whole-image score, when no face was found.
+        whole_image: When no face was found, the score of the image's centre square:
+            secondary information, not a verdict (its ``label`` is ``"no face"``).
         image_size: ``(width, height)`` of the input.
     """
 
-    fake_probability: float
+    fake_probability: float | None
     label: str
     faces: list[FaceResult]
     whole_image: FaceResult | None
     image_size: tuple[int, int]
 
     @property
-    def note(self) -> str | None:
-        return NO_FACE_NOTE if self.whole_image is not None else None
+    def reason(self) -> str | None:
+        """Why the label is "uncertain" (each uncertain face's reason) or "no face"; else ``None``
+        (a "fake" photo's uncertain faces carry their reasons in ``faces``)."""
+        if self.whole_image is not None:
+            return NO_FACE_REASON
+        if self.label != "uncertain":
+            return None
+        uncertain = [(i, f.reason) for i, f in enumerate(self.faces, 1) if f.label == "uncertain"]
+        return reasons_summary(uncertain, numbered=len(self.faces) > 1)
+
+    @property
+    def image_score(self) -> float:
+        """The highest face's fake probability, or the whole image's when no face was found:
+        what an evaluation over labelled images counts (every image needs a score there)."""
+        return self.fake_probability if self.whole_image is None else self.whole_image.fake_probability
 
     @property
     def scored(self) -> list[FaceResult]:
@@ -86,14 +99,17 @@ class Result:
         return self.faces if self.whole_image is None else [self.whole_image]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form the CLI prints (without the path and error fields)."""
+        """The JSON form the CLI prints and the app returns (without the path and error fields)."""
         out = {
             "fake_probability": self.fake_probability,
             "label": self.label,
             "faces": [f.to_dict() for f in self.faces],
         }
-        if self.note:
-            out["note"] = self.note
+        if self.reason:
+            out["reason"] = self.reason
+        if self.whole_image is not None:
+            out["whole_image"] = {"fake_probability": self.whole_image.fake_probability,
+                                  "box": self.whole_image.region.as_list()}
         return out
 
 
@@ -140,6 +156,9 @@ class Detector:
         Raises:
             WeightsError: the weights or card are missing, altered or incompatible.
         """
+        from detector.startup import import_tensorflow
+
+        import_tensorflow()  # first, so that TensorFlow starts without its notices
         import keras
 
         folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
@@ -213,9 +232,12 @@ class Detector:
         crops = self.crops(rgb, regions)
         logits = self.logits(crops)
         probs = self.calibrate(logits)
+        if not found:  # no face: the whole image's score, no verdict and no map to misread
+            whole = FaceResult(boxes[0], regions[0], float(probs[0]), NO_FACE)
+            return Result(None, NO_FACE, [], whole, (w, h))
         maps = self.explainer().heatmaps(crops.astype(np.float32), logits) if gradcam else [None] * len(crops)
 
-        scored = []
+        faces = []
         for box, region, crop, p, m in zip(boxes, regions, crops, probs, maps):
             label, reason = self.verdict(float(p)), None
             if min(box.w, box.h) < MIN_JUDGE_FACE:
@@ -224,12 +246,18 @@ class Detector:
                 label, reason = "uncertain", "face too dark, flat or blurred to judge"
             elif label == "uncertain":
                 reason = "probability close to the decision threshold"
-            scored.append(FaceResult(box, region, float(p), label, reason, m))
+            faces.append(FaceResult(box, region, float(p), label, reason, m))
 
-        labels = {f.label for f in scored}
+        labels = {f.label for f in faces}
         label = "fake" if "fake" in labels else "uncertain" if "uncertain" in labels else "real"
-        top = max(f.fake_probability for f in scored)
-        return Result(top, label, scored if found else [], None if found else scored[0], (w, h))
+        return Result(max(f.fake_probability for f in faces), label, faces, None, (w, h))
+
+    def warm_up(self) -> None:
+        """Traces the scoring and Grad-CAM graphs and runs the face finder once (~2 s), so
+        that the first photo does not pay for it."""
+        self.predict(np.full((64, 64, 3), 128, np.uint8))
+        crops = np.full((1, self.card.input_size, self.card.input_size, 3), 128.0, np.float32)
+        self.explainer().heatmaps(crops, self.logits(crops))
 
     def regions(self, rgb: np.ndarray) -> tuple[list[Box], list[Box], bool]:
         """The faces of an image and the square regions scored for them.

@@ -22,15 +22,17 @@ import cv2
 import numpy as np
 
 from detector.faces import Box, centre_box, crop_box
+from detector.wording import NO_FACE, face_phrase
 
 if TYPE_CHECKING:  # for the annotations only: the pipeline imports TensorFlow lazily, render never
     from detector.pipeline import Result
 
-#: Box and tag colours (RGB) by verdict: red fake, green real, amber uncertain.
-COLOURS = {"fake": (220, 38, 38), "real": (22, 163, 74), "uncertain": (245, 158, 11)}
+#: Box and tag colours (RGB) by verdict: red fake, green real, amber uncertain, grey when no
+#: face was found (no verdict).
+COLOURS = {"fake": (220, 38, 38), "real": (22, 163, 74), "uncertain": (245, 158, 11), NO_FACE: (82, 82, 91)}
 
-#: Tag text colour on each tag colour: white on red and green, near-black on amber.
-_TEXT_COLOURS = {"fake": (255, 255, 255), "real": (255, 255, 255), "uncertain": (24, 24, 27)}
+#: Tag text colour on each tag colour: near-black on amber, white on the others.
+_TEXT_COLOURS = {"fake": (255, 255, 255), "real": (255, 255, 255), "uncertain": (24, 24, 27), NO_FACE: (255, 255, 255)}
 
 #: Longest side of the drawn picture: larger photos are shrunk to it (``None`` keeps them).
 MAX_SIDE = 1600
@@ -52,7 +54,8 @@ class Mark(NamedTuple):
         box: The face box in pixels of the photo; ``None`` when no face was found and the
             whole image (its centre square) was scored.
         fake_probability: Probability that the face is fake, in ``[0, 1]``.
-        label: The verdict: ``"fake"``, ``"real"`` or ``"uncertain"``.
+        label: The verdict: ``"fake"``, ``"real"`` or ``"uncertain"``; ``"no face"`` for the
+            whole image of a photo without a face.
         heatmap: Grad-CAM map in ``[0, 1]`` over ``region`` (any resolution), or ``None``.
         region: The square that was scored and that the heatmap covers, in pixels of the
             photo (it may reach past the border). ``None`` means the training framing around
@@ -76,10 +79,11 @@ def overlay(
     """Draws the verdict for every scored face on a copy of the photo.
 
     Each face gets its heatmap blended over the region that was scored, a box in its
-    verdict's colour and a tag such as ``1: fake 93%``, numbered in the order given (the
-    order of the app's table; for a real face the percentage is how sure it is real:
-    ``2: real 88%``). A whole-image score gets its heatmap over the scored centre
-    square, a thin frame around that square and a tag ending in ``- no face, whole image``.
+    verdict's colour and a tag with its number (the order given: the app's table's), its
+    verdict and its fake probability, as the page and the CLI write them
+    (``detector.wording``): ``1: fake (93% fake)``, ``2: real (12% fake)``. A photo without a
+    face gets the tag ``no face found`` in its top-left corner, and no box, verdict or
+    percentage (a heatmap, if one is given, is drawn over the scored centre square).
 
     Args:
         image: The photo, an ``(H, W, 3)`` RGB uint8 array.
@@ -128,9 +132,8 @@ def overlay(
     tags = []
     for m, box, region in placed:
         colour = COLOURS[m.label]
-        if box is None:
-            _rectangle(canvas, region, colour, max(2, style.line // 2))
-            tags.append((m, region, True))
+        if box is None:  # no face: no frame that could pass for one, a tag in the corner
+            tags.append((m, Box(0, 0, *canvas.shape[1::-1]), True))
         else:
             _rectangle(canvas, box, colour, style.line)
             tags.append((m, box, False))
@@ -140,26 +143,19 @@ def overlay(
 
 
 def tag_text(mark: Mark, number: int | None = None) -> str:
-    """The tag's words: the verdict and how sure (ASCII: OpenCV's fonts have nothing else).
+    """The tag's words (ASCII: OpenCV's fonts have nothing else).
 
     Args:
-        mark: A scored face or whole image.
+        mark: A scored face, or the whole image of a photo without a face.
         number: The face's number, shown first; ignored for the whole image.
 
     Returns:
-        For example ``"1: fake 93%"``, ``"2: real 88%"``, ``"uncertain (55% fake)"``, and for
-        the whole image ``"real 88% - no face, whole image"``.
+        For example ``"1: fake (93% fake)"``, ``"2: real (12% fake)"``,
+        ``"uncertain (55% fake)"``, and ``"no face found"`` for the whole image.
     """
-    p = mark.fake_probability
-    if mark.label == "fake":
-        text = f"fake {p:.0%}"
-    elif mark.label == "real":
-        text = f"real {1 - p:.0%}"
-    else:
-        text = f"uncertain ({p:.0%} fake)"
-    if mark.box is None:
-        return f"{text} - no face, whole image"
-    return text if number is None else f"{number}: {text}"
+    if mark.box is None or mark.label == NO_FACE:
+        return "no face found"
+    return face_phrase(mark.label, float(mark.fake_probability), number)
 
 
 def _marks(faces: Result | Sequence[Mark | tuple | Any]) -> list[Mark]:

@@ -130,7 +130,7 @@ def robustness_report(
                 continue
             labels.append(record.label)
             for name, degrade in conditions.items():
-                probs[name].append(detector.predict(degrade(image)).fake_probability)
+                probs[name].append(detector.predict(degrade(image)).image_score)
         y = np.array(labels)
         base = np.array(probs["none"])
         base_auc = evaluation.binary_metrics(y, base, threshold)["roc_auc"]

@@ -31,14 +31,11 @@ import numpy as np
 import tensorflow as tf
 
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, crop_records, manipulation_masks, read_records
+from detector.defaults import IMAGES_PER_SHARD  # noqa: F401 (re-exported)
 from detector.faces import FACE_MARGIN
 from detector.sampling import Source, native_quantiles
 
 INDEX_FILE = "index.json"
-
-#: Records per file: ~100 MB files at 128 px, large enough to read fast, small enough to
-#: spread over workers.
-IMAGES_PER_SHARD = 2048
 
 #: Elements each shuffle buffer holds when training from shards (~110 MB at 128 px).
 SHUFFLE_BUFFER = 2048

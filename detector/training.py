@@ -30,18 +30,13 @@ from detector import evaluation
 from detector.augment import AugmentConfig
 from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
 from detector.data import SPLITS, Arrays, load_set
+from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
 from detector.model import INPUT_SIZE, flops, make_model, view_averaged_logits, with_mask_head
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
 
 log = logging.getLogger("detector.training")
-
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
-
-#: The labelled sets of ``../shared/data`` the shipped weights are trained on.
-SHARED_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_lora", "sfhq_t2i", "utkface_wild_crops")
 
 
 @dataclass
@@ -707,7 +702,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         architecture=architecture_summary(model, cfg),
         data={"sets": counts, "sources": describe_sources([a.split("train") for a in sets])},
         training={
-            "command": training_command(),
+            # The card leaves out what names this machine's folders (``card.ModelCard.save``).
+            "command": " ".join(["python", "train.py", *sys.argv[1:]]) if Path(sys.argv[0]).name == "train.py" else "python train.py",
             "config": json.loads(json.dumps(asdict(cfg), default=str)),
             "minutes": round(train_minutes, 1),
             "validation_views": SCORING_VIEWS,
@@ -742,32 +738,3 @@ def architecture_summary(model: keras.Model, cfg: TrainConfig) -> dict[str, Any]
                    f"{cfg.stem_stride} patch stem of {cfg.stem_width}, {cfg.input_size}px input, one logit")
     return {"summary": summary, "backbone": cfg.backbone, "parameters": int(model.count_params()),
             "flops_per_image": flops(model)}
-
-
-#: ``train.py`` options whose values are folders of the machine that ran it.
-PATH_OPTIONS = ("--sets", "--out", "--cache-dir", "--shards", "--work-dir")
-
-
-def training_command(argv: Sequence[str] | None = None) -> str:
-    """The command that made a run, for its card: ``python train.py`` and its options, with
-    folders shown by their last part only (a card never records a machine's paths).
-
-    Args:
-        argv: The command line; ``sys.argv`` by default.
-
-    Returns:
-        E.g. ``"python train.py --sets dfdc_faces lfw_faceswap --out full --epochs 8"``.
-    """
-    argv = list(sys.argv if argv is None else argv)
-    if not argv or Path(argv[0]).name != "train.py":
-        return "python train.py"
-    words, folders = ["python", "train.py"], False
-    for word in argv[1:]:
-        if word.startswith("-"):
-            option, _, value = word.partition("=")
-            folders = option in PATH_OPTIONS
-            word = f"{option}={Path(value).name}" if folders and value else word
-        elif folders:
-            word = Path(word).name
-        words.append(word)
-    return " ".join(words)

@@ -18,7 +18,7 @@ View = tuple[float, float, float, bool]
 
 #: The crop and its mirror image: a face means the same mirrored, but its pixels, and the
 #: noise JPEG and resizing add to them, do not, so averaging the two cancels part of that
-#: noise (about 0.01 test ROC-AUC on DFDC, ``python bench/scoring_choices.py``). Cards
+#: noise (about 0.01 test ROC-AUC on DFDC, docs/robustness.md). Cards
 #: written before they recorded their views were calibrated through these.
 CROP_AND_MIRROR: tuple[View, ...] = ((1.0, 0.0, 0.0, False), (1.0, 0.0, 0.0, True))
 
@@ -27,8 +27,8 @@ CROP_AND_MIRROR: tuple[View, ...] = ((1.0, 0.0, 0.0, False), (1.0, 0.0, 0.0, Tru
 #: face on different patch grids (and JPEG block grids), whose noise averages out further,
 #: for the same network passes as ``CROP_AND_MIRROR``. Chosen on validation data: at half
 #: size + JPEG 50 it flipped 6.0% of DFDC's verdicts and 6.3% of StyleGAN's, against 7.7%
-#: and 8.3%, each at its own calibration (``python bench/flip_sources.py --split val``);
-#: test ROC-AUC on DFDC 0.882 against 0.879 (``python bench/scoring_choices.py``).
+#: and 8.3%, each at its own calibration; test ROC-AUC on DFDC 0.882 against 0.879
+#: (docs/robustness.md, "Scoring views").
 CROP_AND_SHIFTED_MIRROR: tuple[View, ...] = ((1.0, 0.0, 0.0, False), (1.0, 1 / 64, 1 / 64, True))
 
 #: The views new models are validated and calibrated through (``train``, ``recalibrate``).

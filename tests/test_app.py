@@ -1,5 +1,7 @@
 """The demo's contract: `python app.py` serves /predict to gradio_client, bad files get clear
-messages, the About tab is the model card, and only /predict is an API endpoint.
+messages, a photo without a face gets no verdict, one number convention holds on the whole page,
+the About tab is the model card for people, a busy port is named, and only /predict is an API
+endpoint.
 
 The app runs as `python app.py` in a subprocess, as a user starts it, on the shipped weights
 when they exist and on the tiny test model otherwise: face counts come from the face finder,
@@ -22,6 +24,8 @@ from detector.bench import free_port, start_app, stop_app, tail
 from gradio_client import Client, handle_file
 from conftest import EXAMPLES, REPO
 from detector.card import ModelCard
+from detector.render import Mark, tag_text
+from detector.wording import percent
 
 
 SHIPPED = REPO / "weights"
@@ -65,11 +69,6 @@ def png_claiming(width: int, height: int) -> bytes:
 def test_predict_scores_both_faces_of_a_two_person_photo(client):
     label, overlay, details = client.predict(handle_file(str(TWO_FACES)), api_name="/predict")
 
-    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
-    assert set(confidences) == {"fake", "real"}
-    assert confidences["fake"] + confidences["real"] == pytest.approx(1.0, abs=1e-9)
-    assert confidences["fake"] == pytest.approx(details["fake_probability"])
-
     photo = cv2.imread(str(TWO_FACES))
     drawn = cv2.imread(overlay)
     assert drawn is not None, f"overlay {overlay} is not an image"
@@ -80,9 +79,28 @@ def test_predict_scores_both_faces_of_a_two_person_photo(client):
     for face in details["faces"]:
         assert len(face["box"]) == 4 and 0.0 <= face["fake_probability"] <= 1.0
     assert details["fake_probability"] == max(f["fake_probability"] for f in details["faces"])
+    assert ("reason" in details) == (details["label"] == "uncertain")
+    # The bars: each face's fake probability, under the face's number.
+    bars = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert bars == {f"face {i}": f["fake_probability"] for i, f in enumerate(details["faces"], 1)}
 
 
-def test_a_photo_without_faces_is_scored_whole_and_said_so(client, tmp_path, served):
+def test_one_number_convention_for_a_face_on_its_tag_its_row_its_bar_and_in_the_json(client):
+    import app
+
+    label, _, details = client.predict(handle_file(str(TWO_FACES)), api_name="/predict")
+    rows, status = app.explain(details, CARD)
+    bars = {c["label"]: c["confidence"] for c in label["confidences"]}
+    for number, (face, row) in enumerate(zip(details["faces"], rows), 1):
+        shown = percent(face["fake_probability"])  # the JSON's value as the page writes it
+        assert row[2] == shown
+        assert tag_text(Mark(tuple(face["box"]), face["fake_probability"], face["label"]), number) == \
+            f"{number}: {face['label']} ({shown} fake)"
+        assert percent(bars[f"face {number}"]) == shown  # Gradio draws round(p * 100)%
+    assert f"the highest fake probability is {percent(details['fake_probability'])}" in status
+
+
+def test_a_photo_without_a_face_gets_no_verdict(client, tmp_path, served):
     import app
 
     path = tmp_path / "landscape.png"
@@ -90,12 +108,16 @@ def test_a_photo_without_faces_is_scored_whole_and_said_so(client, tmp_path, ser
     cv2.imwrite(str(path), np.dstack([np.tile(ramp, (120, 1))] * 3))
     label, overlay, details = client.predict(handle_file(str(path)), api_name="/predict")
 
-    assert details["faces"] == [] and details["note"] and details["error"] is None
-    assert sum(c["confidence"] for c in label["confidences"]) == pytest.approx(1.0)
+    assert details["label"] == "no face" and details["fake_probability"] is None and details["faces"] == []
+    assert "no face found" in details["reason"] and details["error"] is None
+    assert 0.0 <= details["whole_image"]["fake_probability"] <= 1.0  # kept aside, not a verdict
+    assert label["label"] == "no face found" and not label.get("confidences"), "no bars without a face"
     assert cv2.imread(overlay).shape[:2] == (120, 160)
     rows, status = app.explain(details, CARD)
-    assert "No face found — whole image scored" in status
-    assert [r[0] for r in rows] == ["whole image"]
+    assert rows == [] and status.startswith("### Verdict: no face found")
+    for verdict in ("fake", "real", "uncertain"):
+        assert f"Verdict: {verdict}" not in status
+    assert CARD.unseen_summary() in status
 
 
 @pytest.mark.parametrize(
@@ -139,23 +161,27 @@ def test_only_predict_is_an_api_endpoint(client):
     assert len(params) == 1 and len(api["named_endpoints"]["/predict"]["returns"]) == 3
 
 
-def test_about_tab_is_the_model_card(served):
+def test_about_tab_is_the_model_card_for_people(served):
     url, weights, _ = served
     with urllib.request.urlopen(url + "config", timeout=10) as reply:
         config = json.load(reply)
-    about = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "about")
+    about = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "about")["props"]["value"]
     card = ModelCard.load(weights)
-    assert about["props"]["value"].strip() == card.to_markdown().strip()
-    assert card.sha256 in about["props"]["value"] and f"{card.threshold:.3f}" in about["props"]["value"]
+    assert about.strip() == card.to_markdown().strip()
+    assert card.sha256 in about and f"{card.threshold:.3f}" in about
+    assert "{'" not in about and "```json" not in about, "tables, not dict dumps"
+    assert "--out" not in about and "/tmp/" not in about and "/work/" not in about, "no machine paths"
+    assert card.unseen_summary() in about
 
 
-def test_status_states_the_verdict_the_rule_and_why_faces_are_uncertain():
+def test_status_states_the_verdict_the_rule_why_faces_are_uncertain_and_what_the_model_has_seen():
     import app
 
     small = "face too small to judge (30 px)"
     details = {
         "fake_probability": 0.65,
         "label": "uncertain",
+        "reason": f"faces 2 and 3: {small}",
         "faces": [
             {"box": [10, 20, 30, 30], "fake_probability": 0.2, "label": "real"},
             {"box": [90, 20, 30, 30], "fake_probability": 0.55, "label": "uncertain", "reason": small},
@@ -165,14 +191,30 @@ def test_status_states_the_verdict_the_rule_and_why_faces_are_uncertain():
     }
     rows, status = app.explain(details, CARD)
     assert status.startswith("### Verdict: uncertain")
-    assert "from a probability of 0.60; between 0.50 and 0.70 it is uncertain" in status
-    assert "3 faces found" in status and f"Faces 2 and 3 are uncertain: {small}." in status and "Face 1" not in status
+    assert "3 faces found; the highest fake probability is 65% (face 3)" in status
+    assert "called fake from a fake probability of 60%; between 50% and 70% it is uncertain" in status
+    assert f"**Uncertain:** faces 2 and 3: {small}." in status and "face 1" not in status
+    assert CARD.unseen_summary() in status
     assert rows == [
-        ["1", "10, 20, 30 × 30", "0.200", "real", ""],
-        ["2", "90, 20, 30 × 30", "0.550", "uncertain", small],
-        ["3", "150, 20, 30 × 30", "0.650", "uncertain", small],
+        ["1", "10, 20, 30 × 30", "20%", "real", ""],
+        ["2", "90, 20, 30 × 30", "55%", "uncertain", small],
+        ["3", "150, 20, 30 × 30", "65%", "uncertain", small],
     ]
     assert app.explain({}, CARD) == ([], app.EMPTY_STATUS)
+
+
+def test_a_busy_port_is_named_with_the_way_out(capsys):
+    import socket
+
+    import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert app.main(["--host", "127.0.0.1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is already in use" in err and "--port" in err and "Traceback" not in err
 
 
 def test_host_port_and_weights_default_to_the_environment(monkeypatch):
@@ -194,6 +236,6 @@ def test_host_port_and_weights_default_to_the_environment(monkeypatch):
 def test_missing_weights_stop_the_app_with_the_command_to_make_them(tmp_path, capsys):
     import app
 
-    assert app.main(["--weights", str(tmp_path)]) == 2
+    assert app.main(["--weights", str(tmp_path), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "python train.py" in err and "Traceback" not in err

@@ -51,66 +51,6 @@ def test_timing_excludes_the_warm_up():
     assert len(calls) == 5 and len(seconds) == 3 and (seconds >= 0).all()
 
 
-def test_flip_sources_split_the_flips_by_region(tiny_weights, tiny_set):
-    from bench.flip_sources import calibrated_for, score_set
-    from detector.pipeline import Detector
-    from detector.robustness import CONDITIONS, GOAL_CONDITION
-
-    detector = Detector.load(tiny_weights)
-    unchanged = score_set(tiny_set, detector, limit=4, degrade=CONDITIONS["none"])
-    assert unchanged["region moved"]["n"] == 0 and unchanged["region kept"]["n"] == 8
-    assert all(row["flip_share"] == 0.0 for row in unchanged.values() if row["n"])
-    assert unchanged["as shipped"]["logit_shift_mean"] == unchanged["as shipped"]["logit_shift_sd"] == 0.0
-
-    alone = calibrated_for(detector, ((1.0, 0.0, 0.0, False),), tiny_set.parent)
-    rows = score_set(tiny_set, detector, second=detector, limit=4, degrade=CONDITIONS[GOAL_CONDITION],
-                     alternatives={"views: crop alone": alone})
-    kept, moved, shipped = rows["region kept"], rows["region moved"], rows["as shipped"]
-    assert kept["n"] + moved["n"] == shipped["n"] == 8
-    flips = sum((row["flip_share"] or 0.0) * row["n"] for row in (kept, moved))
-    assert flips == pytest.approx(shipped["flip_share"] * shipped["n"])
-    # The same detector twice is itself: the ensemble row must equal the shipped one.
-    assert rows["ensemble"]["flip_share"] == shipped["flip_share"]
-    assert rows["ensemble"]["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])
-    assert rows["views: crop alone"]["n"] == 8
-    # Taking one shift away from every logit keeps their order, so the degraded AUC.
-    oracle = rows["shift removed (oracle)"]
-    assert oracle["roc_auc_degraded"] == pytest.approx(shipped["roc_auc_degraded"])
-    assert oracle["roc_auc"] == shipped["roc_auc"]
-
-
-def test_the_oracle_takes_away_the_mean_shift_and_keeps_each_images_jitter():
-    from bench.flip_sources import without_mean_shift
-    from detector.evaluation import logit
-
-    before = np.array([0.2, 0.4, 0.6, 0.8])
-    jitter = np.array([0.3, -0.3, 0.1, -0.1])
-    after = 1 / (1 + np.exp(-(logit(before) + 0.5 + jitter)))
-    shifted_back, shift = without_mean_shift(before, after)
-    assert shift == pytest.approx(0.5 + jitter)
-    assert logit(shifted_back) - logit(before) == pytest.approx(jitter)
-
-
-def test_flip_sources_refits_the_calibration_for_other_views_as_calibrate_would(tiny_weights, tiny_set):
-    from bench.flip_sources import calibrated_for, image_probability
-    from detector.imaging import load_image
-    from detector.pipeline import Detector
-
-    detector = Detector.load(tiny_weights)
-    image = load_image(next((tiny_set / "fake").iterdir()))
-    _, regions, _ = detector.regions(image)
-    own = image_probability(detector, image, regions)
-    # Through the card's own views, the refit is the card's calibration, and scores alike.
-    same = calibrated_for(detector, detector.card.scoring_views, tiny_set.parent)
-    assert (same.card.temperature, same.card.bias, same.card.threshold) == (
-        detector.card.temperature, detector.card.bias, detector.card.threshold)
-    assert image_probability(same, image, regions) == pytest.approx(own, abs=1e-6)
-    alone = calibrated_for(detector, ((1.0, 0.0, 0.0, False),), tiny_set.parent)
-    assert alone.card.scoring_views == ((1.0, 0.0, 0.0, False),)
-    assert (alone.card.temperature, alone.card.bias) != (detector.card.temperature, detector.card.bias)
-    assert image_probability(alone, image, regions) != pytest.approx(own, abs=1e-6)
-
-
 def test_compare_weights_finds_equal_and_different_models(tiny_weights, tiny_set, tmp_path):
     from bench.compare_weights import weight_differences
     from detector.training import TrainConfig, train
@@ -125,40 +65,16 @@ def test_compare_weights_finds_equal_and_different_models(tiny_weights, tiny_set
         weight_differences(tiny_weights, wider)
 
 
-def test_pair_hybrids_take_the_middle_from_one_image_and_the_frame_from_the_other(tiny_set):
-    from bench.dfdc_pair_difference import aligned_pairs, paste_middle
+def test_the_load_test_checks_the_bars_against_the_faces(tmp_path):
+    from bench.load import check_reply
 
-    pairs = aligned_pairs(str(tiny_set), "test")
-    assert len(pairs) == 8 and all(real.shape == fake.shape for real, fake in pairs)
-    middle, frame = np.full((100, 100, 3), 200, np.uint8), np.full((100, 100, 3), 10, np.uint8)
-    hybrid = paste_middle(middle, frame, 0.5)
-    assert (hybrid[50, 50] == 200).all() and (hybrid[2, 2] == 10).all() and (hybrid[97, 50] == 10).all()
-    assert 10 < hybrid[25, 50, 0] < 200  # the seam is feathered, not cut
-
-
-def test_budget_curve_fits_the_gain_per_doubling_and_reads_the_cards(tiny_weights, tiny_set):
-    from bench.budget_curve import budget_for, budget_row, fit_log_budget
-
-    a, b = fit_log_budget([8, 16, 32], [0.80, 0.82, 0.84])
-    assert (a, b) == pytest.approx((0.74, 0.02))
-    assert budget_for(0.90, a, b) == pytest.approx(2 ** 8)
-    assert budget_for(0.90, 0.8, -0.01) == float("inf")
-    with pytest.raises(ValueError, match=r"\[34, 34\]"):
-        fit_log_budget([34, 34], [0.88, 0.87])
-    row = budget_row(tiny_weights)
-    assert row["epochs"] >= 1 and row["minutes"] >= 0
-    assert set(row["val"]) == set(row["test"]) == {tiny_set.name}
-
-
-def test_budget_curve_prints_every_run_and_a_trend_per_set(tiny_weights, tiny_set, tmp_path):
-    from detector.training import TrainConfig, train
-
-    longer = tmp_path / "longer"
-    train(TrainConfig.quick(str(longer), sets=[str(tiny_set)], cache_dir=str(tmp_path / "cache"), epochs=4))
-    done = subprocess.run([sys.executable, "bench/budget_curve.py", str(tiny_weights), str(longer),
-                           "--goal", f"{tiny_set.name}=0.99"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    assert [line.split()[:2] for line in lines[1:3]] == [[tiny_weights.name, "2"], ["longer", "4"]]
-    assert lines[3].startswith(f"{tiny_set.name}: test ROC-AUC ") and "per doubling of the epochs" in lines[3]
-    assert "0.99" in lines[3]
+    overlay = tmp_path / "overlay.png"
+    overlay.write_bytes(b"png")
+    faces = [{"box": [0, 0, 9, 9], "fake_probability": 0.3, "label": "real"},
+             {"box": [20, 0, 9, 9], "fake_probability": 0.7, "label": "fake"}]
+    bars = {"label": "face 2", "confidences": [{"label": "face 2", "confidence": 0.7}, {"label": "face 1", "confidence": 0.3}]}
+    assert check_reply((bars, str(overlay), {"faces": faces, "error": None})) is None
+    assert check_reply(({"label": "no face found"}, str(overlay), {"faces": [], "error": None})) is None
+    assert "bars" in check_reply(({"label": "face 1", "confidences": [{"label": "face 1", "confidence": 0.3}]},
+                                  str(overlay), {"faces": faces, "error": None}))
+    assert "error" in check_reply(({}, None, {"faces": [], "error": "not an image"}))

@@ -1,8 +1,9 @@
 """A person's first visit, in a real browser: drop a photo on the page, read the verdict.
 
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
-download is not used). The screenshot lands in artifacts/screenshots/app.png for a human to
-look at.
+download is not used). Three visits: a photo with two faces, a photo without a face and a
+file that is not an image, and the About tab. Their screenshots land in
+artifacts/screenshots/ (faces.png, no_face.png, bad_file.png, about.png) for a human to look at.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.bench import free_port, start_app, stop_app
 from conftest import EXAMPLES, REPO
+from detector.bench import free_port, start_app, stop_app
 from test_app import app_weights
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,40 +46,104 @@ OVERLAY_SHOWN = """() => {
 }"""
 
 
-def test_dropping_a_photo_shows_the_verdict_and_the_overlay(tiny_weights, tmp_path):
+@pytest.fixture(scope="module")
+def page_url(tiny_weights, tmp_path_factory):
     port = free_port()
-    with open(tmp_path / "app.log", "w+") as log:
+    with open(tmp_path_factory.mktemp("browser") / "app.log", "w+") as log:
         server = start_app(str(app_weights(tiny_weights)), port, log)
         try:
-            drive_the_page(f"http://127.0.0.1:{port}/")
+            yield f"http://127.0.0.1:{port}/"
         finally:
             stop_app(server)
 
 
-def drive_the_page(url: str) -> None:
-    """Drops the photo, waits for the verdict, checks what is shown, saves a screenshot."""
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
-            zone = page.locator('#photo [aria-label="Drop an image file here to upload"]')
-            drop = page.evaluate_handle(MAKE_DROP, [base64.b64encode(PHOTO.read_bytes()).decode(), PHOTO.name, "image/jpeg"])
-            for event in ("dragenter", "dragover", "drop"):
-                zone.dispatch_event(event, {"dataTransfer": drop})
-
-            status = page.locator("#status")
-            expect(status).to_contain_text("Verdict:", timeout=90_000)
-            expect(status).to_contain_text("2 faces found")
-            expect(page.locator("#verdict")).to_contain_text("fake")
-            expect(page.locator("#verdict")).to_contain_text("real")
-            page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)
-            # The table's grid announces its rows to screen readers: a header and two faces.
-            expect(page.locator("#faces [role=grid]")).to_have_attribute("aria-rowcount", "3")
-
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "app.png"), full_page=True)
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+def test_a_photo_with_faces_shows_each_face_s_verdict_and_the_overlay(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = drop(browser, page_url, PHOTO.name, PHOTO.read_bytes(), "image/jpeg")
+    status = page.locator("#status")
+    expect(status).to_contain_text("Verdict:", timeout=90_000)
+    expect(status).to_contain_text("2 faces found")
+    expect(status).to_contain_text("What this model has seen")
+    expect(page.locator("#verdict")).to_contain_text("face 1")
+    expect(page.locator("#verdict")).to_contain_text("face 2")
+    page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)
+    # The table's grid announces its rows to screen readers: a header and two faces.
+    expect(page.locator("#faces [role=grid]")).to_have_attribute("aria-rowcount", "3")
+    screenshot(page, "faces.png")
+
+
+def test_a_photo_without_a_face_gets_no_verdict(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = drop(browser, page_url, "landscape.png", landscape_png(), "image/png")
+    status = page.locator("#status")
+    expect(status).to_contain_text("Verdict: no face found", timeout=90_000)
+    for verdict in ("Verdict: fake", "Verdict: real", "Verdict: uncertain"):
+        expect(status).not_to_contain_text(verdict)
+    page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)
+    screenshot(page, "no_face.png")
+
+
+def test_a_bad_file_is_explained(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = drop(browser, page_url, "holiday.jpg", b"<html>not a photo at all</html>", "image/jpeg")
+    expect(page.locator("#status")).to_contain_text("Cannot analyse this file", timeout=90_000)
+    expect(page.locator("#status")).to_contain_text("holiday.jpg")
+    screenshot(page, "bad_file.png")
+
+
+def test_the_about_tab_shows_the_card_as_tables(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("tab", name="About the model").click()
+    about = page.locator("#about")
+    expect(about).to_contain_text("What it has seen", timeout=30_000)
+    expect(about.locator("table").first).to_be_visible()
+    assert "{'" not in about.inner_text() and "--out" not in about.inner_text()
+    screenshot(page, "about.png")
+
+
+def drop(browser, url: str, name: str, data: bytes, mime: str):
+    """Opens the page and drops a file on the Photo box, as a file manager would."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    zone = page.locator('#photo [aria-label="Drop an image file here to upload"]')
+    handle = page.evaluate_handle(MAKE_DROP, [base64.b64encode(data).decode(), name, mime])
+    for event in ("dragenter", "dragover", "drop"):
+        zone.dispatch_event(event, {"dataTransfer": handle})
+    return page
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    page.close()
+
+
+def landscape_png() -> bytes:
+    """A 480x320 'landscape': sky, hills and grass, no face anywhere."""
+    import cv2
+    import numpy as np
+
+    image = np.zeros((320, 480, 3), np.uint8)
+    image[:] = np.linspace(250, 150, 320, dtype=np.uint8)[:, None, None] * np.array([0.55, 0.75, 1.0])  # sky
+    cv2.ellipse(image, (140, 330), (260, 140), 0, 180, 360, (70, 150, 60), -1)
+    cv2.ellipse(image, (400, 340), (220, 110), 0, 180, 360, (60, 130, 50), -1)
+    ok, png = cv2.imencode(".png", image[..., ::-1])
+    return png.tobytes()

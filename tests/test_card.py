@@ -1,7 +1,12 @@
 import pytest
 
 from conftest import REPO
-from detector.card import README_END, README_START, ModelCard, WEIGHTS_DIR, readme_metrics, update_readme
+import json
+
+from detector.card import (README_END, README_START, UNSEEN_SECTION, WEIGHTS_DIR, ModelCard, readme_metrics,
+                           update_readme, without_machine_paths)
+
+COUNTS = {"train": {"real": 9811, "fake": 9846}, "val": {"real": 1611, "fake": 1620}, "test": {"real": 1632, "fake": 1652}}
 
 
 def test_shipped_card_matches_shipped_weights():
@@ -59,3 +64,59 @@ def test_cross_set_reports_render_as_a_table_and_other_reports_as_json():
     assert "| train on a | a | 2.5 | 3 | 0.912 | 10 |" in markdown
     assert "| train on a | b | 2.5 | 3 | 0.5 | 8 |" in markdown
     assert '"note": "free text"' in markdown.split("## Other", 1)[1]
+
+
+def _card(**fields) -> ModelCard:
+    return ModelCard(input_size=32, face_margin=1.3, **fields)
+
+
+def test_the_unseen_summary_names_the_sources_and_each_held_out_family_s_roc_auc():
+    card = _card(data={"sets": {"dfdc_faces": COUNTS, "ffhq_stylegan": {"train": {"real": 244, "fake": 661}},
+                                "sd_faces": {"train": {"real": 100, "fake": 100}, "description": "Stable Diffusion faces"}}})
+    card.extra[UNSEEN_SECTION] = {
+        "face swaps": {"held_out": "dfdc_faces", "minutes": 20.5, "epochs": 8,
+                       "dfdc_faces": {"roc_auc": 0.5634, "recall_fake": 0.2, "recall_real": 0.9, "n": 3284},
+                       "ffhq_stylegan": {"roc_auc": 0.91, "recall_fake": 0.8, "recall_real": 0.8, "n": 292}},
+        "generated faces": {"held_out": "ffhq_stylegan, sd_faces", "minutes": 30.0, "epochs": 8,
+                            "ffhq_stylegan": {"roc_auc": 0.521, "recall_fake": 0.1, "recall_real": 0.9, "n": 292},
+                            "sd_faces": {"roc_auc": 0.677, "recall_fake": 0.3, "recall_real": 0.9, "n": 50}},
+    }
+    summary = card.unseen_summary()
+    assert summary.startswith("Trained on 20,762 images from dfdc_faces, ffhq_stylegan and sd_faces "
+                              "(Stable Diffusion faces). ")
+    assert "0.56 on face swaps (dfdc_faces)" in summary
+    assert "on generated faces, 0.52 (ffhq_stylegan) and 0.68 (sd_faces)" in summary
+    assert "0.91" not in summary, "a set the run was trained on is not an unseen figure"
+    assert "0.5 is chance" in summary and summary.count(". ") <= 2  # one or two sentences
+    markdown = card.to_markdown()
+    assert summary in markdown and f"## {UNSEEN_SECTION}" in markdown
+    assert "| face swaps | dfdc_faces | dfdc_faces | 20.5 | 8 | 0.563 | 0.2 | 0.9 | 3284 |" in markdown
+
+
+def test_without_held_out_figures_the_summary_says_none_are_recorded():
+    summary = _card(data={"sets": {"dfdc_faces": COUNTS}}).unseen_summary()
+    assert summary.startswith("Trained on 19,657 images from dfdc_faces. ")
+    assert "No figures on kinds of fake it was never trained on are recorded" in summary
+    assert "untested" in _card().unseen_summary()
+
+
+def test_a_card_records_and_renders_no_machine_paths(tmp_path):
+    card = _card(data={"sets": {"dfdc_faces": COUNTS}}, training={
+        "command": "python train.py --out /work/scratch/s8/full --sets /work/shared/data/dfdc_faces --cache-dir=/tmp/c --epochs 8",
+        "config": {"sets": ["/work/shared/data/dfdc_faces"], "out_dir": "/work/scratch/s8/full", "cache_dir": "/tmp/c",
+                   "epochs": 8}})
+    card.save(tmp_path)
+    saved = json.loads((tmp_path / "model_card.json").read_text())["training"]
+    assert saved["command"] == "python train.py --sets dfdc_faces --epochs 8"
+    assert saved["config"] == {"sets": ["dfdc_faces"], "epochs": 8}
+    for text in ((tmp_path / "model_card.json").read_text(), (tmp_path / "MODEL_CARD.md").read_text(), card.to_markdown()):
+        assert "/work" not in text and "/tmp" not in text
+    assert without_machine_paths({"command": "python train.py"}) == {"command": "python train.py"}
+
+
+def test_the_shipped_card_is_rendered_for_people():
+    markdown = ModelCard.load(WEIGHTS_DIR).to_markdown()
+    assert "{'" not in markdown and "```json" not in markdown, "no Python or JSON dumps"
+    assert "| set | train real | train fake | val real | val fake | test real | test fake |" in markdown
+    assert "| dfdc_faces | 9,811 | 9,846 | 1,611 | 1,620 | 1,632 | 1,652 |" in markdown
+    assert "/work" not in (WEIGHTS_DIR / "model_card.json").read_text()

@@ -1,10 +1,27 @@
+"""The command line as a user meets it: the JSON contract and exit status, a table that
+stays aligned and gives every reason, progress on a terminal's stderr only, and a quick
+``--help`` without TensorFlow or its start-up notices."""
+
+import fcntl
 import json
+import os
+import re
+import select
+import shutil
+import struct
 import subprocess
 import sys
+import termios
 
+import cv2
+import numpy as np
 import pytest
 
 from conftest import EXAMPLES, REPO
+from detector.wording import percent
+
+#: What TensorFlow prints at start-up when nothing filters it.
+TF_NOTICES = ("absl::InitializeLog", "oneDNN", "cuInit", "cuda drivers", "cpu_feature_guard")
 
 
 def run_cli(*args):
@@ -22,6 +39,8 @@ def inputs(tmp_path_factory, tiny_set):
     (folder / "notes.txt").write_text("not walked: not an image suffix")
     bad = folder / "broken.png"
     bad.write_text("<html>this is not a png</html>")
+    flat = np.full((40, 60, 3), 90, np.uint8)  # no face in it
+    cv2.imwrite(str(folder / "flat.png"), flat)
     return folder
 
 
@@ -30,29 +49,97 @@ def test_predict_json_contract_and_exit_status(tiny_weights, inputs):
     assert done.returncode == 1, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     paths = [r["path"] for r in records]
-    assert paths == [str(inputs / "broken.png"), str(inputs / "fake.jpg"),
+    assert paths == [str(inputs / "broken.png"), str(inputs / "fake.jpg"), str(inputs / "flat.png"),
                      str(inputs / "nested" / "face.jpg"), str(inputs / "missing.jpg")]
     for r in records:
         assert {"path", "fake_probability", "label", "faces", "error"} <= set(r)
-    broken, fake, face, missing = records
+        assert ("reason" in r) == (r["label"] in ("uncertain", "no face")), r
+    broken, fake, flat, face, missing = records
     assert broken["error"] and broken["fake_probability"] is None and broken["label"] is None
     assert missing["error"] and "does not exist" in missing["error"]
+    assert flat["label"] == "no face" and flat["fake_probability"] is None and flat["faces"] == []
+    assert "no face found" in flat["reason"] and 0 <= flat["whole_image"]["fake_probability"] <= 1
     for ok in (fake, face):
-        assert ok["error"] is None and 0 <= ok["fake_probability"] <= 1
-        assert ok["label"] in ("fake", "real", "uncertain")
+        assert ok["error"] is None and ok["label"] in ("fake", "real", "uncertain", "no face")
         if ok["faces"]:
             assert ok["fake_probability"] == max(f["fake_probability"] for f in ok["faces"])
         else:
-            assert "no face" in ok["note"]
+            assert ok["label"] == "no face" and ok["fake_probability"] is None
+    assert not any(notice in done.stderr for notice in TF_NOTICES), done.stderr
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/examples not present")
-def test_predict_all_scored_exits_zero_with_a_table(tiny_weights):
-    done = run_cli("--weights", tiny_weights, "predict", EXAMPLES / "facerec_two_people.jpg")
-    assert done.returncode == 0, done.stderr
-    header, row = done.stdout.splitlines()
-    assert header.split()[:3] == ["path", "verdict", "p_fake"]
-    assert "facerec_two_people.jpg" in row and row.split()[-4:-3] != []
+def test_the_table_gives_every_verdict_its_reason_and_the_json_s_numbers(tiny_weights, inputs):
+    table = run_cli("--weights", tiny_weights, "predict", inputs, inputs / "missing.jpg")
+    records = [json.loads(line) for line in run_cli("--weights", tiny_weights, "predict", "--json", inputs,
+                                                     inputs / "missing.jpg").stdout.splitlines()]
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:5] == ["path", "verdict", "fake", "prob.", "faces"] and header.endswith("details")
+    assert len(rows) == len(records)
+    for row, record in zip(rows, records):
+        assert row.startswith(record["path"] + " ")
+        if record["error"]:
+            assert row.endswith(record["error"]) and " error " in row
+        elif record["faces"]:
+            assert f" {percent(record['fake_probability'])} " in row
+            for i, face in enumerate(record["faces"], 1):
+                assert f"{i}: {face['label']} ({percent(face['fake_probability'])} fake)" in row
+                if face["label"] == "uncertain":
+                    assert face["reason"] in row
+        else:
+            assert " no face " in row and row.endswith(record["reason"])
+
+
+def test_long_paths_keep_the_table_aligned(tiny_weights, inputs, tmp_path):
+    deep = tmp_path / ("a folder with a rather long name, " * 3).strip() / "and another level"
+    deep.mkdir(parents=True)
+    shutil.copy(inputs / "fake.jpg", deep / "face.jpg")
+    done = run_cli("--weights", tiny_weights, "predict", inputs / "fake.jpg", deep / "face.jpg")
+    header, *rows = done.stdout.splitlines()
+    column = header.index("verdict")
+    assert column == len(str(deep / "face.jpg")) + 2  # as wide as the longest path
+    for row in rows:  # every verdict in the column under its title
+        assert row[column - 2:column] == "  " and re.match(r"(fake|real|uncertain|no face) ", row[column:]), done.stdout
+
+
+def test_progress_goes_to_a_terminal_s_stderr_between_whole_rows(tiny_weights, tiny_set, tmp_path):
+    """Rows and progress bar on one terminal, as a user runs it: every row reads whole."""
+    for i in range(24):
+        shutil.copy(tiny_set / "real" / f"test_{i % 8}.png", tmp_path / f"photo_{i:02d}.png")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # 40 rows, 160 columns
+    proc = subprocess.Popen([sys.executable, "-m", "detector", "--weights", str(tiny_weights), "predict", str(tmp_path)],
+                            cwd=REPO, stdout=slave, stderr=slave)
+    os.close(slave)
+    screen = b""
+    while True:
+        if select.select([master], [], [], 60)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = screen.decode()
+    assert "img/s" in text or "img]" in text, "a progress bar was drawn"
+    # What stays on the screen: each line as its last carriage return left it.
+    visible = [line.rsplit("\r", 1)[-1].rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    visible = [line for line in visible if line]
+    rows = [line for line in visible if "photo_" in line]
+    assert len(rows) == 24 and all(line.startswith(str(tmp_path / "photo_")) for line in rows), visible
+    assert not [line for line in visible if "%|" in line], "no stale copies of the bar between rows"
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tiny_weights, tiny_set, tmp_path):
+    for i in range(24):
+        shutil.copy(tiny_set / "real" / f"test_{i % 8}.png", tmp_path / f"photo_{i:02d}.png")
+    done = run_cli("--weights", tiny_weights, "predict", tmp_path)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 25
+    assert "%|" not in done.stderr and "\r" not in done.stdout + done.stderr
 
 
 def test_usage_errors_exit_two(tiny_weights, tmp_path):
@@ -60,6 +147,18 @@ def test_usage_errors_exit_two(tiny_weights, tmp_path):
     assert run_cli("frobnicate").returncode == 2
     missing = run_cli("--weights", tmp_path, "predict", tmp_path)
     assert missing.returncode == 2 and "model card" in missing.stderr
+    assert not any(notice in missing.stderr for notice in TF_NOTICES), missing.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["predict"], ["frobnicate"]],
+                         ids=["help", "predict help", "missing paths", "unknown command"])
+def test_help_and_usage_errors_import_no_tensorflow(args):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "detector", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 2)
+    imported = re.findall(r"\|\s+([\w.]+)$", done.stderr, re.MULTILINE)
+    assert "detector.defaults" in imported  # importtime did report
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
 
 
 def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import EXAMPLES, REPO
 from detector.card import ModelCard, WeightsError
-from detector.pipeline import NO_FACE_NOTE, Detector
+from detector.pipeline import Detector
+from detector.wording import NO_FACE, NO_FACE_REASON
 
 
 @pytest.fixture(scope="module")
@@ -22,30 +23,58 @@ needs_examples = pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/exa
 @needs_examples
 def test_group_photo_scores_every_face(detector):
     result = detector.predict(EXAMPLES / "facerec_two_people.jpg", gradcam=True)
-    assert len(result.faces) == 2 and result.whole_image is None and result.note is None
+    assert len(result.faces) == 2 and result.whole_image is None
     assert result.fake_probability == max(f.fake_probability for f in result.faces)
     for face in result.faces:
         assert 0.0 <= face.fake_probability <= 1.0
         assert face.label in ("fake", "real", "uncertain")
         assert face.heatmap.shape == (32, 32) and 0.0 <= face.heatmap.min() <= face.heatmap.max() <= 1.0
     record = result.to_dict()
-    assert set(record) == {"fake_probability", "label", "faces"}
+    assert set(record) == {"fake_probability", "label", "faces"} | ({"reason"} if result.label == "uncertain" else set())
     assert all(len(f["box"]) == 4 for f in record["faces"])
 
 
-def test_no_face_scores_the_whole_image(detector):
+def test_no_face_gives_no_verdict_and_keeps_the_whole_image_score_aside(detector):
     landscape = np.zeros((90, 160, 3), np.uint8)
     landscape[:45] = (120, 170, 230)  # sky over a field
     landscape[45:] = (60, 140, 60)
-    result = detector.predict(landscape)
-    assert result.faces == [] and result.whole_image is not None
-    assert result.note == NO_FACE_NOTE and result.to_dict()["note"] == NO_FACE_NOTE
-    assert result.whole_image.region.w == 90  # the centre square
+    result = detector.predict(landscape, gradcam=True)
+    assert result.faces == [] and result.label == NO_FACE and result.fake_probability is None
+    assert result.reason == NO_FACE_REASON
+    whole = result.whole_image
+    assert whole.region.w == 90 and whole.label == NO_FACE  # the centre square, not a verdict
+    assert whole.heatmap is None  # no Grad-CAM map drawn on a landscape
+    assert result.image_score == whole.fake_probability and 0.0 <= whole.fake_probability <= 1.0
+    record = result.to_dict()
+    assert record["label"] == "no face" and record["fake_probability"] is None and record["faces"] == []
+    assert record["reason"] == NO_FACE_REASON
+    assert record["whole_image"] == {"fake_probability": whole.fake_probability, "box": [35, 0, 90, 90]}
 
 
-def test_flat_image_is_uncertain_with_a_reason(detector):
-    result = detector.predict(np.full((64, 64, 3), 17, np.uint8))
-    assert result.label == "uncertain" and "dark" in result.whole_image.reason
+def test_a_tiny_image_gets_no_verdict_and_says_why(detector):
+    result = detector.predict(np.full((20, 20, 3), 17, np.uint8)).to_dict()
+    assert result["label"] == "no face" and "no face found" in result["reason"]
+
+
+def test_an_uncertain_photo_carries_each_uncertain_face_s_reason(detector, monkeypatch):
+    from detector.faces import Box
+
+    photo = np.random.default_rng(1).integers(0, 256, (200, 300, 3), np.uint8)
+    photo[20:50, 150:180] = 17  # a flat patch where the second "face" lies
+    boxes = [Box(20, 20, 120, 120), Box(150, 20, 30, 30)]
+    monkeypatch.setattr(detector.finder, "find", lambda rgb: boxes)
+    lo, hi = detector.card.uncertain_band
+    monkeypatch.setattr(detector, "calibrate", lambda logits: np.full(len(logits), 0.0 if hi <= lo else (lo + hi) / 2))
+    result = detector.predict(photo)
+    first, second = result.faces
+    assert second.label == "uncertain" and second.reason == "face too small to judge (30 px)"
+    if hi > lo:  # the tiny model's band may be empty; then the first face is "real"
+        assert result.label == "uncertain" and first.reason == "probability close to the decision threshold"
+        assert result.reason == ("face 1: probability close to the decision threshold; "
+                                 "face 2: face too small to judge (30 px)")
+        assert result.to_dict()["reason"] == result.reason
+    else:
+        assert result.label == "uncertain" and result.reason == "face 2: face too small to judge (30 px)"
 
 
 def test_verdict_band(detector):

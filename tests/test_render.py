@@ -53,7 +53,7 @@ def test_each_verdict_draws_its_colour_on_the_box_edges(label):
     for pixel in (bottom, left, right):
         assert tuple(pixel) == colour
     assert tuple(out[mid_y, mid_x]) == (128, 128, 128), "the face inside the box stays visible"
-    assert set(COLOURS) == {"fake", "real", "uncertain"} and len(set(COLOURS.values())) == 3
+    assert set(COLOURS) == {"fake", "real", "uncertain", "no face"} and len(set(COLOURS.values())) == 4
 
 
 def test_a_heatmap_changes_pixels_inside_the_scored_region_only():
@@ -87,16 +87,17 @@ def test_a_heatmap_follows_the_given_region_and_is_clipped_at_the_border():
     assert diff.any() and not (diff & ~inside(np.ones_like(diff), region)).any()
 
 
-def test_whole_image_gets_the_heatmap_over_the_centre_square_a_frame_and_a_note():
+def test_a_photo_without_a_face_gets_a_corner_tag_and_no_box():
     photo = grey(200, 300)
     square = centre_box(200, 300)
-    plain = overlay(photo, [Mark(None, 0.2, "real")])
-    heat = overlay(photo, [Mark(None, 0.2, "real", np.ones((7, 7), np.float32))])
+    plain = overlay(photo, [Mark(None, 0.2, "no face")])
+    grey_tag = (plain == COLOURS["no face"]).all(axis=-1)
+    assert grey_tag[1:3, :20].all(), "the tag sits in the top-left corner"
+    assert not grey_tag[100:].any() and tuple(plain[100, square.x]) == (128, 128, 128), "no frame"
+    heat = overlay(photo, [Mark(None, 0.2, "no face", np.ones((7, 7), np.float32))])
     diff = changed(plain, heat)
     assert diff.any() and not (diff & ~inside(np.ones_like(diff), square)).any()
-    assert tuple(plain[100, square.x]) == COLOURS["real"], "the scored square is framed"
-    assert tuple(plain[100, 10]) == (128, 128, 128), "outside the square nothing is drawn"
-    assert tag_text(Mark(None, 0.2, "real")) == "real 80% - no face, whole image"
+    assert tag_text(Mark(None, 0.2, "no face")) == "no face found"
 
 
 def test_a_pipeline_result_is_drawn_like_its_marks():
@@ -109,9 +110,9 @@ def test_a_pipeline_result_is_drawn_like_its_marks():
     assert np.array_equal(overlay(photo, result), overlay(photo, [Mark(face.box, 0.8, "fake", heatmap, face.region)]))
 
     square = Box(20, 0, 160, 160)
-    whole = SimpleNamespace(box=square, region=square, fake_probability=0.5, label="uncertain", heatmap=None)
+    whole = SimpleNamespace(box=square, region=square, fake_probability=0.5, label="no face", heatmap=None)
     result = SimpleNamespace(faces=[], whole_image=whole, scored=[whole])
-    assert np.array_equal(overlay(photo, result), overlay(photo, [Mark(None, 0.5, "uncertain", None, whole.region)]))
+    assert np.array_equal(overlay(photo, result), overlay(photo, [Mark(None, 0.5, "no face", None, whole.region)]))
 
 
 def test_tuples_and_face_objects_are_accepted_as_marks():
@@ -135,12 +136,12 @@ def test_tuples_and_face_objects_are_accepted_as_marks():
 )
 def test_tags_on_tiny_pictures_do_not_crash(shape, box):
     photo = grey(*shape)
-    out = overlay(photo, [Mark(box, 0.99, "fake", np.ones((4, 4), np.float32)), Mark(None, 0.5, "uncertain")])
+    out = overlay(photo, [Mark(box, 0.99, "fake", np.ones((4, 4), np.float32)), Mark(None, 0.5, "no face")])
     assert out.shape == photo.shape and out.dtype == np.uint8
 
 
 def test_a_tag_wider_than_the_picture_is_shrunk_to_fit_not_cut_off():
-    out = overlay(grey(100, 160), [Mark(None, 0.5, "uncertain")])
+    out = overlay(grey(100, 90), [Mark(Box(30, 60, 30, 30), 0.5, "uncertain")])  # "1: uncertain (50% fake)"
     amber = (out == COLOURS["uncertain"]).all(axis=-1)
     rows = np.nonzero(amber[:, 0])[0]  # the tag starts at the left edge
     assert len(rows) >= 5
@@ -178,12 +179,12 @@ def test_lines_and_tags_grow_with_the_picture():
 @pytest.mark.parametrize(
     "mark, words",
     [
-        (Mark(Box(0, 0, 9, 9), 0.934, "fake"), "fake 93%"),
-        (Mark(Box(0, 0, 9, 9), 0.12, "real"), "real 88%"),
+        (Mark(Box(0, 0, 9, 9), 0.934, "fake"), "fake (93% fake)"),
+        (Mark(Box(0, 0, 9, 9), 0.2951, "real"), "real (30% fake)"),  # the fake probability, never "real 70%"
         (Mark(Box(0, 0, 9, 9), 0.55, "uncertain"), "uncertain (55% fake)"),
     ],
 )
-def test_tag_text_states_the_verdict_and_how_sure(mark, words):
+def test_tag_text_states_the_verdict_and_the_fake_probability(mark, words):
     assert tag_text(mark) == words
     assert tag_text(mark, 2) == f"2: {words}"
     assert tag_text(mark).isascii()

@@ -356,13 +356,3 @@ def test_a_fresh_run_never_reuses_an_older_run_s_checkpoints(tiny_set, tmp_path)
     train(cfg)
     card = train(dataclasses.replace(cfg, epochs=1))
     assert card.training["epochs_run"] == 1 and read_state(tmp_path / "w" / "run")["epochs_done"] == 1
-
-
-def test_the_card_s_command_names_no_machine_folders():
-    from detector.training import training_command
-
-    argv = ["/work/x/train.py", "--sets", "/data/dfdc_faces", "/data/lfw_faceswap", "--out=/tmp/run7", "--epochs", "8",
-            "--cache-dir", "/home/me/.cache"]
-    assert training_command(argv) == ("python train.py --sets dfdc_faces lfw_faceswap --out=run7 --epochs 8 "
-                                      "--cache-dir .cache")
-    assert training_command(["-c"]) == "python train.py"

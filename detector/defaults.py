@@ -1,0 +1,25 @@
+"""Defaults that the command line's help shows, in a module that imports nothing heavy.
+
+``python -m detector --help`` and its usage errors must answer without importing TensorFlow
+(~3 s), so the constants they print live here, not in the modules that use them (which
+import TensorFlow and re-export them: ``detector.training.SHARED_DATA``,
+``detector.model.INPUT_SIZE``, ``detector.shards.IMAGES_PER_SHARD``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The labelled face sets shared beside the repository (``../shared/data``).
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+#: The labelled sets of ``SHARED_DATA`` the shipped weights are trained on.
+SHARED_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_lora", "sfhq_t2i", "utkface_wild_crops")
+
+#: Side of the square face crop the shipped network takes. 160 px keeps the detail of most
+#: training faces (their crops are 135-225 px in their files) at 0.31 GFLOPs per crop.
+INPUT_SIZE = 160
+
+#: Records per TFRecord file: ~100 MB files at 128 px, large enough to read fast, small
+#: enough to spread over workers.
+IMAGES_PER_SHARD = 2048

@@ -1,0 +1,63 @@
+"""How verdicts and probabilities are written for people: one wording for the overlay's tags,
+the page's table, status and bars, and the CLI's table.
+
+One quantity everywhere: the calibrated probability that a face is fake, written as a whole
+percentage rounded half up, as Gradio's ``Label`` rounds its bars. A face whose JSON says
+``"fake_probability": 0.2951`` reads "30% fake" on its tag, in its table row and on its bar;
+"real 70%" (how sure it is real) is never written. Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: The image's label when no face was found: the detector judges faces, so such a photo
+#: gets no fake/real verdict (its whole-image score is secondary information).
+NO_FACE = "no face"
+
+#: Why an image is labelled ``NO_FACE``.
+NO_FACE_REASON = "no face found: the detector judges faces, so this photo gets no verdict"
+
+
+def percent(probability: float) -> str:
+    """``0.2951 -> "30%"``: a whole percentage, rounded half up (JavaScript's ``Math.round``,
+    which Gradio's bars use, so a bar and a table row never differ by one)."""
+    return f"{math.floor(probability * 100 + 0.5):d}%"
+
+
+def face_phrase(label: str, probability: float, number: int | None = None) -> str:
+    """A face's verdict and fake probability in a few words, e.g. ``"2: real (30% fake)"``.
+
+    Args:
+        label: The face's verdict: ``"fake"``, ``"real"`` or ``"uncertain"``.
+        probability: Its calibrated fake probability.
+        number: Its number in the photo (the order of the table and the overlay), if any.
+    """
+    text = f"{label} ({percent(probability)} fake)"
+    return text if number is None else f"{number}: {text}"
+
+
+def reasons_summary(uncertain: list[tuple[int, str | None]], numbered: bool = True) -> str | None:
+    """Why a photo's faces are uncertain, one clause per distinct reason.
+
+    Args:
+        uncertain: ``(face number, reason)`` for every uncertain face of a photo, in order.
+        numbered: Name the faces (False for a photo with a single face).
+
+    Returns:
+        For example ``"face 2: probability close to the decision threshold; faces 3 and 4:
+        face too dark, flat or blurred to judge"``, or ``None`` when no face is uncertain.
+    """
+    grouped: dict[str, list[int]] = {}
+    for number, reason in uncertain:
+        grouped.setdefault(reason or "no reason recorded", []).append(number)
+    clauses = []
+    for reason, numbers in grouped.items():
+        if not numbered:
+            clauses.append(reason)
+        elif len(numbers) == 1:
+            clauses.append(f"face {numbers[0]}: {reason}")
+        else:
+            who = ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
+            clauses.append(f"faces {who}: {reason}")
+    return "; ".join(clauses) or None

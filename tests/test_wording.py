@@ -1,0 +1,24 @@
+"""One wording for the page, the overlay and the CLI: the fake probability, rounded one way."""
+
+import pytest
+
+from detector.wording import face_phrase, percent, reasons_summary
+
+
+@pytest.mark.parametrize("p, text", [(0.0, "0%"), (0.004, "0%"), (0.2951, "30%"), (0.625, "63%"), (0.994, "99%"), (1.0, "100%")])
+def test_percent_rounds_half_up_as_the_page_s_bars_do(p, text):
+    # Gradio's Label writes Math.round(p * 100): halves go up (Python's round() would give 62).
+    assert percent(p) == text
+
+
+def test_face_phrase_always_gives_the_fake_probability():
+    assert face_phrase("real", 0.2951, 2) == "2: real (30% fake)"
+    assert face_phrase("fake", 0.93) == "fake (93% fake)"
+
+
+def test_reasons_are_grouped_by_reason_and_name_their_faces():
+    near, small = "probability close to the decision threshold", "face too small to judge (30 px)"
+    assert reasons_summary([(1, near), (3, small), (4, small)]) == f"face 1: {near}; faces 3 and 4: {small}"
+    assert reasons_summary([(1, near)], numbered=False) == near
+    assert reasons_summary([(2, None)]) == "face 2: no reason recorded"
+    assert reasons_summary([]) is None
