@@ -41,10 +41,6 @@ BACKBONES = ("mobilenet_v2", "scratch")
 #: the end of the first stride-8 stage of each backbone.
 MASK_FEATURES = {"scratch": "stage1", "mobilenet_v2": "block_5_add"}
 
-#: MobileNetV2's BatchNorm averages its statistics with momentum 0.999, i.e. over ~1000
-#: steps: too slow for a fine-tuning run of a few thousand steps to leave ImageNet's behind.
-FINE_TUNE_BN_MOMENTUM = 0.99
-
 
 def _conv_bn(x, filters: int, strides: int = 1, name: str | None = None):
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=name)(x)
@@ -92,7 +88,12 @@ def _mobilenet_v2_features(x):
     base = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=None)
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = FINE_TUNE_BN_MOMENTUM
+            # The ImageNet weights come with each BatchNorm folded into the convolution before
+            # it (``detector.pretrained``): the layer is then the identity plus a bias, which
+            # holds only with its fixed statistics. Normalizing by batch statistics instead
+            # would rescale and shift every channel, and undo what ImageNet taught. Frozen, a
+            # BatchNorm layer runs in inference mode; the convolutions still learn.
+            layer.trainable = False
     # Grad-CAM explains the last features, before pooling; an identity layer gives them the
     # project's name without renaming Keras' own layers (the weight conversion needs those).
     return layers.Identity(name=GRADCAM_LAYER)(base.output)
