@@ -133,8 +133,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.evaluate_sets import evaluate_sets
 
-    report = evaluate_sets(args.sets, args.split, args.out, weights=args.weights, limit=args.limit)
-    print(json.dumps(report["overall"] if not args.full else report, indent=2))
+    from detector.card import verdicts_table
+
+    report = evaluate_sets(args.sets, args.split, args.out, weights=args.weights, limit=args.limit, gradcam=args.gradcam)
+    print(json.dumps(report, indent=2) if args.full else verdicts_table(report))
     return 0
 
 
@@ -215,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument("--out", default="reports", help="folder for metrics.json and the plots (default reports/)")
     e.add_argument("--limit", type=int, default=None, help="at most this many images per label and set")
-    e.add_argument("--full", action="store_true", help="print the per-set report too")
+    e.add_argument("--gradcam", action="store_true",
+                   help="also measure the share of each face's Grad-CAM heat inside its face box (slower)")
+    e.add_argument("--full", action="store_true", help="print the whole report as JSON instead of the table")
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("robustness", help="AUC and flipped verdicts under JPEG, downscaling and blur")

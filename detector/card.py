@@ -175,17 +175,7 @@ class ModelCard:
 
     def metrics_table(self, split: str = "test") -> str:
         """A Markdown table of the headline metrics of one split, one row per set."""
-        report = self.metrics.get(split, {})
-        rows = {**report.get("sets", {}), "overall": report.get("overall", {})} if report else {}
-        cols = ("roc_auc", "accuracy", "precision", "recall", "f1", "eer", "ece")
-        lines = [
-            "| set | n | " + " | ".join(cols) + " |",
-            "|---|---|" + "---|" * len(cols),
-        ]
-        for name, m in rows.items():
-            vals = " | ".join("–" if m.get(c) is None else f"{m[c]:.3f}" for c in cols)
-            lines.append(f"| {name} | {m.get('n', '')} | {vals} |")
-        return "\n".join(lines)
+        return verdicts_table(self.metrics.get(split, {}))
 
     def to_markdown(self) -> str:
         """The card as Markdown, for people (generated; edit the JSON's source instead)."""
@@ -313,6 +303,47 @@ def _counts_table(sets: dict[str, Any]) -> str:
     for name, flat in rows.items():
         cells = [f"{v:,}" if isinstance(v, int) else _cell(v) for v in (flat.get(c, "–") for c in cols)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts_table(report: dict[str, Any]) -> str:
+    """A report's headline figures per set, as a Markdown table: ROC-AUC, the share of real
+    faces called fake (the error to make least), the share of fakes called fake, ECE, and
+    where they are known the images without a face and the share of Grad-CAM heat inside
+    the face box.
+
+    Args:
+        report: ``evaluation.report``'s output, from the card or ``python -m detector
+            evaluate`` (whose rows count actual verdicts and faces not found).
+
+    Returns:
+        The table; empty when the report has no sets.
+    """
+    rows = {**report.get("sets", {}), "overall": report.get("overall", {})} if report.get("sets") else {}
+
+    def share(m: dict[str, Any], verdict_key: str, recall_key: str, called_fake: bool) -> float | None:
+        if verdict_key in m:
+            return m[verdict_key]
+        recall = m.get(recall_key)
+        return None if recall is None else (1 - recall if called_fake else recall)
+
+    columns = {
+        "ROC-AUC": lambda m: m.get("roc_auc"),
+        "reals called fake": lambda m: share(m, "real_called_fake", "recall_real", True),
+        "fakes called fake": lambda m: share(m, "fake_called_fake", "recall_fake", False),
+        "ECE": lambda m: m.get("ece"),
+    }
+    if any("no_face" in m for m in rows.values()):
+        columns["no face"] = lambda m: m.get("no_face")
+    if any(m.get("heat_in_face") is not None for m in rows.values()):
+        columns["Grad-CAM heat in face box"] = lambda m: m.get("heat_in_face")
+    lines = ["| set | n | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for name, m in rows.items():
+        cells = []
+        for get in columns.values():
+            value = get(m)
+            cells.append("–" if value is None else str(value) if isinstance(value, int) else f"{value:.3f}")
+        lines.append(f"| {name} | {m.get('n', '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

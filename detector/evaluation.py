@@ -281,6 +281,26 @@ def choose_threshold(
     return float(np.clip(threshold, 1e-6, 1 - 1e-6))
 
 
+def with_one_label_pool(per_set: PerSet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``per_set`` and, when some sets hold one label only and together hold both, a row that
+    joins them, named as ``sampling.group_sources`` names the training source they make
+    (``"a + b"``): a set of fakes alone has no ROC-AUC, the fakes against the reals they
+    stand against in training have one.
+
+    Args:
+        per_set: Set name -> ``(y_true, scores)``.
+
+    Returns:
+        A new dict: the sets, then the pooled row if there is one.
+    """
+    out = {name: (np.asarray(y), np.asarray(p)) for name, (y, p) in per_set.items()}
+    one_label = [name for name, (y, _) in out.items() if len(y) and len(np.unique(y)) == 1]
+    joined = np.concatenate([out[name][0] for name in one_label]) if one_label else np.zeros(0)
+    if len(np.unique(joined)) == 2:
+        out[" + ".join(one_label)] = (joined, np.concatenate([out[name][1] for name in one_label]))
+    return out
+
+
 def source_weights(per_source: PerSet) -> np.ndarray:
     """Sample weights that give every source, and both classes within it, the same total
     weight, in the order of ``per_source``'s values concatenated.

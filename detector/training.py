@@ -505,12 +505,9 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
     scored = {}
     for split in {"val", *splits}:
         parts = [a.split(split).with_faces() for a in sets]
-        # A set's scores, and each source's (a pool's rows are its sets' rows, joined).
-        scored[split] = {a.name: (a.labels, predict_logits(model, a.images, views)) for a in parts}
-        for source in group_sources(parts):
-            members = source.name.split(" + ")
-            if len(members) > 1:
-                scored[split][source.name] = tuple(np.concatenate([scored[split][m][i] for m in members]) for i in (0, 1))
+        # Each set's scores, and a row for the pool of one-label sets (a training source).
+        scored[split] = evaluation.with_one_label_pool(
+            {a.name: (a.labels, predict_logits(model, a.images, views)) for a in parts})
     by_source = {name: scored["val"][name] for name in _source_names(sets)}
     y_val = np.concatenate([y for y, _ in by_source.values()])
     z_val = np.concatenate([z for _, z in by_source.values()])

@@ -162,11 +162,18 @@ def test_help_and_usage_errors_import_no_tensorflow(args):
 
 
 def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
-    done = run_cli("--weights", tiny_weights, "evaluate", "--sets", tiny_set, "--split", "test", "--out", tmp_path)
+    done = run_cli("--weights", tiny_weights, "evaluate", "--sets", tiny_set, "--split", "test", "--out", tmp_path,
+                   "--gradcam")
     assert done.returncode == 0, done.stderr
+    assert "| set | n | ROC-AUC | reals called fake | fakes called fake |" in done.stdout
     report = json.loads((tmp_path / "metrics.json").read_text())
     overall = report["overall"]
     assert overall["n"] == 16
+    row = report["sets"][tiny_set.name]
+    # Verdicts as predict gives them: the shares of each class add up, faces not found apart.
+    assert row["no_face"] == 0
+    assert sum(row[f"real_called_{v}"] for v in ("fake", "real", "uncertain")) == pytest.approx(1.0)
+    assert 0.0 <= row["heat_in_face"] <= 1.0
     for key in ("roc_auc", "average_precision", "accuracy", "precision", "recall", "f1", "eer", "confusion"):
         assert key in overall
     assert (tmp_path / "roc.png").stat().st_size > 1000
