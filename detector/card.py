@@ -34,6 +34,19 @@ REGENERATE_COMMAND = "python train.py"
 #: "recall_real", "n"}}}``. ``ModelCard.unseen_summary`` reads it to the page.
 UNSEEN_SECTION = "Unseen fakes (leave one source out)"
 
+#: Where each shared set's images come from and under which terms (``../shared/data/README.md``).
+PROVENANCE = {
+    "dfdc_faces": "Deepfake Detection Challenge videos, DFDC terms (research use, no redistribution)",
+    "ffhq_stylegan": "FFHQ photos, CC BY-NC-SA 4.0 (each keeps its Flickr licence); StyleGAN images, NVIDIA's "
+                     "non-commercial licence",
+    "lfw_faceswap": "LFW press photos (research use; the photos keep their owners' copyright) and face swaps made "
+                    "from them",
+    "ecuador_flux_lora": "news photos and interview frames of four Ecuadorian politicians (research use; owners' "
+                         "copyright) and FLUX.1-dev LoRA images of them (FLUX.1-dev non-commercial licence)",
+    "sfhq_t2i": "SFHQ-T2I text-to-image portraits (SDXL, FLUX.1), MIT",
+    "utkface_wild_crops": "UTKFace web photos (research use; owners' copyright)",
+}
+
 #: Arguments of a training command that name this machine's folders: a card leaves them out.
 _MACHINE_ARGUMENTS = ("--out", "--cache-dir", "--work-dir")
 #: Configuration fields that name this machine's folders: a card leaves them out.
@@ -203,10 +216,13 @@ class ModelCard:
             "",
             "## Data",
             "",
-            "Images per set, split and label:",
+            "Images per set, split and label (\"no_face\": images in which no face was found, left out):",
             "",
             _counts_table(self.data.get("sets", {})),
             "",
+            *([f"Training sources (each balanced real against fake): "
+               + "; ".join(f"`{name}` {how}" for name, how in self.data["sources"].items()), ""]
+              if self.data.get("sources") else []),
             "## Training",
             f"- Command: `{without_machine_paths(train).get('command', REGENERATE_COMMAND)}`",
             f"- Time: {train.get('minutes', '?')} minutes on {train.get('machine', '?')}",
@@ -234,8 +250,11 @@ class ModelCard:
             "  no face is found gets no verdict (\"no face\").",
             "",
             "## Licences and provenance",
-            "- DFDC images: DFDC terms (research use). FFHQ: CC BY-NC-SA 4.0. StyleGAN images: NVIDIA",
-            "  non-commercial licence. The weights are derived from these data; use them accordingly.",
+            *[f"- `{name}`: {PROVENANCE.get(name, 'see the set’s own licence')}" for name in self.data.get("sets", {})],
+            "- The weights are derived from these data; use them accordingly.",
+            *(["- The network started from ImageNet MobileNetV2 weights (Apache-2.0, `third_party/`);",
+               "  ImageNet's terms apply to what they learned."]
+              if self.architecture.get("backbone") == "mobilenet_v2" else []),
             "",
         ]
         return "\n".join(p for p in parts if p is not None)
