@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--match-resolution", action=argparse.BooleanOptionalAction, default=d.match_resolution,
                    help="show each face at the resolution of a face of the other class of its source (default on; "
                    "see TrainConfig.match_resolution)")
+    p.add_argument("--match-look", action=argparse.BooleanOptionalAction, default=d.match_look,
+                   help="give half the faces the brightness, contrast and colour of a face of the other class of "
+                   "their source (default on; see TrainConfig.match_look)")
     p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
                    help="train each fake beside the real face it was made from, augmented alike "
                    f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
                   face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss,
-                  val_weighting=args.val_weighting, match_resolution=args.match_resolution)
+                  val_weighting=args.val_weighting, match_resolution=args.match_resolution,
+                  match_look=args.match_look)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

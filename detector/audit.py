@@ -213,11 +213,13 @@ def audit_stream(sets: list[str], cfg, batches: int = 40) -> dict[str, dict[str,
     x = np.array([[r[k] for k in CROP_FEATURES] for r in rows])
     labels, sources = np.array(labels), np.array(sources)
     out = {}
+    # A real face and the fake made from it sit side by side in a paired stream: one group, so
+    # no fold learns one of them and tests on its twin. Otherwise each crop is its own group
+    # (the stream draws faces at random; repeats are rare at these batch counts).
+    groups = np.arange(len(labels)) // 2 if cfg.paired else np.arange(len(labels))
     for i, name in enumerate(names):
         keep = sources == i
-        # Each drawn crop is its own group: the stream draws faces at random, with repeats
-        # rare at these batch counts.
-        out[name] = _result(x[keep], labels[keep], np.arange(keep.sum()), CROP_FEATURES, cfg.seed)
+        out[name] = _result(x[keep], labels[keep], groups[keep], CROP_FEATURES, cfg.seed)
     return out
 
 

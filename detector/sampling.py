@@ -21,6 +21,11 @@ look alike in everything but how the face was made:
   its source when that is lower (``match_resolution``): a real face then has ``min(R, F')``
   pixels and a fake ``min(F, R')``, with R, R' and F, F' independent draws of the two
   classes' resolutions, so both classes share one distribution.
+- **Look.** Classes also differ in brightness, contrast and colour (FLUX-LoRA renders are
+  darker and moodier than news photos; web photos of real people brighter than text-to-image
+  portraits). Half the faces, drawn at random, take on the brightness, contrast and
+  colourfulness of that same random face of the other class (``match_look``): each class's
+  looks are then one half its own and one half the other's, the same mixture for both.
 - **Degradations** (``detector.augment``): flips, crops, colour, blur, rescaling and JPEG,
   drawn alike for both classes; a real face and the fake made from it (DFDC's pairs, a self-
   blend and its source) get the same draw.
@@ -46,8 +51,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("detector.sampling")
 
-#: The resolutions a source's classes are matched against are kept as this many quantiles.
-NATIVE_QUANTILES = 256
+#: The faces whose resolution and look a source's other class is matched against: at most
+#: this many per source and label, drawn at random.
+LOOKS_PER_CLASS = 2048
+
+#: The columns of a look: the face's resolution in its file, then the crop's brightness
+#: (mean grey level), contrast (its spread) and colourfulness (mean distance from grey).
+LOOK_COLUMNS = ("native", "brightness", "contrast", "colour")
 
 
 @dataclass
@@ -61,8 +71,8 @@ class Source:
             empty for a source that trains on its pairs alone.
         reals: Its real images as ``(image, native)`` for self-blending, or ``None``.
         pairs: Real/fake pairs (each part stacked ``[real, fake]``), or ``None``.
-        natives: Per label, quantiles of the faces' resolutions (side of the cut region in
-            the file's pixels), for ``match_resolution``.
+        looks: Per label, ``(n, 4)`` looks (``LOOK_COLUMNS``) of a random sample of its faces,
+            for ``match_resolution`` and ``match_look``.
     """
 
     name: str
@@ -70,16 +80,28 @@ class Source:
     labelled: dict[int, tf.data.Dataset]
     reals: tf.data.Dataset | None
     pairs: tf.data.Dataset | None
-    natives: dict[int, np.ndarray]
+    looks: dict[int, np.ndarray]
 
 
-def native_quantiles(natives: np.ndarray) -> np.ndarray:
-    """``NATIVE_QUANTILES`` evenly spaced quantiles of a class's face resolutions: drawing one
-    uniformly draws from (nearly) the class's own distribution, at a fixed size."""
-    natives = np.asarray(natives, np.float32)
-    if not len(natives):
-        return np.zeros(0, np.float32)
-    return np.quantile(natives, (np.arange(NATIVE_QUANTILES) + 0.5) / NATIVE_QUANTILES).astype(np.float32)
+def crop_looks(images: np.ndarray, natives: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` looks (``LOOK_COLUMNS``) of crops: ``native``, then what ``match_look``
+    measures and sets, brightness, contrast and colourfulness."""
+    out = np.zeros((len(images), 4), np.float32)
+    out[:, 0] = natives
+    for start in range(0, len(images), 1024):  # in slices: float copies of 20,000 crops would take 6 GB
+        x = images[start : start + 1024].astype(np.float32)
+        grey = x.mean(axis=-1, keepdims=True)
+        out[start : start + 1024, 1] = grey.mean(axis=(1, 2, 3))
+        out[start : start + 1024, 2] = grey.std(axis=(1, 2, 3))
+        out[start : start + 1024, 3] = np.abs(x - grey).mean(axis=(1, 2, 3))
+    return out
+
+
+def sample_looks(looks: np.ndarray, seed: int = 0) -> np.ndarray:
+    """At most ``LOOKS_PER_CLASS`` rows of ``looks``, drawn at random (all when fewer)."""
+    if len(looks) <= LOOKS_PER_CLASS:
+        return np.asarray(looks, np.float32)
+    return np.asarray(looks, np.float32)[np.random.default_rng(seed).choice(len(looks), LOOKS_PER_CLASS, replace=False)]
 
 
 def group_sources(train: list[Arrays]) -> list[Arrays]:
@@ -177,7 +199,8 @@ def sources_from_arrays(train: list[Arrays], cfg: "TrainConfig") -> list[Source]
             _shuffled(real_rows, seed + 2).map(lambda j, _c=columns: (tf.gather(_c[0], j), tf.gather(_c[4], j)))
             if len(real_rows) else None,
             _shuffled(pairs, seed + 3).map(rows) if len(pairs) else None,
-            {label: native_quantiles(arrays.native[arrays.labels == label]) for label in (0, 1)},
+            {label: sample_looks(crop_looks(arrays.images[arrays.labels == label], arrays.native[arrays.labels == label]),
+                                 seed) for label in (0, 1)},
         ))
     return out
 
@@ -216,15 +239,40 @@ def match_resolution(image: tf.Tensor, native: tf.Tensor, target: tf.Tensor) -> 
     )
 
 
-def _natives_table(sources: list[Source]) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(sources, 2, NATIVE_QUANTILES)`` quantiles and ``(sources, 2)`` counts (0 or all)."""
-    table = np.zeros((len(sources), 2, NATIVE_QUANTILES), np.float32)
+def match_look(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """A crop given the brightness, contrast and colourfulness ``target`` (``LOOK_COLUMNS[1:]``,
+    as ``crop_looks`` measures them).
+
+    The grey levels are shifted and stretched to the target's mean and spread, and each
+    pixel's distance from grey scaled to the target's colourfulness (by at most 4 times
+    either way), so the face keeps its shapes and its colours' hues.
+
+    Args:
+        image: ``(S, S, 3)`` float pixels, 0-255.
+        target: ``(3,)``: brightness, contrast, colourfulness.
+
+    Returns:
+        ``(S, S, 3)`` float32 pixels, clipped to 0-255.
+    """
+    x = tf.cast(image, tf.float32)
+    grey = tf.reduce_mean(x, axis=-1, keepdims=True)
+    chroma = x - grey
+    colour = tf.reduce_mean(tf.abs(chroma))
+    mean, spread = tf.reduce_mean(grey), tf.math.reduce_std(grey)
+    grey = (grey - mean) * (target[1] / tf.maximum(spread, 1.0)) + target[0]
+    chroma *= tf.clip_by_value(target[2] / tf.maximum(colour, 0.5), 0.25, 4.0)
+    return tf.clip_by_value(grey + chroma, 0.0, 255.0)
+
+
+def _looks_table(sources: list[Source]) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(sources, 2, LOOKS_PER_CLASS, 4)`` looks and ``(sources, 2)`` counts of them."""
+    table = np.zeros((len(sources), 2, LOOKS_PER_CLASS, len(LOOK_COLUMNS)), np.float32)
     counts = np.zeros((len(sources), 2), np.int32)
     for i, s in enumerate(sources):
         for label in (0, 1):
-            q = s.natives.get(label, np.zeros(0))
-            table[i, label, : len(q)] = q
-            counts[i, label] = len(q)
+            rows = s.looks.get(label, np.zeros((0, len(LOOK_COLUMNS))))
+            table[i, label, : len(rows)] = rows
+            counts[i, label] = len(rows)
     return tf.constant(table), tf.constant(counts)
 
 
@@ -280,19 +328,25 @@ def balanced_batches(sources: list[Source], cfg: "TrainConfig", mask_size: int, 
                 add(blended.map(lambda real, fake: fake), share / 2 * blend)
     weights = np.array(weights) / np.sum(weights)
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights.tolist(), seed=cfg.seed)
-    table, counts = _natives_table(sources)
+    table, counts = _looks_table(sources)
     aug = cfg.augment
 
     def prepare(element, seed, match_label):
         image, mask, known, label, native, source = element
-        # The resolution of a random face of the other class of this source (of the
-        # source's fakes for both members of a pair), as the module's docstring explains.
+        # A random face of the other class of this source (of the source's fakes for both
+        # members of a pair), whose resolution and, half the time, look this face takes on,
+        # as the module's docstring explains.
         n = counts[source, match_label]
-        draw = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 7), 0, tf.maximum(n, 1),
-                                           dtype=tf.int32)
-        target = tf.where(n > 0, table[source, match_label, draw], native)
-        image = match_resolution(image, native, target) if cfg.match_resolution else tf.cast(image, tf.float32)
-        image, mask = augment(image, mask, seed, mask_size, aug)
+        fold = tf.random.experimental.stateless_fold_in
+        draw = tf.random.stateless_uniform([], fold(seed, 7), 0, tf.maximum(n, 1), dtype=tf.int32)
+        partner = table[source, match_label, draw]
+        x = tf.cast(image, tf.float32)
+        if cfg.match_resolution:
+            x = match_resolution(x, native, tf.where(n > 0, partner[0], native))
+        if cfg.match_look:
+            take = (n > 0) & (tf.random.stateless_uniform([], fold(seed, 11)) < 0.5)
+            x = tf.cond(take, lambda: match_look(x, partner[1:]), lambda: x)
+        image, mask = augment(x, mask, seed, mask_size, aug)
         # The mask loss is one value per pixel: its weight must be too (a per-image weight
         # would be broadcast against the pixel rows).
         weights = {"fake_logit": tf.constant(1.0), "mask_logit": tf.fill([mask_size, mask_size], known)}

@@ -13,7 +13,7 @@ sources of ``sampling.balanced_batches``, so training holds only a shuffle buffe
 Layout of a shard folder::
 
     index.json                          crop and mask size, face margin, image counts per set/split/label,
-                                        the training faces' resolutions (quantiles) per set and label
+                                        a sample of the training faces' looks per set and label
     <set>/<split>-<label>-00000.tfrecord
 
 Records hold raw pixels and float masks, not JPEG, so they read back bit for bit (a 128 px
@@ -33,7 +33,7 @@ import tensorflow as tf
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, crop_records, manipulation_masks, read_records
 from detector.defaults import IMAGES_PER_SHARD  # noqa: F401 (re-exported)
 from detector.faces import FACE_MARGIN
-from detector.sampling import Source, native_quantiles
+from detector.sampling import LOOKS_PER_CLASS, Source, crop_looks, sample_looks
 
 INDEX_FILE = "index.json"
 
@@ -110,13 +110,15 @@ def write_shards(
     for old in tf.io.gfile.glob(f"{folder}/*.tfrecord"):
         tf.io.gfile.remove(old)
     writers: dict[tuple[str, str], _ShardWriter] = {}
-    natives: dict[str, list[int]] = {label: [] for label in LABELS}
+    looks: dict[str, list[np.ndarray]] = {label: [] for label in LABELS}
     for part in parts:
         masks, known = manipulation_masks(part, MASK_SIZE)
+        train = (part.splits == "train") & part.found
+        for y, label in enumerate(LABELS):
+            rows = train & (part.labels == y)
+            looks[label].append(crop_looks(part.images[rows], part.native[rows]))
         for i in range(len(part)):
             key = (str(part.splits[i]), LABELS[part.labels[i]])
-            if key[0] == "train" and part.found[i]:
-                natives[key[1]].append(int(part.native[i]))
             if key not in writers:
                 writers[key] = _ShardWriter(shard_pattern(out_dir, name, *key).replace("*", "{:05d}"), images_per_shard)
             writers[key].write(_example(part, i, masks[i], known[i]))
@@ -125,7 +127,8 @@ def write_shards(
 
     index["sets"][name] = {s: {label: writers[(s, label)].count if (s, label) in writers else 0 for label in LABELS}
                            for s in SPLITS}
-    index.setdefault("train_natives", {})[name] = {label: native_quantiles(v).round(1).tolist() for label, v in natives.items()}
+    index.setdefault("train_looks", {})[name] = {
+        label: sample_looks(np.concatenate(rows)).round(2).tolist() for label, rows in looks.items()}
     with tf.io.gfile.GFile(index_path, "w") as f:
         json.dump(index, f, indent=2)
     return index
@@ -335,14 +338,19 @@ def shard_sources(folder: str | Path, cfg) -> list[Source]:
                 [float(n) for _, n in parts], seed=_seed + offset)
             return ds.map(lambda *element: (*element, tf.constant(_i, tf.int32)))
 
-        natives = {}
+        looks = {}
         for y, label in enumerate(LABELS):
-            values = [np.repeat(index["train_natives"][name][label], train[name][label]) for name in members]
-            natives[y] = native_quantiles(np.concatenate(values))
+            # Each set's sample, drawn again in proportion to its faces.
+            rows = [np.asarray(index["train_looks"][name][label], np.float32).reshape(-1, 4) for name in members]
+            weights = np.concatenate([np.full(len(r), train[name][label] / max(len(r), 1)) for r, name in zip(rows, members)])
+            pooled = np.concatenate(rows)
+            pick = np.random.default_rng(seed).choice(len(pooled), min(len(pooled), LOOKS_PER_CLASS),
+                                                      replace=False, p=weights / weights.sum()) if len(pooled) else []
+            looks[y] = pooled[pick]
         has_reals = any(train[name]["real"] for name in members)
         sources.append(Source(
             " + ".join(members), sum(train[name]["real"] + train[name]["fake"] for name in members),
             {y: stream(label, y) for y, label in enumerate(LABELS)},
             stream("real", 2).map(lambda image, mask, known, label, native, source: (image, native)) if has_reals else None,
-            None, natives))
+            None, looks))
     return sources

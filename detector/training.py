@@ -77,6 +77,8 @@ class TrainConfig:
             often.
         match_resolution: Show each face at the resolution of a random face of the other
             class of its source, when lower (``sampling.match_resolution``).
+        match_look: Give half the faces the brightness, contrast and colourfulness of that
+            random face of the other class (``sampling.match_look``).
         self_blend_share: Share of each source's fakes that are self-blended images made from
             its real faces (``augment.self_blend``); 0 turns them off.
         paired: Train on real/fake pairs: each fake next to the real face it was made from
@@ -131,6 +133,7 @@ class TrainConfig:
     val_weighting: str = "sources"
     min_set_share: float = 0.08
     match_resolution: bool = True
+    match_look: bool = True
     self_blend_share: float = 0.2
     paired: bool = True
     mask_loss_weight: float = 0.5

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from detector.augment import AugmentConfig
 from detector.data import Arrays
-from detector.sampling import (describe_sources, group_sources, match_resolution, native_quantiles, source_shares,
-                               training_dataset)
+from detector.sampling import (LOOKS_PER_CLASS, describe_sources, group_sources, match_look, match_resolution,
+                               sample_looks, source_shares, training_dataset)
 from detector.training import TrainConfig
 
 NO_DEGRADATIONS = AugmentConfig(zoom=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
@@ -110,15 +110,42 @@ def test_a_source_whose_fakes_have_fewer_pixels_trains_both_classes_at_one_resol
     gaps = {}
     for matched in (False, True):
         cfg = TrainConfig.quick("unused", batch_size=40, augment=NO_DEGRADATIONS, self_blend_share=0.0,
-                                match_resolution=matched)
+                                match_resolution=matched, match_look=False)
         images, targets, _ = next(iter(training_dataset([arrays], cfg, mask_size=8)))
         sharp, labels = np.log(_sharpness(images.numpy()) + 1), targets["fake_logit"].numpy().ravel()
         gaps[matched] = sharp[labels == 0].mean() - sharp[labels == 1].mean()
     assert gaps[False] > 1.0 and abs(gaps[True]) < 0.25 * gaps[False], gaps
 
 
-def test_native_quantiles_stand_for_the_distribution():
-    values = np.arange(1000)
-    q = native_quantiles(values)
-    assert len(q) == 256 and q[0] < 5 and q[-1] > 994 and np.all(np.diff(q) >= 0)
-    assert len(native_quantiles(np.zeros(0))) == 0
+def test_a_source_whose_fakes_look_darker_trains_both_classes_at_one_brightness():
+    # Fakes dark and dull, reals bright and colourful: without matching, brightness alone
+    # tells them apart; with it, half of each class wears the other's look.
+    rng = np.random.default_rng(0)
+    reals = np.clip(rng.normal([170, 140, 120], 30, (60, 32, 32, 3)), 0, 255).astype(np.uint8)
+    fakes = np.clip(rng.normal([60, 60, 60], 10, (60, 32, 32, 3)), 0, 255).astype(np.uint8)
+    arrays = Arrays("s", np.concatenate([reals, fakes]), np.array([0] * 60 + [1] * 60), np.array(["train"] * 120),
+                    np.array([str(i) for i in range(120)]), np.array([f"{i}.png" for i in range(120)]),
+                    np.ones(120, bool), np.full(120, 32))
+    gaps = {}
+    for matched in (False, True):
+        cfg = TrainConfig.quick("unused", batch_size=120, augment=NO_DEGRADATIONS, self_blend_share=0.0,
+                                match_look=matched, paired=False)
+        images, targets, _ = next(iter(training_dataset([arrays], cfg, mask_size=8)))
+        brightness, labels = images.numpy().mean(axis=(1, 2, 3)), targets["fake_logit"].numpy().ravel()
+        gaps[matched] = brightness[labels == 0].mean() - brightness[labels == 1].mean()
+    assert gaps[False] > 80 and abs(gaps[True]) < 0.2 * gaps[False], gaps
+
+
+def test_match_look_sets_brightness_contrast_and_colour():
+    rng = np.random.default_rng(1)
+    image = tf.constant(np.clip(rng.normal([150, 100, 80], 20, (48, 48, 3)), 0, 255), tf.float32)
+    out = match_look(image, tf.constant([90.0, 30.0, 10.0])).numpy()
+    grey = out.mean(axis=-1)
+    assert abs(grey.mean() - 90) < 2 and abs(grey.std() - 30) < 2
+    assert abs(np.abs(out - grey[..., None]).mean() - 10) < 1.5
+
+
+def test_looks_are_sampled_to_a_bounded_table():
+    looks = np.random.default_rng(0).random((5000, 4)).astype(np.float32)
+    assert sample_looks(looks).shape == (LOOKS_PER_CLASS, 4)
+    assert sample_looks(looks[:10]).shape == (10, 4)

@@ -104,7 +104,7 @@ def test_training_from_shards(arrays, shards, tmp_path):
     assert card.training["epochs_run"] == 1 and card.training["config"]["shards"] == str(shards)
     assert card.metrics["test"]["overall"]["n"] == 16
     assert card.data["sets"][arrays.name]["train"] == {"real": 8, "fake": 8}
-    assert read_index(shards)["train_natives"][arrays.name]["real"]  # the resolutions to match
+    assert read_index(shards)["train_looks"][arrays.name]["real"]  # the looks to match
     assert (tmp_path / "model.keras").exists()
 
 
