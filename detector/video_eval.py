@@ -46,19 +46,17 @@ from detector import evaluation
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard
 from detector.clipmaker import moving_frames, write_clip
 from detector.data import read_records
+from detector.defaults import VIDEO_EVAL_FRAMES, VIDEO_EVAL_JSON, VIDEO_EVAL_MD, VIDEO_EVAL_SETS
 from detector.imaging import ImageError, load_image
 from detector.pooling import CARD_KEY, POOLINGS, VideoCalibration, pool
 from detector.video_scoring import deciding_tracks
 
-REPO = Path(__file__).resolve().parent.parent
 #: The sets with both labels (``sfhq_t2i`` and ``utkface_wild_crops`` hold one label each).
-DEFAULT_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_lora")
+DEFAULT_SETS = VIDEO_EVAL_SETS
 #: Frames per clip: a few seconds at ``CLIP_FPS``.
-FRAMES = 6
+FRAMES = VIDEO_EVAL_FRAMES
 #: The clips' frame rate, the detector's default sampling rate: every frame is scored.
 CLIP_FPS = 2.0
-REPORT_MD = REPO / "docs" / "VIDEO_EVAL.md"
-REPORT_JSON = REPO / "reports" / "video" / "video_eval.json"
 COMMAND = "python -m detector video-eval"
 
 
@@ -194,7 +192,7 @@ def evaluate_video(
         write_card: Store the fitted calibration in the card.
 
     Returns:
-        The report (also what ``REPORT_JSON`` holds).
+        The report (also what ``VIDEO_EVAL_JSON`` holds).
     """
     started = time.monotonic()
     roots = [Path(data_dir) / name for name in sets]
@@ -295,7 +293,7 @@ def _cell(value: float | None) -> str:
 
 
 def main(weights: str | None, data_dir: str, sets: list[str], frames: int, limit: int | None, write_card: bool,
-         out_md: str | Path = REPORT_MD, out_json: str | Path = REPORT_JSON) -> dict[str, Any]:
+         out_md: str | Path = VIDEO_EVAL_MD, out_json: str | Path = VIDEO_EVAL_JSON) -> dict[str, Any]:
     """The command: evaluate, write the card, the JSON and the Markdown page."""
     from detector.pipeline import Detector
 

@@ -33,6 +33,7 @@ from detector.pooling import UNFITTED_NOTE, VideoCalibration, pool
 from detector.render import Mark
 from detector.tracking import Tracker
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, Frames, sample_frames
+from detector.wording import NO_FACE
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector
@@ -43,7 +44,6 @@ BATCH_FRAMES = 8
 #: brief to judge: a passer-by, or a face the finder saw in a sleeve for a moment.
 MIN_TRACK_FRAMES = 3
 
-NO_FACE_LABEL = "no face"
 TOO_FEW = "too few frames"
 
 #: ``progress(done, total)`` after each sampled frame; ``total`` is an estimate.
@@ -285,7 +285,7 @@ def _clip_result(tracks: list[TrackResult], frames_scored: int, duration: float 
     track is long enough: a face glimpsed once must not outvote the people on screen."""
     if not tracks:
         notes = [f"no face found in the {frames_scored} sampled frame{'s' if frames_scored != 1 else ''}", *notes]
-        return VideoResult(None, NO_FACE_LABEL, duration, frames_scored, [], notes)
+        return VideoResult(None, NO_FACE, duration, frames_scored, [], notes)
     counted = deciding_tracks(tracks)
     labels = {t.label for t in counted}
     label = "fake" if "fake" in labels else "uncertain" if "uncertain" in labels else "real"

@@ -255,7 +255,7 @@ def test_predict_video_follows_both_faces_and_draws_the_most_suspicious_frame(cl
     assert details["fake_probability"] in bars.values()
     assert details["error"] is None and details["kind"] == "video" and details["frames_scored"] == 8
     judged = [t for t in details["tracks"] if not t.get("reason", "").startswith("too few")]
-    assert len(judged) == 2, details["tracks"]
+    assert len(judged) >= 2, details["tracks"]  # the two people in front (and the girl at the edge, if found)
     assert cv2.imread(overlay).shape[:2] == (360, 640)
 
     plot, rows, status = explain_video(details, CARD)
@@ -282,7 +282,7 @@ def test_a_video_without_a_face_says_so_and_gives_no_verdict(client, tmp_path):
 
     label, overlay, details = client.predict(handle_file(str(videos.no_face(tmp_path / "sky.mp4"))),
                                              api_name="/predict_video")
-    assert label == {"label": "no face found"} and overlay is None
+    assert label["label"] == "no face found" and not label.get("confidences") and overlay is None
     assert details["label"] == "no face" and details["fake_probability"] is None
     plot, rows, status = explain_video(details, CARD)
     assert plot is None and rows == []

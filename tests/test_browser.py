@@ -141,7 +141,8 @@ def test_a_clip_shows_each_face_over_time_and_the_most_suspicious_frame(browser,
     status = page.locator("#video-status")
     expect(status).to_contain_text("Verdict:", timeout=120_000)
     expect(status).to_contain_text("followed through 8 frames of a 4.0 s clip")
-    expect(page.locator("#video-verdict")).to_contain_text("fake")
+    expect(page.locator("#video-verdict")).to_contain_text("face 1")  # a bar per face, numbered as its track
+    expect(page.locator("#video-verdict")).to_contain_text("face 2")
     page.wait_for_function(image_shown("#video-overlay"), timeout=30_000)
     page.wait_for_function(image_shown("#video-plot"), timeout=30_000)
     rows = int(page.locator("#tracks [role=grid]").get_attribute("aria-rowcount")) - 1  # less the header

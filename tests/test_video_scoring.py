@@ -15,9 +15,9 @@ from detector import render
 from detector.card import ModelCard
 from detector.faces import Box
 from detector.pooling import CARD_KEY, UNFITTED_NOTE, VideoCalibration, pool
+from detector.wording import NO_FACE
 from detector.video_scoring import (
     BATCH_FRAMES,
-    NO_FACE_LABEL,
     FrameScore,
     _clip_result,
     _track_result,
@@ -65,8 +65,13 @@ def test_two_faces_are_tracked_through_the_clip_and_scored_in_batches(detector, 
     assert sum(counted["logits"]) == sum(len(t.frames) for t in result.tracks)
     assert [done for done, _ in seen] == list(range(1, 13)) and seen[-1][1] == 12
 
-    assert len(result.tracks) == 2, [(t.id, len(t.frames)) for t in result.tracks]
-    left, right = sorted(result.tracks, key=lambda t: t.frames[0].box.x)
+    # The two people in front, followed all along (the finder may also see the girl at the edge).
+    people = sorted(result.tracks, key=lambda t: -t.frames[0].box.w)[:2]
+    assert len(result.tracks) >= 2, [(t.id, len(t.frames)) for t in result.tracks]
+    left, right = sorted(people, key=lambda t: t.frames[0].box.x)
+    for track in result.tracks:  # no track jumps from one face to another
+        steps = zip(track.frames, track.frames[1:])
+        assert all(abs(a.box.x - b.box.x) < a.box.w / 2 and abs(a.box.y - b.box.y) < a.box.h / 2 for a, b in steps)
     for track in (left, right):
         assert len(track.frames) >= 10 and track.first_s <= 0.5 and track.last_s >= 5.0
         assert [f.t for f in track.frames] == sorted(f.t for f in track.frames)
@@ -105,7 +110,7 @@ def test_a_cut_ends_the_tracks_before_it(detector, tmp_path):
 
 def test_a_clip_without_a_face_says_no_face_and_gives_no_verdict(detector, tmp_path):
     result = detector.predict_video(videos.no_face(tmp_path / "sky.mp4"))
-    assert result.label == NO_FACE_LABEL and result.fake_probability is None and result.tracks == []
+    assert result.label == NO_FACE and result.fake_probability is None and result.tracks == []
     assert result.note.startswith("no face found in the 8 sampled frames") and UNFITTED_NOTE not in result.note
     assert result.to_dict()["fake_probability"] is None
 
