@@ -282,7 +282,7 @@ def _training_figure(steps: int) -> Figure:
     images[1::2] = images[0::2]  # each fake is its real with the face altered, as in DFDC
     images[1::2, 40:88, 40:88] = images[1::2, 40:88, 40:88] // 2 + 60
     arrays = Arrays("synthetic", images, np.arange(n) % 2, np.full(n, "train"), np.repeat(np.arange(n // 2), 2).astype(str),
-                    np.array([f"{i}.png" for i in range(n)]))
+                    np.array([f"{i}.png" for i in range(n)]), np.ones(n, bool), np.full(n, cfg.input_size))
     _, trainer = build_trainer(cfg, steps_per_epoch=100)
     dataset = training_dataset([arrays], cfg, mask_size=trainer.get_layer("mask_logit").output.shape[1])
 

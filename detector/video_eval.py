@@ -78,7 +78,8 @@ class ClipScores:
         clip: The clip.
         tracks: The judged frame logits of each deciding track (empty: no face found).
         frames: The highest judged face logit of each sampled frame with a face.
-        photos: Each source image's fake probability through ``Detector.predict``.
+        photos: Each source image's score through ``Detector.predict`` (``image_score``: its
+            highest face's, or the whole image's when no face is found, as ``evaluate`` counts).
     """
 
     clip: Clip
@@ -119,7 +120,7 @@ def score_clip(detector, clip: Clip, folder: Path, frames: int = FRAMES) -> Clip
     seed = zlib.crc32(f"{clip.set}/{clip.group}/{clip.label}".encode())
     path = write_clip(folder / "clip.mp4", moving_frames(images, frames, seed=seed), fps=CLIP_FPS)
     result = detector.predict_video(path, sample_fps=CLIP_FPS)
-    scores = ClipScores(clip, photos=[detector.predict(image).fake_probability for image in images])
+    scores = ClipScores(clip, photos=[detector.predict(image).image_score for image in images])
     if not result.tracks:
         return scores
     scores.tracks = [[f.logit for f in t.frames if f.judged] or [f.logit for f in t.frames]
