@@ -1,7 +1,7 @@
 """The demo's Video tab: drop a clip, see every face followed and scored over time.
 
 ``app.py`` builds the page and calls ``video_tab`` inside it. One event is an API endpoint,
-``/predict_video``: a video file in; the clip's fake/real confidences, its most suspicious
+``/predict_video``: a video file in; each face's fake probability (the bars), its most suspicious
 frame with the Grad-CAM map, and the details (JSON, as ``python -m detector predict --json``
 prints them, without the path) out. The plot, the table and the status line are filled from
 those details by a private event, as on the photo tab.

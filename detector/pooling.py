@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from detector import evaluation
+from detector.views import describe
 
 
 def _top_mean(logits: np.ndarray, k: int) -> float:
@@ -41,6 +42,8 @@ POOLINGS: dict[str, Callable[[np.ndarray], float]] = {
 DEFAULT_POOLING = "mean"
 #: Where the fit lives in the model card's ``extra``.
 CARD_KEY = "Video calibration"
+#: The entry of the fit that says what it was fitted on.
+MEASURED_ON = "validation clips"
 UNFITTED_NOTE = ("no video calibration for these weights: tracks are scored with the image calibration "
                  "(run `python -m detector video-eval`)")
 
@@ -72,7 +75,8 @@ class VideoCalibration:
         sha256: The weights the fit was made for.
         scoring_views: The views the frame logits were averaged over.
         fitted: False when this is the image calibration standing in (see the module).
-        measured: What the fit was made on (sets, clips, frames per clip), for the card.
+        measured: What the fit was made on (clips, sets, their ROC-AUC per pooling), flat, for
+            the card's table.
     """
 
     pooling: str
@@ -90,11 +94,12 @@ class VideoCalibration:
         """The card's video calibration, or its image calibration when the card has none
         for these weights and views (``fitted`` is then False)."""
         block = card.extra.get(CARD_KEY)
-        views = [list(v) for v in card.scoring_views]
-        if isinstance(block, dict) and block.get("sha256") == card.sha256 and block.get("scoring_views") == views:
-            return cls(block["pooling"], block["temperature"], block["bias"], block["threshold"],
-                       tuple(block["uncertain_band"]), block["sha256"], tuple(map(tuple, views)),
-                       True, block.get("measured"))
+        if isinstance(block, dict) and len(block) == 1:
+            ((pooling, fit),) = block.items()
+            if fit.get("weights sha256") == card.sha256 and fit.get("scoring views") == describe(card.scoring_views):
+                return cls(pooling, fit["temperature"], fit["bias"], fit["threshold"],
+                           (fit["uncertain from"], fit["uncertain to"]), card.sha256, tuple(card.scoring_views),
+                           True, fit.get(MEASURED_ON))
         return cls(DEFAULT_POOLING, card.temperature, card.bias, card.threshold, tuple(card.uncertain_band),
                    card.sha256, tuple(card.scoring_views), fitted=False)
 
@@ -111,12 +116,13 @@ class VideoCalibration:
                    dict(measured or {}))
 
     def card_block(self) -> dict[str, Any]:
-        """The JSON stored as ``card.extra[CARD_KEY]``."""
-        out = asdict(self)
-        out.pop("fitted")
-        out["scoring_views"] = [list(v) for v in self.scoring_views]
-        out["uncertain_band"] = list(self.uncertain_band)
-        return out
+        """What ``card.extra[CARD_KEY]`` holds: ``{pooling: {fit..., MEASURED_ON: {...}}}``, the
+        shape the card renders as a table (one row: the pooling, the fit, what it was fitted on)."""
+        lo, hi = self.uncertain_band
+        fit = {"temperature": self.temperature, "bias": self.bias, "threshold": self.threshold,
+               "uncertain from": lo, "uncertain to": hi, "scoring views": describe(self.scoring_views),
+               "weights sha256": self.sha256, MEASURED_ON: dict(self.measured or {})}
+        return {self.pooling: fit}
 
     def probability(self, pooled_logit: float) -> float:
         return float(evaluation.apply_temperature(pooled_logit, self.temperature, self.bias))

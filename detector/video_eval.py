@@ -48,7 +48,7 @@ from detector.clipmaker import moving_frames, write_clip
 from detector.data import read_records
 from detector.defaults import VIDEO_EVAL_FRAMES, VIDEO_EVAL_JSON, VIDEO_EVAL_MD, VIDEO_EVAL_SETS
 from detector.imaging import ImageError, load_image
-from detector.pooling import CARD_KEY, POOLINGS, VideoCalibration, pool
+from detector.pooling import CARD_KEY, MEASURED_ON, POOLINGS, VideoCalibration, pool
 from detector.video_scoring import deciding_tracks
 
 #: The sets with both labels (``sfhq_t2i`` and ``utkface_wild_crops`` hold one label each).
@@ -206,8 +206,8 @@ def evaluate_video(
     chosen = max(POOLINGS, key=lambda how: val_auc[how] or 0.0)
     card = detector.card
     width = card.training.get("config", {}).get("uncertain_width", 0.1)
-    measured = {"command": COMMAND, "sets": list(sets), "frames_per_clip": frames, "limit": limit,
-                "val_clips": len(val_clips), "val_clip_roc_auc": val_auc}
+    measured = {"clips": len(val_clips), "sets": ", ".join(sets), "frames per clip": frames,
+                **{f"ROC-AUC {how}": auc for how, auc in val_auc.items()}}
     calibration = VideoCalibration.fit(card, chosen, val_labels, np.array([s.pooled(chosen) for s in val_clips]),
                                        width, measured)
 
@@ -267,9 +267,9 @@ def markdown(report: dict[str, Any]) -> str:
                  str(f["clips_of_several_images"]), _cell(f["photo_roc_auc"]), _cell(f["frame_roc_auc"]),
                  *(_cell(clip[n]) for n in names), "–" if gain is None else f"{gain:+.3f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cal = report["calibration"]
+    cal = report["calibration"][chosen]
     test = report["test_calibrated"]
-    lo, hi = cal["uncertain_band"]
+    lo, hi = cal["uncertain from"], cal["uncertain to"]
     lines += [
         "",
         "gain: clip minus frame ROC-AUC with the chosen pooling. \"all sets\" pools every set's clips "
@@ -279,7 +279,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"**Pooling chosen on validation clips: `{chosen}`** (validation clip ROC-AUC: "
         + ", ".join(f"{n} {_cell(v)}" for n, v in report["val_clip_roc_auc"].items()) + ").",
         "",
-        f"Video calibration fitted on {cal['measured']['val_clips']} validation clips and stored in the model card: "
+        f"Video calibration fitted on {cal[MEASURED_ON]['clips']} validation clips and stored in the model card: "
         f"sigmoid(pooled logit / {cal['temperature']:.3f} + {cal['bias']:.3f}), threshold {cal['threshold']:.3f}, "
         f"uncertain band [{lo:.3f}, {hi:.3f}]. On the {test['n']} test clips with a face: ROC-AUC "
         f"{_cell(test['roc_auc'])}, accuracy {_cell(test['accuracy'])}, balanced accuracy "

@@ -37,7 +37,7 @@ def test_a_fit_is_stored_in_the_card_and_used_only_for_its_weights_and_views(tmp
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 200)
     logits = rng.normal(0, 1, 400) + 2.0 * labels - 1.0
-    fitted = VideoCalibration.fit(CARD, "median", labels, logits, uncertain_width=0.1, measured={"val_clips": 400})
+    fitted = VideoCalibration.fit(CARD, "median", labels, logits, uncertain_width=0.1, measured={"clips": 400})
     assert 0 < fitted.threshold < 1 and fitted.uncertain_band == pytest.approx((fitted.threshold - 0.1, fitted.threshold + 0.1))
     p = np.array([fitted.probability(z) for z in logits])
     assert abs(p[labels == 1].mean() - 0.5) > 0.2  # it separates the classes, and is not the identity
@@ -45,7 +45,8 @@ def test_a_fit_is_stored_in_the_card_and_used_only_for_its_weights_and_views(tmp
     card.save(tmp_path)
     again = VideoCalibration.of(ModelCard.load(tmp_path))
     assert again.fitted and again.pooling == "median" and again.temperature == pytest.approx(fitted.temperature)
-    assert again.measured == {"val_clips": 400}
+    assert again.measured == {"clips": 400}
+    assert "| median | validation clips |" in card.to_markdown() and "```json" not in card.to_markdown()
     # Other weights, or other scoring views, make the fit stale: the image calibration returns.
     assert not VideoCalibration.of(replace(card, sha256="def")).fitted
     assert not VideoCalibration.of(replace(card, scoring_views=((1.0, 0.0, 0.0, False),))).fitted
