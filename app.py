@@ -11,7 +11,7 @@ This file only wires the page: the ``detector`` package decodes, finds and score
 ``detector.render`` draws the overlay, ``detector.wording`` writes the numbers. One event is
 an API endpoint, ``/predict``: an image file in; each face's fake probability (the bars), the
 overlay image and the details (JSON) out. Everything else on the page is filled from those
-details by a private event.
+details by a private event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from app_video import video_tab
 from detector import render
 from detector.card import ModelCard, WeightsError
 from detector.imaging import ImageError, load_image
@@ -51,8 +52,9 @@ EXAMPLE_ORDER = (
     "dlib_voc_2009_004587.jpg",
 )
 
-#: Largest upload the server accepts. A 45-megapixel camera JPEG is 15-30 MB.
-MAX_FILE_SIZE = "50mb"
+#: Largest upload the server accepts. A 45-megapixel camera JPEG is 15-30 MB; a minute of
+#: 1080p phone video 100-130 MB.
+MAX_FILE_SIZE = "200mb"
 #: Requests scored at once. Each holds a decoded photo (up to 150 MB at 50 megapixels) and
 #: its Grad-CAM, so this bounds memory; on a 2-core CPU more would not be faster anyway.
 CONCURRENCY_LIMIT = 2
@@ -166,6 +168,7 @@ def build_demo(detector) -> gr.Blocks:
             )
             with gr.Accordion("Details as JSON (what the /predict API returns)", open=False):
                 details = gr.JSON(label="Details", elem_id="details")
+        video_tab(detector)
         with gr.Tab("About the model"):
             gr.Markdown(card.to_markdown(), elem_id="about")
 

@@ -1,7 +1,8 @@
-"""Command line: ``python -m detector {predict,evaluate,audit,robustness,card,calibrate,bench,shards} ...``.
+"""Command line: ``python -m detector {predict,evaluate,audit,robustness,card,calibrate,bench,video-eval,shards} ...``.
 
-    python -m detector predict photo.jpg folder/            # a readable table
+    python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
+    python -m detector video-eval                            # pooling on clips from the sets -> docs/VIDEO_EVAL.md
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
     python -m detector audit                                 # can trivial statistics tell real from fake per source?
     python -m detector calibrate                             # refit calibration on validation data
@@ -25,7 +26,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from detector.defaults import IMAGES_PER_SHARD, INPUT_SIZE, SHARED_DATA, SHARED_SETS
+from detector.defaults import (
+    IMAGES_PER_SHARD,
+    INPUT_SIZE,
+    SHARED_DATA,
+    SHARED_SETS,
+    VIDEO_EVAL_FRAMES,
+    VIDEO_EVAL_JSON,
+    VIDEO_EVAL_MD,
+    VIDEO_EVAL_SETS,
+)
 from detector.startup import import_tensorflow
 from detector.wording import face_phrase, percent
 
@@ -36,14 +46,16 @@ PROGRESS_FROM = 20
 
 
 def iter_inputs(paths: list[str]) -> Iterator[Path]:
-    """Files named on the command line, and image files found by walking folders (sorted)."""
+    """Files named on the command line, and image and video files found by walking folders (sorted)."""
+    from detector.video import VIDEO_SUFFIXES
+
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for name in sorted(files):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                         yield Path(root) / name
         else:
             yield path  # a missing file becomes that input's error, not a crash
@@ -60,10 +72,14 @@ def _scan(paths: list[str]) -> tuple[int, int]:
 def score_one(detector, path: Path) -> dict:
     """One CLI record: the result's JSON form, or the error that stopped it."""
     from detector.imaging import ImageError
+    from detector.video import is_video
+    from detector.video_scoring import failed_record
 
-    record = {"path": str(path), "fake_probability": None, "label": None, "faces": [], "error": None}
+    video = is_video(path)
+    record = {"path": str(path), **(failed_record() if video else
+                                    {"kind": "image", "fake_probability": None, "label": None, "faces": [], "error": None})}
     try:
-        record.update(detector.predict(path).to_dict())
+        record.update((detector.predict_video(path) if video else detector.predict(path)).to_dict())
     except ImageError as err:
         record["error"] = str(err)
     except OSError as err:  # unreadable path, permission denied, a folder named like a file
@@ -86,16 +102,19 @@ def table_header(path_width: int) -> str:
 def table_row(record: dict, path_width: int) -> str:
     """One input's line: its verdict, highest fake probability, face count, and the details:
     each face's verdict and fake probability (with the reason when it is uncertain), why no
-    face was judged, or the error."""
+    face was judged, or the error; for a video, each face followed and when it was seen."""
     (_, vw), (_, pw), (_, fw) = COLUMNS
     p = record["fake_probability"]
+    items = record["tracks"] if record["kind"] == "video" else record["faces"]
     if record["error"]:
         details = record["error"]
+    elif record["kind"] == "video":
+        details = _video_details(record)
     elif not record["faces"]:
         details = record.get("reason") or ""
     else:
         details = "; ".join(_face_details(i, face) for i, face in enumerate(record["faces"], 1))
-    label, faces = record["label"] or "error", "" if record["error"] else len(record["faces"])
+    label, faces = record["label"] or "error", "" if record["error"] else len(items)
     prob = "" if p is None else percent(p)
     return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {details}"
 
@@ -104,6 +123,15 @@ def _face_details(number: int, face: dict) -> str:
     """``"2: uncertain (45% fake) - probability close to the decision threshold"``."""
     phrase = face_phrase(face["label"], face["fake_probability"], number)
     return f"{phrase} - {face['reason']}" if face.get("reason") else phrase
+
+
+def _video_details(record: dict) -> str:
+    """``"10.0 s, 20 frames: 1: real (14% fake) at 0-9.5 s; 2: fake (91% fake) at 0-9.5 s"``,
+    and the note."""
+    tracks = "; ".join(f"{_face_details(t['id'], {**t, 'reason': None})} at {t['first_s']:g}-{t['last_s']:g} s"
+                       + (f" - {t['reason']}" if t.get("reason") else "") for t in record["tracks"])
+    details = f"{record['duration_s'] or 0:.1f} s, {record['frames_scored']} frames"
+    return "; ".join(filter(None, [f"{details}: {tracks}" if tracks else details, record["note"]]))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -190,6 +218,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_video_eval(args: argparse.Namespace) -> int:
+    from detector.video_eval import main, markdown
+
+    report = main(args.weights, args.data, args.sets, args.frames, args.limit, not args.no_card, args.out, args.json_out)
+    print(markdown(report))
+    return 0
+
+
 def cmd_shards(args: argparse.Namespace) -> int:
     from detector.shards import write_shards
 
@@ -205,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default=None, help="folder with model.keras and model_card.json (default: weights/)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="score images and folders")
-    p.add_argument("paths", nargs="+", help="image files and folders (walked)")
+    p = sub.add_parser("predict", help="score images, videos and folders")
+    p.add_argument("paths", nargs="+", help="image and video files, and folders (walked)")
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")
     p.add_argument("--quiet", action="store_true",
                    help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
@@ -253,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None, help="also write the report as JSON to this file")
     a.add_argument("--json", action="store_true", help="print JSON instead of the table")
     a.set_defaults(func=cmd_audit)
+
+    v = sub.add_parser("video-eval", help="per-clip vs per-frame ROC-AUC on clips filmed from the sets; fits the video calibration")
+    v.add_argument("--data", default=str(SHARED_DATA), help="folder holding the sets, by name (default ../shared/data)")
+    v.add_argument("--sets", nargs="+", default=list(VIDEO_EVAL_SETS), help="set names with both labels")
+    v.add_argument("--frames", type=int, default=VIDEO_EVAL_FRAMES, help=f"frames per clip (default {VIDEO_EVAL_FRAMES})")
+    v.add_argument("--limit", type=int, default=None, help="at most this many clips per label, set and split")
+    v.add_argument("--no-card", action="store_true", help="measure only: leave the model card's video calibration as it is")
+    v.add_argument("--out", default=str(VIDEO_EVAL_MD), help="the Markdown report (default docs/VIDEO_EVAL.md)")
+    v.add_argument("--json-out", default=str(VIDEO_EVAL_JSON), help="the JSON report (default reports/video/video_eval.json)")
+    v.set_defaults(func=cmd_video_eval)
 
     from detector.faces import FACE_MARGIN  # OpenCV, no TensorFlow
 

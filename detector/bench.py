@@ -12,6 +12,8 @@ runs (graph tracing, first allocations) excluded:
   people, upscaled to 4000 x 3000 in memory), each with and without Grad-CAM;
 * the same two inputs stage by stage, so the profile shows what stands in the way;
 * batch scoring throughput (``Detector.logits`` on 64 crops) and one crop through the CNN;
+* video (``detector.bench_video``): a 10-second 720p clip of two faces, end to end and stage
+  by stage, and peak memory on it and on a 2-minute clip;
 * a reference: Keras' ``Xception`` (random weights, 299 px, one logit: the FaceForensics++
   baseline detector) on the same crops resized to 299 px, with our figures as ratios to it;
 * parameters, weights file size and FLOPs per image, for both networks;
@@ -70,16 +72,20 @@ class Repeats:
     reference_crop: int = 10
     train_steps: int = 20
     app: int = 3
+    video: int = 5
 
 
 #: The figures, in the order printed.
 FIGURE_KEYS = (
     *(f"{inp}_{what}" for inp in ("crop", "photo") for what in (
         "ms", "gradcam_ms", "stage_decode_ms", "stage_face_search_ms", "stage_crop_cnn_ms", "stage_gradcam_ms")),
-    "batch_crops_per_s", "cnn_crop_ms", "parameters_m", "weights_mb", "gflops", "train_images_per_s", "app_startup_s",
+    "batch_crops_per_s", "cnn_crop_ms", "parameters_m", "weights_mb", "gflops",
+    "video_s", "video_gradcam_s", "video_speed_x", "video_stage_decode_s", "video_stage_face_search_ms",
+    "video_stage_cnn_ms", "video_memory_10s_mb", "video_memory_2min_mb",
+    "train_images_per_s", "app_startup_s",
 )
 
-QUICK = Repeats(crop=5, photo=3, batch=3, reference_batch=2, reference_crop=3, train_steps=3, app=1)
+QUICK = Repeats(crop=5, photo=3, batch=3, reference_batch=2, reference_crop=3, train_steps=3, app=1, video=1)
 #: The reference's batch in --quick runs: a 64-crop Xception batch takes seconds.
 QUICK_REFERENCE_BATCH = 8
 
@@ -276,7 +282,7 @@ def _training_figure(steps: int) -> Figure:
     images[1::2] = images[0::2]  # each fake is its real with the face altered, as in DFDC
     images[1::2, 40:88, 40:88] = images[1::2, 40:88, 40:88] // 2 + 60
     arrays = Arrays("synthetic", images, np.arange(n) % 2, np.full(n, "train"), np.repeat(np.arange(n // 2), 2).astype(str),
-                    np.array([f"{i}.png" for i in range(n)]))
+                    np.array([f"{i}.png" for i in range(n)]), np.ones(n, bool), np.full(n, cfg.input_size))
     _, trainer = build_trainer(cfg, steps_per_epoch=100)
     dataset = training_dataset([arrays], cfg, mask_size=trainer.get_layer("mask_logit").output.shape[1])
 
@@ -438,6 +444,9 @@ def run_bench(weights: str | None = None, quick: bool = False) -> dict:
     crop_jpeg, photo_jpeg, source = bench_inputs()
     figures = _latency_figures(detector, crop_jpeg, photo_jpeg, repeats)
     figures += _cnn_figures(detector, crop_jpeg, weights_bytes, repeats, quick)
+    from detector.bench_video import video_figures
+
+    figures += video_figures(detector, weights, repeats.video, quick)
     figures.append(_training_figure(repeats.train_steps))
     figures.append(_app_figure(weights, repeats.app))
     return {"machine": info, "inputs": source, "quick": quick, "reference_batch": QUICK_REFERENCE_BATCH if quick else BATCH,

@@ -23,3 +23,10 @@ INPUT_SIZE = 160
 #: Records per TFRecord file: ~100 MB files at 128 px, large enough to read fast, small
 #: enough to spread over workers.
 IMAGES_PER_SHARD = 2048
+
+#: ``python -m detector video-eval``: the sets with both labels, frames per clip, and where
+#: its Markdown page and JSON report go.
+VIDEO_EVAL_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_lora")
+VIDEO_EVAL_FRAMES = 6
+VIDEO_EVAL_MD = Path(__file__).resolve().parent.parent / "docs" / "VIDEO_EVAL.md"
+VIDEO_EVAL_JSON = Path(__file__).resolve().parent.parent / "reports" / "video" / "video_eval.json"

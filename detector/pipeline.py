@@ -259,6 +259,26 @@ class Detector:
         crops = np.full((1, self.card.input_size, self.card.input_size, 3), 128.0, np.float32)
         self.explainer().heatmaps(crops, self.logits(crops))
 
+    def predict_video(self, path: str | Path, gradcam: bool = False, progress=None, **sampling):
+        """Scores every face of a video, followed through the clip (``detector.video_scoring``).
+
+        Args:
+            path: A video file: MP4, MOV, WebM, MKV, AVI or animated GIF.
+            gradcam: Also return the most suspicious frame with Grad-CAM maps
+                (``result.suspicious``).
+            progress: Called as ``progress(done, total)`` after each sampled frame.
+            **sampling: ``sample_fps`` and ``max_samples`` (see ``detector.video``).
+
+        Returns:
+            A ``detector.video_scoring.VideoResult``.
+
+        Raises:
+            detector.video.VideoError: the file is not a usable video.
+        """
+        from detector.video_scoring import score_video
+
+        return score_video(self, path, gradcam=gradcam, progress=progress, **sampling)
+
     def regions(self, rgb: np.ndarray) -> tuple[list[Box], list[Box], bool]:
         """The faces of an image and the square regions scored for them.
 

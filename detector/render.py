@@ -75,6 +75,7 @@ def overlay(
     *,
     max_side: int | None = MAX_SIDE,
     alpha: float = HEATMAP_ALPHA,
+    numbers: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Draws the verdict for every scored face on a copy of the photo.
 
@@ -93,6 +94,7 @@ def overlay(
         max_side: Longest side of the returned picture; larger photos are shrunk to it.
             ``None`` keeps the photo's size.
         alpha: Opacity of the heatmap where it is strongest, in ``[0, 1]``.
+        numbers: The number on each face's tag (a video's track ids); 1, 2, ... by default.
 
     Returns:
         An RGB uint8 picture: the photo's size, or shrunk to ``max_side``.
@@ -137,7 +139,7 @@ def overlay(
         else:
             _rectangle(canvas, box, colour, style.line)
             tags.append((m, box, False))
-    for number, (m, anchor, inside) in enumerate(tags, start=1):  # last: no box crosses a tag
+    for number, (m, anchor, inside) in zip(numbers or range(1, len(tags) + 1), tags):  # last: no box crosses a tag
         _tag(canvas, tag_text(m, number), anchor, m.label, style, inside)
     return canvas
 

@@ -1,7 +1,7 @@
-"""The demo's contract: `python app.py` serves /predict to gradio_client, bad files get clear
-messages, a photo without a face gets no verdict, one number convention holds on the whole page,
-the About tab is the model card for people, a busy port is named, and only /predict is an API
-endpoint.
+"""The demo's contract: `python app.py` serves /predict and /predict_video to gradio_client, bad
+files get clear messages, a photo or clip without a face gets no verdict, one number convention
+holds on the whole page, the About tab is the model card for people, a busy port is named, and
+no event but /predict and /predict_video is an API endpoint.
 
 The app runs as `python app.py` in a subprocess, as a user starts it, on the shipped weights
 when they exist and on the tiny test model otherwise: face counts come from the face finder,
@@ -26,6 +26,7 @@ from conftest import EXAMPLES, REPO
 from detector.card import ModelCard
 from detector.render import Mark, tag_text
 from detector.wording import percent
+import videos
 
 
 SHIPPED = REPO / "weights"
@@ -153,12 +154,13 @@ def test_the_server_keeps_serving_after_bad_files_and_logs_no_traceback(client, 
     assert "Traceback" not in tail(served[2], chars=1_000_000)
 
 
-def test_only_predict_is_an_api_endpoint(client):
+def test_only_predict_and_predict_video_are_api_endpoints(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/predict"]
+    assert sorted(api["named_endpoints"]) == ["/predict", "/predict_video"]
     assert api["unnamed_endpoints"] == {}
-    params = api["named_endpoints"]["/predict"]["parameters"]
-    assert len(params) == 1 and len(api["named_endpoints"]["/predict"]["returns"]) == 3
+    for name in ("/predict", "/predict_video"):
+        params = api["named_endpoints"][name]["parameters"]
+        assert len(params) == 1 and len(api["named_endpoints"][name]["returns"]) == 3
 
 
 def test_about_tab_is_the_model_card_for_people(served):
@@ -239,3 +241,70 @@ def test_missing_weights_stop_the_app_with_the_command_to_make_them(tmp_path, ca
     assert app.main(["--weights", str(tmp_path), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "python train.py" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not videos.HAVE_FACES, reason="../shared/data and ../shared/examples not present")
+def test_predict_video_follows_both_faces_and_draws_the_most_suspicious_frame(client, tmp_path):
+    from app_video import explain_video
+
+    clip = videos.two_faces(tmp_path / "two people.mp4", seconds=4.0)
+    label, overlay, details = client.predict(handle_file(str(clip)), api_name="/predict_video")
+
+    bars = {c["label"]: c["confidence"] for c in label["confidences"]}  # each face's fake probability
+    assert bars == pytest.approx({f"face {t['id']}": t["fake_probability"] for t in details["tracks"]})
+    assert details["fake_probability"] in bars.values()
+    assert details["error"] is None and details["kind"] == "video" and details["frames_scored"] == 8
+    judged = [t for t in details["tracks"] if not t.get("reason", "").startswith("too few")]
+    assert len(judged) >= 2, details["tracks"]  # the two people in front (and the girl at the edge, if found)
+    assert cv2.imread(overlay).shape[:2] == (360, 640)
+
+    plot, rows, status = explain_video(details, CARD)
+    drawn = [line for line in plot.axes[0].lines if line.get_marker() == "o"]
+    assert [len(line.get_xdata()) for line in drawn] == [len(t["frames"]) for t in details["tracks"]]
+    assert [r[0] for r in rows] == [str(t["id"]) for t in details["tracks"]]
+    assert status.startswith(f"### Verdict: {details['label']}") and "followed through 8 frames of a 4.0 s clip" in status
+
+
+def test_a_bad_video_gets_a_clear_message_and_no_result(client, tmp_path):
+    from app_video import explain_video
+
+    path = tmp_path / "holiday.mp4"
+    path.write_text("this was never a video\n")
+    label, overlay, details = client.predict(handle_file(str(path)), api_name="/predict_video")
+    assert overlay is None and (label in (None, {}) or not label.get("confidences"))
+    assert "'holiday.mp4' is text, not a video" in details["error"] and "/tmp/gradio" not in details["error"]
+    plot, rows, status = explain_video(details, CARD)
+    assert plot is None and rows == [] and status.startswith("### Cannot analyse this file")
+
+
+def test_a_video_without_a_face_says_so_and_gives_no_verdict(client, tmp_path):
+    from app_video import explain_video
+
+    label, overlay, details = client.predict(handle_file(str(videos.no_face(tmp_path / "sky.mp4"))),
+                                             api_name="/predict_video")
+    assert label["label"] == "no face found" and not label.get("confidences") and overlay is None
+    assert details["label"] == "no face" and details["fake_probability"] is None
+    plot, rows, status = explain_video(details, CARD)
+    assert plot is None and rows == []
+    assert status.startswith("### Verdict: no face found") and "so it gives no verdict" in status
+
+
+def test_video_status_gives_the_rule_and_why_a_face_is_uncertain():
+    from app_video import EMPTY_STATUS, explain_video
+
+    frames = [{"t": 0.5 * k, "box": [0, 0, 50, 50], "fake_probability": 0.3} for k in range(4)]
+    details = {"kind": "video", "fake_probability": 0.3, "label": "uncertain", "duration_s": 12.0, "frames_scored": 24,
+               "tracks": [{"id": 1, "fake_probability": 0.3, "label": "real", "first_s": 0.0, "last_s": 1.5,
+                           "frames": frames},
+                          {"id": 2, "fake_probability": 0.65, "label": "uncertain", "first_s": 3.0, "last_s": 3.0,
+                           "frames": frames[:1], "reason": "too few frames with this face to judge (1 of 24)"}],
+               "note": "only the first 60 s were scored", "error": None}
+    plot, rows, status = explain_video(details, CARD)
+    assert rows[1] == ["2", "3 – 3", "1", "65%", "uncertain", "too few frames with this face to judge (1 of 24)"]
+    assert "the highest fake probability is 30% (face 1)" not in status  # the highest is face 2's
+    assert "from a fake probability of 60%; between 50% and 70% it is uncertain" in status
+    assert "**Uncertain:** face 2: too few frames" in status and "Note: only the first 60 s were scored." in status
+    assert "What this model has seen" in status
+    legend = [text.get_text() for text in plot.axes[0].get_legend().get_texts()]
+    assert legend == ["uncertain", "fake from 60%", "face 1: real (30% fake)", "face 2: uncertain (65% fake)"]
+    assert explain_video({}, CARD)[1:] == ([], EMPTY_STATUS)

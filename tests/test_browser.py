@@ -1,9 +1,10 @@
 """A person's first visit, in a real browser: drop a photo on the page, read the verdict.
 
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
-download is not used). Three visits: a photo with two faces, a photo without a face and a
-file that is not an image, and the About tab. Their screenshots land in
-artifacts/screenshots/ (faces.png, no_face.png, bad_file.png, about.png) for a human to look at.
+download is not used). Four visits: a photo with two faces, a photo without a face and a
+file that is not an image, the About tab, and a clip of two people on the Video tab. Their
+screenshots land in artifacts/screenshots/ (faces.png, no_face.png, bad_file.png, about.png,
+video.png) for a human to look at.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+import videos
 from conftest import EXAMPLES, REPO
 from detector.bench import free_port, start_app, stop_app
+from detector.clipmaker import moving_frames
+from detector.imaging import load_image
 from test_app import app_weights
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,10 +44,18 @@ MAKE_DROP = """([b64, name, type]) => {
     data.items.add(new File([bytes], name, {type}));
     return data;
 }"""
-OVERLAY_SHOWN = """() => {
-    const img = document.querySelector('#overlay img');
-    return img !== null && img.complete && img.naturalWidth > 0;
-}"""
+PHOTO_ZONE = '#photo [aria-label="Drop an image file here to upload"]'
+
+
+def image_shown(element: str) -> str:
+    """A page function: whether the element's picture has loaded."""
+    return f"""() => {{
+        const img = document.querySelector('{element} img');
+        return img !== null && img.complete && img.naturalWidth > 0;
+    }}"""
+
+
+OVERLAY_SHOWN = image_shown("#overlay")
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +131,33 @@ def test_the_about_tab_shows_the_card_as_tables(browser, page_url):
     screenshot(page, "about.png")
 
 
-def drop(browser, url: str, name: str, data: bytes, mime: str):
-    """Opens the page and drops a file on the Photo box, as a file manager would."""
+@pytest.mark.skipif(not videos.HAVE_FACES, reason="../shared/data and ../shared/examples not present")
+def test_a_clip_shows_each_face_over_time_and_the_most_suspicious_frame(browser, page_url, tmp_path):
+    from playwright.sync_api import expect
+
+    frames = list(moving_frames(load_image(videos.TWO_PEOPLE), 40, size=(640, 360), seed=5))
+    clip = videos.h264(tmp_path / "two people.mp4", frames)  # 4 s at 10 fps, as a phone writes it
+    page = drop(browser, page_url, clip.name, clip.read_bytes(), "video/mp4", tab="Video", zone="#video [aria-dropeffect]")
+    status = page.locator("#video-status")
+    expect(status).to_contain_text("Verdict:", timeout=120_000)
+    expect(status).to_contain_text("followed through 8 frames of a 4.0 s clip")
+    expect(page.locator("#video-verdict")).to_contain_text("face 1")  # a bar per face, numbered as its track
+    expect(page.locator("#video-verdict")).to_contain_text("face 2")
+    page.wait_for_function(image_shown("#video-overlay"), timeout=30_000)
+    page.wait_for_function(image_shown("#video-plot"), timeout=30_000)
+    rows = int(page.locator("#tracks [role=grid]").get_attribute("aria-rowcount")) - 1  # less the header
+    assert rows >= 2 and f"{rows} faces followed" in status.inner_text()
+    screenshot(page, "video.png")
+
+
+def drop(browser, url: str, name: str, data: bytes, mime: str, tab: str | None = None, zone: str = PHOTO_ZONE):
+    """Opens the page (on ``tab``) and drops a file on a drop zone (the Photo box), as a file
+    manager would."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(url)
-    zone = page.locator('#photo [aria-label="Drop an image file here to upload"]')
+    if tab:
+        page.get_by_role("tab", name=tab).click()
+    zone = page.locator(zone)
     handle = page.evaluate_handle(MAKE_DROP, [base64.b64encode(data).decode(), name, mime])
     for event in ("dragenter", "dragover", "drop"):
         zone.dispatch_event(event, {"dataTransfer": handle})

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import termios
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -180,3 +181,36 @@ def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
     assert (tmp_path / f"confusion_{tiny_set.name}.png").stat().st_size > 1000
     assert (tmp_path / "reliability.png").stat().st_size > 1000
     assert (tmp_path / f"reliability_{tiny_set.name}.png").stat().st_size > 1000
+
+
+def test_predict_takes_videos_among_images_one_json_line_each(tiny_weights, tiny_set, tmp_path):
+    import videos
+
+    (tmp_path / "photo.png").write_bytes((tiny_set / "real" / "test_0.png").read_bytes())
+    videos.no_face(tmp_path / "sky.webm", fourcc="VP90")
+    (tmp_path / "renamed.mp4").write_text("a text file named like a video\n")
+    videos.truncated(videos.no_face(tmp_path / "whole.mov"), tmp_path / "cut.mov").parent.joinpath("whole.mov").unlink()
+    videos.animated_gif(tmp_path / "loop.gif", [(videos.portrait(0) // k).astype("uint8") for k in (1, 2, 3)] * 3)
+    done = run_cli("--weights", tiny_weights, "predict", "--json", tmp_path)
+    assert done.returncode == 1, done.stderr  # two files could not be scored; the others were
+    records = {Path(r["path"]).name: r for r in map(json.loads, done.stdout.splitlines())}
+    assert list(records) == ["cut.mov", "loop.gif", "photo.png", "renamed.mp4", "sky.webm"]
+
+    video_keys = ["path", "kind", "fake_probability", "label", "duration_s", "frames_scored", "tracks", "error", "note"]
+    for name in ("cut.mov", "loop.gif", "renamed.mp4", "sky.webm"):
+        assert list(records[name]) == video_keys and records[name]["kind"] == "video", name
+    assert "incomplete or damaged MP4/MOV" in records["cut.mov"]["error"]
+    assert "is text, not a video" in records["renamed.mp4"]["error"]
+    sky = records["sky.webm"]
+    assert sky["error"] is None and sky["label"] == "no face" and sky["fake_probability"] is None
+    assert sky["frames_scored"] == 8 and sky["duration_s"] == pytest.approx(2.0) and sky["tracks"] == []
+    loop = records["loop.gif"]
+    assert loop["error"] is None and loop["frames_scored"] == 8 and loop["tracks"], loop
+    assert records["photo.png"]["kind"] == "image" and "faces" in records["photo.png"]
+
+    table = run_cli("--weights", tiny_weights, "predict", tmp_path / "sky.webm", tmp_path / "loop.gif")
+    assert table.returncode == 0, table.stderr
+    sky_row, loop_row = table.stdout.splitlines()[1:]
+    assert sky_row.split()[1:3] == ["no", "face"] and sky_row.endswith("2.0 s, 8 frames; no face found in the 8 sampled frames")
+    track = records["loop.gif"]["tracks"][0]
+    assert f"0.9 s, 8 frames: 1: {track['label']} ({percent(track['fake_probability'])} fake) at 0-" in loop_row

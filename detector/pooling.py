@@ -1,0 +1,135 @@
+"""One score per tracked face from the scores of its frames, and the calibration of that score.
+
+A track's frame logits are pooled into one logit (``POOLINGS``), which a Platt scaling
+fitted on clips built from the validation splits turns into a probability, with its own
+threshold and "uncertain" band (``VideoCalibration``). ``python -m detector video-eval``
+measures every pooling on such clips, keeps the best on validation, and stores its fit in
+the model card (``card.extra["Video calibration"]``), tied to the weights' sha256 and
+the card's scoring views.
+
+Weights without that entry (a model trained after the last ``video-eval``) are scored with
+the pooling ``DEFAULT_POOLING`` and the card's image calibration, which is close for a
+pooled logit (a mean of frame logits is on the same scale as one frame's), and every
+result says so in its note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detector import evaluation
+from detector.views import describe
+
+
+def _top_mean(logits: np.ndarray, k: int) -> float:
+    return float(np.sort(logits)[-k:].mean())
+
+
+#: Ways to pool a track's frame logits into one logit. Means are taken of logits, not of
+#: probabilities, so one confident frame does not sit at 0.99 while the others average out.
+POOLINGS: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": lambda z: float(np.mean(z)),
+    "median": lambda z: float(np.median(z)),
+    "top_half_mean": lambda z: _top_mean(z, math.ceil(len(z) / 2)),
+    "top3_mean": lambda z: _top_mean(z, min(3, len(z))),
+    "max": lambda z: float(np.max(z)),
+}
+DEFAULT_POOLING = "mean"
+#: Where the fit lives in the model card's ``extra``.
+CARD_KEY = "Video calibration"
+#: The entry of the fit that says what it was fitted on.
+MEASURED_ON = "validation clips"
+UNFITTED_NOTE = ("no video calibration for these weights: tracks are scored with the image calibration "
+                 "(run `python -m detector video-eval`)")
+
+
+def pool(logits: np.ndarray | list[float], how: str = DEFAULT_POOLING) -> float:
+    """One logit for a track from its frames' logits.
+
+    Raises:
+        ValueError: no logits, or an unknown pooling.
+    """
+    if how not in POOLINGS:
+        raise ValueError(f"unknown pooling {how!r}: expected one of {sorted(POOLINGS)}")
+    z = np.asarray(logits, np.float64)
+    if z.size == 0:
+        raise ValueError("pooling needs at least one frame logit")
+    return POOLINGS[how](z)
+
+
+@dataclass(frozen=True)
+class VideoCalibration:
+    """How a track's pooled logit becomes a probability and a verdict.
+
+    Attributes:
+        pooling: A key of ``POOLINGS``.
+        temperature: Platt scaling of the pooled logit, ``sigmoid(z / temperature + bias)``.
+        bias: See ``temperature``.
+        threshold: Calibrated probability from which a track is called fake.
+        uncertain_band: ``(low, high)``: probabilities strictly between are "uncertain".
+        sha256: The weights the fit was made for.
+        scoring_views: The views the frame logits were averaged over.
+        fitted: False when this is the image calibration standing in (see the module).
+        measured: What the fit was made on (clips, sets, their ROC-AUC per pooling), flat, for
+            the card's table.
+    """
+
+    pooling: str
+    temperature: float
+    bias: float
+    threshold: float
+    uncertain_band: tuple[float, float]
+    sha256: str = ""
+    scoring_views: tuple = ()
+    fitted: bool = True
+    measured: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(cls, card) -> "VideoCalibration":
+        """The card's video calibration, or its image calibration when the card has none
+        for these weights and views (``fitted`` is then False)."""
+        block = card.extra.get(CARD_KEY)
+        if isinstance(block, dict) and len(block) == 1:
+            ((pooling, fit),) = block.items()
+            if fit.get("weights sha256") == card.sha256 and fit.get("scoring views") == describe(card.scoring_views):
+                return cls(pooling, fit["temperature"], fit["bias"], fit["threshold"],
+                           (fit["uncertain from"], fit["uncertain to"]), card.sha256, tuple(card.scoring_views),
+                           True, fit.get(MEASURED_ON))
+        return cls(DEFAULT_POOLING, card.temperature, card.bias, card.threshold, tuple(card.uncertain_band),
+                   card.sha256, tuple(card.scoring_views), fitted=False)
+
+    @classmethod
+    def fit(cls, card, pooling: str, labels: np.ndarray, pooled_logits: np.ndarray, uncertain_width: float,
+            measured: Mapping[str, Any] | None = None) -> "VideoCalibration":
+        """Platt scaling and the balanced-accuracy threshold on validation clips, as
+        training fits them on validation images; the band is the threshold +- width."""
+        temperature, bias = evaluation.fit_platt(labels, pooled_logits)
+        p = evaluation.apply_temperature(pooled_logits, temperature, bias)
+        threshold = evaluation.choose_threshold(labels, p)
+        band = (max(0.0, threshold - uncertain_width), min(1.0, threshold + uncertain_width))
+        return cls(pooling, temperature, bias, threshold, band, card.sha256, tuple(card.scoring_views), True,
+                   dict(measured or {}))
+
+    def card_block(self) -> dict[str, Any]:
+        """What ``card.extra[CARD_KEY]`` holds: ``{pooling: {fit..., MEASURED_ON: {...}}}``, the
+        shape the card renders as a table (one row: the pooling, the fit, what it was fitted on)."""
+        lo, hi = self.uncertain_band
+        fit = {"temperature": self.temperature, "bias": self.bias, "threshold": self.threshold,
+               "uncertain from": lo, "uncertain to": hi, "scoring views": describe(self.scoring_views),
+               "weights sha256": self.sha256, MEASURED_ON: dict(self.measured or {})}
+        return {self.pooling: fit}
+
+    def probability(self, pooled_logit: float) -> float:
+        return float(evaluation.apply_temperature(pooled_logit, self.temperature, self.bias))
+
+    def verdict(self, probability: float) -> str:
+        """``fake``, ``real`` or ``uncertain``, as ``Detector.verdict`` decides for a face."""
+        lo, hi = self.uncertain_band
+        if lo < probability < hi:
+            return "uncertain"
+        return "fake" if probability >= self.threshold else "real"

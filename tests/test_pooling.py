@@ -1,0 +1,52 @@
+"""Pooling a track's frame logits, and the video calibration stored in the model card."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from detector.card import ModelCard
+from detector.pooling import CARD_KEY, DEFAULT_POOLING, POOLINGS, VideoCalibration, pool
+
+CARD = ModelCard(input_size=32, face_margin=1.3, temperature=2.0, bias=0.5, threshold=0.6,
+                 uncertain_band=(0.5, 0.7), sha256="abc")
+
+
+def test_poolings():
+    z = [-1.0, 0.0, 4.0, 1.0, 2.0]
+    assert pool(z, "mean") == 1.2 and pool(z, "median") == 1.0 and pool(z, "max") == 4.0
+    assert pool(z, "top_half_mean") == pytest.approx((4 + 2 + 1) / 3)
+    assert pool(z, "top3_mean") == pytest.approx(7 / 3) and pool([3.0], "top3_mean") == 3.0
+    assert set(POOLINGS) >= {"mean", "median", "top_half_mean"}
+    with pytest.raises(ValueError, match="unknown pooling 'mode'"):
+        pool(z, "mode")
+    with pytest.raises(ValueError, match="at least one"):
+        pool([], "mean")
+
+
+def test_without_a_fit_the_image_calibration_stands_in():
+    calibration = VideoCalibration.of(CARD)
+    assert not calibration.fitted and calibration.pooling == DEFAULT_POOLING
+    assert calibration.probability(1.0) == pytest.approx(1 / (1 + np.exp(-(1.0 / 2.0 + 0.5))))
+    assert (calibration.verdict(0.55), calibration.verdict(0.8), calibration.verdict(0.3)) == ("uncertain", "fake", "real")
+
+
+def test_a_fit_is_stored_in_the_card_and_used_only_for_its_weights_and_views(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 200)
+    logits = rng.normal(0, 1, 400) + 2.0 * labels - 1.0
+    fitted = VideoCalibration.fit(CARD, "median", labels, logits, uncertain_width=0.1, measured={"clips": 400})
+    assert 0 < fitted.threshold < 1 and fitted.uncertain_band == pytest.approx((fitted.threshold - 0.1, fitted.threshold + 0.1))
+    p = np.array([fitted.probability(z) for z in logits])
+    assert abs(p[labels == 1].mean() - 0.5) > 0.2  # it separates the classes, and is not the identity
+    card = replace(CARD, extra={CARD_KEY: fitted.card_block()})
+    card.save(tmp_path)
+    again = VideoCalibration.of(ModelCard.load(tmp_path))
+    assert again.fitted and again.pooling == "median" and again.temperature == pytest.approx(fitted.temperature)
+    assert again.measured == {"clips": 400}
+    assert "| median | validation clips |" in card.to_markdown() and "```json" not in card.to_markdown()
+    # Other weights, or other scoring views, make the fit stale: the image calibration returns.
+    assert not VideoCalibration.of(replace(card, sha256="def")).fitted
+    assert not VideoCalibration.of(replace(card, scoring_views=((1.0, 0.0, 0.0, False),))).fitted
