@@ -17,6 +17,7 @@ sittings.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from pathlib import Path
@@ -76,6 +77,7 @@ def leave_one_out_report(
     card_dir: str | Path | None = None,
     families: list[str] | None = None,
     resume: bool = False,
+    catalogue: dict[str, tuple[str, ...]] = FAMILIES,
 ) -> dict:
     """Trains one model per held-out family and scores it on that family's test split.
 
@@ -85,8 +87,9 @@ def leave_one_out_report(
         work_dir: Where each run keeps its model, card and checkpoints.
         card_dir: A weights folder whose card receives the report (merged with what it
             already holds); ``None`` to skip.
-        families: Names from ``FAMILIES``; all of them by default.
+        families: Names from ``catalogue``; all of them by default.
         resume: Go on with a run that was interrupted (a finished run is always reused).
+        catalogue: The families and their sets' names (``FAMILIES``).
 
     Returns:
         ``{family: {"held_out", "minutes", "epochs", <source>: {metrics}}}``.
@@ -95,10 +98,10 @@ def leave_one_out_report(
         ValueError: an unknown family, or one whose sets are not among ``cfg.sets``.
     """
     report = {}
-    for family in families or list(FAMILIES):
-        if family not in FAMILIES:
-            raise ValueError(f"unknown family {family!r}; the families are {list(FAMILIES)}")
-        names = FAMILIES[family]
+    for family in families or list(catalogue):
+        if family not in catalogue:
+            raise ValueError(f"unknown family {family!r}; the families are {list(catalogue)}")
+        names = catalogue[family]
         held_out = [s for s in cfg.sets if Path(s).name in names]
         if not held_out:
             raise ValueError(f"family {family!r} holds {names}, none of which is among the run's sets")
@@ -125,10 +128,9 @@ def _finished(cfg: TrainConfig) -> ModelCard | None:
         card.verify(Path(cfg.out_dir) / MODEL_FILE)
     except WeightsError:
         return None
-    want = dataclasses.asdict(cfg)
+    want = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))  # as the card wrote it
     have = card.training.get("config", {})
     # The card keeps the recipe, not the machine's folders (``ModelCard.save``): compare what it kept.
-    same = all(str(v) == str(want.get(k)) for k, v in have.items() if k in want and k not in ("sets", "verbose")
-               and not isinstance(v, dict))
+    same = all(v == want[k] for k, v in have.items() if k in want and k not in ("sets", "verbose"))
     same &= [Path(s).name for s in have.get("sets", [])] == [Path(s).name for s in cfg.sets]
     return card if same else None
