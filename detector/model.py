@@ -6,7 +6,7 @@ Why MobileNetV2 (``backbone="mobilenet_v2"``, the default):
   sees a face set, so what it learns from a few dozen thousand faces rests on what real
   photos look like in general, not on what tells one training set from another. On the same
   data and time budget it beat the scratch network on every unseen source
-  (``docs/TRAINING.md``).
+  (``docs/training.md``).
 - The only ImageNet network that can be used here offline is Google's uint8 MobileNetV2
   TFLite file; ``detector.pretrained`` converts it to these Keras layers.
 - It is small (2.2 M parameters, 0.3 GFLOPs per 160 px crop): a CPU scores a face in a few
