@@ -174,8 +174,10 @@ class ModelCard:
         """
         unseen = []
         for family, run in (self.extra.get(UNSEEN_SECTION) or {}).items():
-            held_out = [s for s in re.split(r"[,\s]+", str(run.get("held_out", ""))) if isinstance(run.get(s), dict)]
-            aucs = [(s, run[s]["roc_auc"]) for s in held_out if isinstance(run[s].get("roc_auc"), (int, float))]
+            held_out = set(re.split(r"[,+\s]+", str(run.get("held_out", ""))))
+            # A row per held-out source: a set, or a pool of one-label sets ("a + b").
+            aucs = [(s, row["roc_auc"]) for s, row in run.items() if isinstance(row, dict)
+                    and set(s.split(" + ")) <= held_out and isinstance(row.get("roc_auc"), (int, float))]
             if len(aucs) == 1:
                 unseen.append(f"{aucs[0][1]:.2f} on {family} ({aucs[0][0]})")
             elif aucs:

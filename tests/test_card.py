@@ -80,12 +80,16 @@ def test_the_unseen_summary_names_the_sources_and_each_held_out_family_s_roc_auc
         "generated faces": {"held_out": "ffhq_stylegan, sd_faces", "minutes": 30.0, "epochs": 8,
                             "ffhq_stylegan": {"roc_auc": 0.521, "recall_fake": 0.1, "recall_real": 0.9, "n": 292},
                             "sd_faces": {"roc_auc": 0.677, "recall_fake": 0.3, "recall_real": 0.9, "n": 50}},
+        "text-to-image": {"held_out": "sfhq_t2i + utkface_wild_crops", "minutes": 9.0, "epochs": 3,
+                          "sfhq_t2i + utkface_wild_crops": {"roc_auc": 0.8123, "recall_fake": 0.5, "recall_real": 0.9,
+                                                            "n": 388}},
     }
     summary = card.unseen_summary()
     assert summary.startswith("Trained on 20,762 images from dfdc_faces, ffhq_stylegan and sd_faces "
                               "(Stable Diffusion faces). ")
     assert "0.56 on face swaps (dfdc_faces)" in summary
     assert "on generated faces, 0.52 (ffhq_stylegan) and 0.68 (sd_faces)" in summary
+    assert "0.81 on text-to-image (sfhq_t2i + utkface_wild_crops)" in summary, "a pool of one-label sets"
     assert "0.91" not in summary, "a set the run was trained on is not an unseen figure"
     assert "0.5 is chance" in summary and summary.count(". ") <= 2  # one or two sentences
     markdown = card.to_markdown()
