@@ -172,21 +172,44 @@ class ModelCard:
         the run trained without them (``extra[UNSEEN_SECTION]``); without that section it
         says no such figures are recorded.
         """
+        aucs_of: dict[str, list[tuple[str, float]]] = {}
+        for family, source, row in self.unseen_rows():
+            aucs_of.setdefault(family, []).append((source, row["roc_auc"]))
         unseen = []
-        for family, run in (self.extra.get(UNSEEN_SECTION) or {}).items():
-            held_out = set(re.split(r"[,+\s]+", str(run.get("held_out", ""))))
-            # A row per held-out source: a set, or a pool of one-label sets ("a + b").
-            aucs = [(s, row["roc_auc"]) for s, row in run.items() if isinstance(row, dict)
-                    and set(s.split(" + ")) <= held_out and isinstance(row.get("roc_auc"), (int, float))]
+        for family, aucs in aucs_of.items():
             if len(aucs) == 1:
                 unseen.append(f"{aucs[0][1]:.2f} on {family} ({aucs[0][0]})")
-            elif aucs:
+            else:
                 unseen.append(f"on {family}, " + _and_list([f"{auc:.2f} ({s})" for s, auc in aucs]))
         if not unseen:
             return (f"{self.trained_on_sentence()} No figures on kinds of fake it was never trained on are "
                     "recorded for these weights: on other generators and edits, its verdicts are untested.")
         return (f"{self.trained_on_sentence()} Tested on kinds of fake left out of its training (one family at "
                 f"a time), the same recipe scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.")
+
+    def unseen_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(family, held-out source, its test metrics)`` of the leave-one-source-out runs
+        (``extra[UNSEEN_SECTION]``), for the sources each run held out: a set, or a pool of
+        one-label sets (``"a + b"``); figures on sets a run trained on are not unseen ones."""
+        rows = []
+        for family, run in (self.extra.get(UNSEEN_SECTION) or {}).items():
+            held_out = set(re.split(r"[,+\s]+", str(run.get("held_out", ""))))
+            rows += [(family, source, row) for source, row in run.items() if isinstance(row, dict)
+                     and set(source.split(" + ")) <= held_out and isinstance(row.get("roc_auc"), (int, float))]
+        return rows
+
+    def unseen_table(self) -> str | None:
+        """The leave-one-source-out figures as a short Markdown table; ``None`` without them."""
+        rows = self.unseen_rows()
+        if not rows:
+            return None
+        lines = ["| kind of fake held out | tested on | ROC-AUC | fakes called fake | reals called fake |",
+                 "|---|---|---|---|---|"]
+        for family, source, row in rows:
+            cells = [row.get("recall_fake"), None if row.get("recall_real") is None else 1 - row["recall_real"]]
+            lines.append(f"| {family} | {source} | {row['roc_auc']:.3f} | "
+                         + " | ".join("–" if c is None else f"{c:.3f}" for c in cells) + " |")
+        return "\n".join(lines)
 
     def metrics_table(self, split: str = "test") -> str:
         """A Markdown table of the headline metrics of one split, one row per set."""
@@ -417,8 +440,20 @@ def readme_metrics(card: ModelCard) -> str:
         "",
         card.metrics_table("test"),
         "",
+        *([f"Kinds of fake left out of training, one run each (`python train.py --leave-one-out`, "
+           f"{_leave_one_out_schedule(card)}), tested on the held-out test split with that run's own threshold:",
+           "", table, ""] if (table := card.unseen_table()) else []),
         README_END,
     ])
+
+
+def _leave_one_out_schedule(card: ModelCard) -> str:
+    """"3 epochs" or "3-5 epochs": how long the leave-one-source-out runs trained."""
+    epochs = sorted({run.get("epochs") for run in card.extra.get(UNSEEN_SECTION, {}).values()
+                     if isinstance(run.get("epochs"), int)})
+    if not epochs:
+        return "a shorter schedule"
+    return f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]} epochs"
 
 
 def update_readme(readme: str | Path, card: ModelCard) -> bool:

@@ -94,6 +94,11 @@ def test_the_unseen_summary_names_the_sources_and_each_held_out_family_s_roc_auc
     assert "0.5 is chance" in summary and summary.count(". ") <= 2  # one or two sentences
     markdown = card.to_markdown()
     assert summary in markdown and f"## {UNSEEN_SECTION}" in markdown
+    readme = readme_metrics(card)  # the README's short table: held-out sources only, reals called fake
+    assert "(`python train.py --leave-one-out`, 3–8 epochs)" in readme
+    assert "| face swaps | dfdc_faces | 0.563 | 0.200 | 0.100 |" in readme
+    assert "| text-to-image | sfhq_t2i + utkface_wild_crops | 0.812 | 0.500 | 0.100 |" in readme
+    assert "| 0.910 |" not in readme
     assert "| face swaps | dfdc_faces | dfdc_faces | 20.5 | 8 | 0.563 | 0.2 | 0.9 | 3284 |" in markdown
 
 
