@@ -27,8 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from detector.defaults import (
+    BENCH_SECTIONS,
     IMAGES_PER_SHARD,
     INPUT_SIZE,
+    PREDICT_BATCH_SIZE,
+    PREDICT_WORKERS,
     SHARED_DATA,
     SHARED_SETS,
     VIDEO_EVAL_FRAMES,
@@ -67,26 +70,6 @@ def _scan(paths: list[str]) -> tuple[int, int]:
     for path in iter_inputs(paths):
         count, width = count + 1, max(width, len(str(path)))
     return count, width
-
-
-def score_one(detector, path: Path) -> dict:
-    """One CLI record: the result's JSON form, or the error that stopped it."""
-    from detector.imaging import ImageError
-    from detector.video import is_video
-    from detector.video_scoring import failed_record
-
-    video = is_video(path)
-    record = {"path": str(path), **(failed_record() if video else
-                                    {"kind": "image", "fake_probability": None, "label": None, "faces": [], "error": None})}
-    try:
-        record.update((detector.predict_video(path) if video else detector.predict(path)).to_dict())
-    except ImageError as err:
-        record["error"] = str(err)
-    except OSError as err:  # unreadable path, permission denied, a folder named like a file
-        record["error"] = f"cannot read {path}: {err.strerror or err}"
-    except Exception as err:  # a bug must cost one input, not a run over 100k files
-        record["error"] = f"internal error while scoring {path}: {type(err).__name__}: {err}"
-    return record
 
 
 #: The table's columns after the path: (title, width).
@@ -138,6 +121,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from detector import Detector
+    from detector.batch_scoring import score_paths
 
     detector = Detector.load(args.weights)
     total, path_width = _scan(args.paths)
@@ -149,8 +133,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with tqdm(total=total, unit="img", file=sys.stderr, disable=not show_bar, leave=False) as bar:
         if not args.json:
             tqdm.write(table_header(path_width), file=sys.stdout)
-        for path in iter_inputs(args.paths):
-            record = score_one(detector, path)
+        for record in score_paths(detector, iter_inputs(args.paths), args.workers, args.batch_size):
             failed += record["error"] is not None
             tqdm.write(json.dumps(record) if args.json else table_row(record, path_width), file=sys.stdout)
             sys.stdout.flush()
@@ -204,7 +187,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from detector.bench import main
 
-    return main(args.weights, quick=args.quick, as_json=args.json)
+    return main(args.weights, quick=args.quick, as_json=args.json, only=tuple(args.only))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -235,6 +218,22 @@ def cmd_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def non_negative(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")
     p.add_argument("--quiet", action="store_true",
                    help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
+    p.add_argument("--workers", type=non_negative, default=PREDICT_WORKERS,
+                   help=f"threads that read images and find faces (default {PREDICT_WORKERS}; 0: one input at a time)")
+    p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
+                   help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")
@@ -278,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", default=argparse.SUPPRESS, help="folder with model.keras and model_card.json (default: weights/)")
     b.add_argument("--quick", action="store_true", help="few repeats: well under a minute")
     b.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
+    b.add_argument("--only", nargs="+", default=list(BENCH_SECTIONS), choices=BENCH_SECTIONS, metavar="SECTION",
+                   help=f"run only these parts: {', '.join(BENCH_SECTIONS)} (default all; folder runs network too: "
+                        "its ratios are to the reference measured there)")
     b.set_defaults(func=cmd_bench)
 
     a = sub.add_parser("audit", help="shortcut audit: how well trivial image statistics tell each source's labels apart")

@@ -214,3 +214,15 @@ def test_predict_takes_videos_among_images_one_json_line_each(tiny_weights, tiny
     assert sky_row.split()[1:3] == ["no", "face"] and sky_row.endswith("2.0 s, 8 frames; no face found in the 8 sampled frames")
     track = records["loop.gif"]["tracks"][0]
     assert f"0.9 s, 8 frames: 1: {track['label']} ({percent(track['fake_probability'])} fake) at 0-" in loop_row
+
+
+def test_one_input_at_a_time_prints_what_the_pipeline_prints(tiny_weights, inputs):
+    from test_batch_scoring import assert_same_records
+
+    lines = {workers: run_cli("--weights", tiny_weights, "predict", "--json", "--workers", workers, "--batch-size", 2,
+                              inputs, inputs / "missing.jpg") for workers in (0, 3)}
+    assert lines[0].returncode == lines[3].returncode == 1
+    assert_same_records(*([json.loads(line) for line in lines[w].stdout.splitlines()] for w in (3, 0)))
+    for bad in (["--workers", "-1"], ["--batch-size", "0"], ["--workers", "two"]):
+        done = run_cli("predict", *bad, inputs)
+        assert done.returncode == 2 and bad[0] in done.stderr
