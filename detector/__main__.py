@@ -1,7 +1,8 @@
-"""Command line: ``python -m detector {predict,evaluate,audit,robustness,card,calibrate,bench,video-eval,shards} ...``.
+"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,bench,video-eval,shards} ...``.
 
     python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
+    python -m detector cluster-predict photos/ --address auto --out scores.jsonl  # on a Ray cluster
     python -m detector video-eval                            # pooling on clips from the sets -> docs/VIDEO_EVAL.md
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
     python -m detector audit                                 # can trivial statistics tell real from fake per source?
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from detector.defaults import (
     BENCH_SECTIONS,
+    CLUSTER_BATCH_ROWS,
     IMAGES_PER_SHARD,
     INPUT_SIZE,
     PREDICT_BATCH_SIZE,
@@ -139,6 +141,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             bar.update()
     return 1 if failed else 0
+
+
+def cmd_cluster_predict(args: argparse.Namespace) -> int:
+    from detector.distributed import main
+
+    if bool(args.paths) == bool(args.file_list):
+        print("error: give files or folders, or --file-list, not both", file=sys.stderr)
+        return 2
+    return main(args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -296,6 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print JSON instead of the table")
     a.set_defaults(func=cmd_audit)
 
+    d = sub.add_parser("cluster-predict", help="score files on a Ray cluster (pip install -r requirements-scale.txt)",
+                       description="Score image and video files on a Ray cluster, or on Ray on this machine: the "
+                                   "records of predict --json, in input order (docs/SCALE.md).")
+    d.add_argument("paths", nargs="*", help="image and video files, and folders (walked as predict walks them)")
+    d.add_argument("--file-list", default=None, help="a text file of paths, one a line, read by the cluster")
+    d.add_argument("--out", default=None, help="write the JSON lines to this file (default: standard output)")
+    d.add_argument("--address", default=None,
+                   help="the Ray cluster: 'auto' (the one this machine is in) or host:port; default: start Ray here")
+    d.add_argument("--actors", type=positive, default=2, help="detectors loaded at once across the cluster (default 2)")
+    d.add_argument("--cpus-per-actor", type=positive, default=1, help="cores Ray gives each detector (default 1)")
+    d.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
+                   help=f"face crops per call of the network (default {PREDICT_BATCH_SIZE})")
+    d.add_argument("--batch-rows", type=positive, default=CLUSTER_BATCH_ROWS,
+                   help=f"paths per batch sent to a detector (default {CLUSTER_BATCH_ROWS})")
+    d.add_argument("--object-store-mb", type=positive, default=None,
+                   help="Ray's object store when it starts here (default: Ray's own, 30%% of memory)")
+    d.set_defaults(func=cmd_cluster_predict)
+
     v = sub.add_parser("video-eval", help="per-clip vs per-frame ROC-AUC on clips filmed from the sets; fits the video calibration")
     v.add_argument("--data", default=str(SHARED_DATA), help="folder holding the sets, by name (default ../shared/data)")
     v.add_argument("--sets", nargs="+", default=list(VIDEO_EVAL_SETS), help="set names with both labels")
@@ -323,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from detector.card import WeightsError
 
-    if args.func is not cmd_card:  # every other command runs the model
+    if args.func not in (cmd_card, cmd_cluster_predict):  # every other command runs the model here
         import_tensorflow()
 
     try:

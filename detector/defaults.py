@@ -38,5 +38,9 @@ VIDEO_EVAL_JSON = Path(__file__).resolve().parent.parent / "reports" / "video" /
 PREDICT_WORKERS = 2
 PREDICT_BATCH_SIZE = 32
 
+#: ``python -m detector cluster-predict``: paths per batch sent to an actor, large enough that
+#: the pipeline inside it runs full, small enough to spread a folder over the actors.
+CLUSTER_BATCH_ROWS = 64
+
 #: ``python -m detector bench --only``: the benchmark's parts, in the order run.
 BENCH_SECTIONS = ("latency", "network", "folder", "video", "training", "app")

@@ -151,15 +151,17 @@ def test_usage_errors_exit_two(tiny_weights, tmp_path):
     assert not any(notice in missing.stderr for notice in TF_NOTICES), missing.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["predict"], ["frobnicate"]],
-                         ids=["help", "predict help", "missing paths", "unknown command"])
+@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["predict"], ["frobnicate"],
+                                  ["cluster-predict", "--help"], ["cluster-predict"]],
+                         ids=["help", "predict help", "missing paths", "unknown command", "cluster-predict help",
+                              "cluster-predict without paths"])
 def test_help_and_usage_errors_import_no_tensorflow(args):
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "detector", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode in (0, 2)
     imported = re.findall(r"\|\s+([\w.]+)$", done.stderr, re.MULTILINE)
     assert "detector.defaults" in imported  # importtime did report
-    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "ray")]
 
 
 def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
