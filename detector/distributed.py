@@ -26,6 +26,7 @@ where ``ray start`` ran: give absolute paths there.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import argparse
 import logging
@@ -83,6 +84,8 @@ def connect(address: str | None, object_store_mb: int | None = None) -> None:
     The workers find this package through ``PYTHONPATH`` (the repository's path here, which
     must be its path on every node).
     """
+    if address is None:  # Ray on this machine alone: on the loopback interface (read when Ray is imported)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -155,11 +158,7 @@ def main(args: argparse.Namespace) -> int:
         WeightsError: the weights folder is missing or fails its card's checks (the CLI
             prints it as one line and exits 2).
     """
-    if args.address is None:  # Ray on this machine alone: on the loopback interface (read on import)
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    try:
-        import ray  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ray") is None:  # found, not imported: connect() imports it
         print("error: cluster-predict needs Ray: pip install -r requirements-scale.txt", file=sys.stderr)
         return 2
     from detector.__main__ import iter_inputs
