@@ -32,9 +32,9 @@ VIDEO_EVAL_MD = Path(__file__).resolve().parent.parent / "docs" / "VIDEO_EVAL.md
 VIDEO_EVAL_JSON = Path(__file__).resolve().parent.parent / "reports" / "video" / "video_eval.json"
 
 #: ``python -m detector predict``: threads that read, decode and find faces, and crops per call
-#: of the network (``detector.batch_scoring``). On 2 cores, 2 threads gave 1.2-1.5x the crops/s
-#: of 1 and 3 no more; batches past 8-32 crops gain nothing (``python bench/folder_speed.py``,
-#: docs/SCALE.md).
+#: of the network (``detector.batch_scoring``). On 2 cores, 2 threads gave 1.3-1.4x the crops/s
+#: of 1, a third 3-9% more (at the edge of the run's noise); batches of 8 to 128 crops were within 6%
+#: (``python bench/folder_speed.py``, docs/SCALE.md).
 PREDICT_WORKERS = 2
 PREDICT_BATCH_SIZE = 32
 
