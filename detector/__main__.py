@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from detector.defaults import (
@@ -44,30 +43,14 @@ from detector.defaults import (
 from detector.startup import import_tensorflow
 from detector.wording import face_phrase, percent
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
 
 
-def iter_inputs(paths: list[str]) -> Iterator[Path]:
-    """Files named on the command line, and image and video files found by walking folders (sorted)."""
-    from detector.video import VIDEO_SUFFIXES
-
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                        yield Path(root) / name
-        else:
-            yield path  # a missing file becomes that input's error, not a crash
-
-
 def _scan(paths: list[str]) -> tuple[int, int]:
     """How many inputs there are and the length of the longest path (the table's column)."""
+    from detector.batch_scoring import iter_inputs
+
     count = width = 0
     for path in iter_inputs(paths):
         count, width = count + 1, max(width, len(str(path)))
@@ -123,7 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from detector import Detector
-    from detector.batch_scoring import score_paths
+    from detector.batch_scoring import iter_inputs, score_paths
 
     detector = Detector.load(args.weights)
     total, path_width = _scan(args.paths)
@@ -229,20 +212,19 @@ def cmd_shards(args: argparse.Namespace) -> int:
     return 0
 
 
-def non_negative(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def integer(text: str) -> int:  # argparse names it: "invalid integer value: 'x'"
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return integer
 
 
-def positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+non_negative, positive = at_least(0), at_least(1)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ cluster.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +53,24 @@ class Prepared:
     @property
     def crop_count(self) -> int:
         return 0 if self.faces is None else len(self.faces.crops)
+
+
+def iter_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files named on the command line, and the image and video files found by walking folders
+    (sorted, so that a folder gives the same order everywhere)."""
+    from detector.imaging import IMAGE_SUFFIXES
+    from detector.video import VIDEO_SUFFIXES
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                        yield Path(root) / name
+        else:
+            yield path  # a missing file becomes that input's error, not a crash
 
 
 def empty_record(path: str | Path, video: bool) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("ray") is None:  # found, not imported: connect() imports it
         print("error: cluster-predict needs Ray: pip install -r requirements-scale.txt", file=sys.stderr)
         return 2
-    from detector.__main__ import iter_inputs
+    from detector.batch_scoring import iter_inputs
     from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard
     from detector.startup import filtered_stderr
 
