@@ -1,7 +1,8 @@
-"""Command line: ``python -m detector {predict,evaluate,audit,robustness,card,calibrate,bench,video-eval,shards} ...``.
+"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,bench,video-eval,shards} ...``.
 
     python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
+    python -m detector cluster-predict photos/ --address auto --out scores.jsonl  # on a Ray cluster
     python -m detector video-eval                            # pooling on clips from the sets -> docs/VIDEO_EVAL.md
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
     python -m detector audit                                 # can trivial statistics tell real from fake per source?
@@ -21,14 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from detector.defaults import (
+    BENCH_SECTIONS,
+    CLUSTER_BATCH_ROWS,
     IMAGES_PER_SHARD,
     INPUT_SIZE,
+    PREDICT_BATCH_SIZE,
+    PREDICT_WORKERS,
     SHARED_DATA,
     SHARED_SETS,
     VIDEO_EVAL_FRAMES,
@@ -39,54 +43,18 @@ from detector.defaults import (
 from detector.startup import import_tensorflow
 from detector.wording import face_phrase, percent
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
 
 
-def iter_inputs(paths: list[str]) -> Iterator[Path]:
-    """Files named on the command line, and image and video files found by walking folders (sorted)."""
-    from detector.video import VIDEO_SUFFIXES
-
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                        yield Path(root) / name
-        else:
-            yield path  # a missing file becomes that input's error, not a crash
-
-
 def _scan(paths: list[str]) -> tuple[int, int]:
     """How many inputs there are and the length of the longest path (the table's column)."""
+    from detector.batch_scoring import iter_inputs
+
     count = width = 0
     for path in iter_inputs(paths):
         count, width = count + 1, max(width, len(str(path)))
     return count, width
-
-
-def score_one(detector, path: Path) -> dict:
-    """One CLI record: the result's JSON form, or the error that stopped it."""
-    from detector.imaging import ImageError
-    from detector.video import is_video
-    from detector.video_scoring import failed_record
-
-    video = is_video(path)
-    record = {"path": str(path), **(failed_record() if video else
-                                    {"kind": "image", "fake_probability": None, "label": None, "faces": [], "error": None})}
-    try:
-        record.update((detector.predict_video(path) if video else detector.predict(path)).to_dict())
-    except ImageError as err:
-        record["error"] = str(err)
-    except OSError as err:  # unreadable path, permission denied, a folder named like a file
-        record["error"] = f"cannot read {path}: {err.strerror or err}"
-    except Exception as err:  # a bug must cost one input, not a run over 100k files
-        record["error"] = f"internal error while scoring {path}: {type(err).__name__}: {err}"
-    return record
 
 
 #: The table's columns after the path: (title, width).
@@ -138,6 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from detector import Detector
+    from detector.batch_scoring import iter_inputs, score_paths
 
     detector = Detector.load(args.weights)
     total, path_width = _scan(args.paths)
@@ -149,13 +118,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with tqdm(total=total, unit="img", file=sys.stderr, disable=not show_bar, leave=False) as bar:
         if not args.json:
             tqdm.write(table_header(path_width), file=sys.stdout)
-        for path in iter_inputs(args.paths):
-            record = score_one(detector, path)
+        for record in score_paths(detector, iter_inputs(args.paths), args.workers, args.batch_size):
             failed += record["error"] is not None
             tqdm.write(json.dumps(record) if args.json else table_row(record, path_width), file=sys.stdout)
             sys.stdout.flush()
             bar.update()
     return 1 if failed else 0
+
+
+def cmd_cluster_predict(args: argparse.Namespace) -> int:
+    from detector.distributed import main
+
+    if bool(args.paths) == bool(args.file_list):
+        print("error: give files or folders, or --file-list, not both", file=sys.stderr)
+        return 2
+    return main(args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -204,7 +181,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from detector.bench import main
 
-    return main(args.weights, quick=args.quick, as_json=args.json)
+    return main(args.weights, quick=args.quick, as_json=args.json, only=tuple(args.only))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -235,6 +212,21 @@ def cmd_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def integer(text: str) -> int:  # argparse names it: "invalid integer value: 'x'"
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return integer
+
+
+non_negative, positive = at_least(0), at_least(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")
     p.add_argument("--quiet", action="store_true",
                    help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
+    p.add_argument("--workers", type=non_negative, default=PREDICT_WORKERS,
+                   help=f"threads that read images and find faces (default {PREDICT_WORKERS}; 0: one input at a time)")
+    p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
+                   help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")
@@ -278,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", default=argparse.SUPPRESS, help="folder with model.keras and model_card.json (default: weights/)")
     b.add_argument("--quick", action="store_true", help="few repeats: well under a minute")
     b.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
+    b.add_argument("--only", nargs="+", default=list(BENCH_SECTIONS), choices=BENCH_SECTIONS, metavar="SECTION",
+                   help=f"run only these parts: {', '.join(BENCH_SECTIONS)} (default all; folder runs network too: "
+                        "its ratios are to the reference measured there)")
     b.set_defaults(func=cmd_bench)
 
     a = sub.add_parser("audit", help="shortcut audit: how well trivial image statistics tell each source's labels apart")
@@ -289,6 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None, help="also write the report as JSON to this file")
     a.add_argument("--json", action="store_true", help="print JSON instead of the table")
     a.set_defaults(func=cmd_audit)
+
+    d = sub.add_parser("cluster-predict", help="score files on a Ray cluster (pip install -r requirements-scale.txt)",
+                       description="Score image and video files on a Ray cluster, or on Ray on this machine: the "
+                                   "records of predict --json, in input order (docs/SCALE.md).")
+    d.add_argument("paths", nargs="*", help="image and video files, and folders (walked as predict walks them)")
+    d.add_argument("--file-list", default=None, help="a text file of paths, one a line, read by the cluster")
+    d.add_argument("--out", default=None, help="write the JSON lines to this file (default: standard output)")
+    d.add_argument("--address", default=None,
+                   help="the Ray cluster: 'auto' (the one this machine is in) or host:port; default: start Ray here")
+    d.add_argument("--actors", type=positive, default=2, help="detectors loaded at once across the cluster (default 2)")
+    d.add_argument("--cpus-per-actor", type=positive, default=1, help="cores Ray gives each detector (default 1)")
+    d.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
+                   help=f"face crops per call of the network (default {PREDICT_BATCH_SIZE})")
+    d.add_argument("--batch-rows", type=positive, default=CLUSTER_BATCH_ROWS,
+                   help=f"paths per batch sent to a detector (default {CLUSTER_BATCH_ROWS})")
+    d.add_argument("--object-store-mb", type=positive, default=None,
+                   help="Ray's object store when it starts here (default: Ray's own, 30%% of memory)")
+    d.set_defaults(func=cmd_cluster_predict)
 
     v = sub.add_parser("video-eval", help="per-clip vs per-frame ROC-AUC on clips filmed from the sets; fits the video calibration")
     v.add_argument("--data", default=str(SHARED_DATA), help="folder holding the sets, by name (default ../shared/data)")
@@ -317,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from detector.card import WeightsError
 
-    if args.func is not cmd_card:  # every other command runs the model
+    if args.func not in (cmd_card, cmd_cluster_predict):  # every other command runs the model here
         import_tensorflow()
 
     try:

@@ -3,6 +3,7 @@
     python -m detector bench                  # ~2 minutes: the table in the README
     python -m detector bench --quick          # well under a minute, fewer repeats (tests, CI)
     python -m detector bench --json > bench.json  # every figure as JSON instead of the table
+    python -m detector bench --only folder    # ~1 minute: the CLI on folders against the reference
 
 What it measures, each as the median (p50) and 95th percentile over repeated runs, warm-up
 runs (graph tracing, first allocations) excluded:
@@ -12,6 +13,9 @@ runs (graph tracing, first allocations) excluded:
   people, upscaled to 4000 x 3000 in memory), each with and without Grad-CAM;
 * the same two inputs stage by stage, so the profile shows what stands in the way;
 * batch scoring throughput (``Detector.logits`` on 64 crops) and one crop through the CNN;
+* folders (``detector.bench_folder``): ``python -m detector predict``'s throughput on a folder
+  of face crops (crops/s, pipelined and one at a time) and on a folder of 12 MP photos
+  (photos/s), start-up left out;
 * video (``detector.bench_video``): a 10-second 720p clip of two faces, end to end and stage
   by stage, and peak memory on it and on a 2-minute clip;
 * a reference: Keras' ``Xception`` (random weights, 299 px, one logit: the FaceForensics++
@@ -46,6 +50,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.defaults import BENCH_SECTIONS
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 PORTRAIT = EXAMPLES / "facerec_obama.jpg"
@@ -73,6 +79,7 @@ class Repeats:
     train_steps: int = 20
     app: int = 3
     video: int = 5
+    folder: int = 3
 
 
 #: The figures, in the order printed.
@@ -80,12 +87,14 @@ FIGURE_KEYS = (
     *(f"{inp}_{what}" for inp in ("crop", "photo") for what in (
         "ms", "gradcam_ms", "stage_decode_ms", "stage_face_search_ms", "stage_crop_cnn_ms", "stage_gradcam_ms")),
     "batch_crops_per_s", "cnn_crop_ms", "parameters_m", "weights_mb", "gflops",
+    "folder_crops_per_s", "folder_sequential_crops_per_s", "folder_photos_per_s",
     "video_s", "video_gradcam_s", "video_speed_x", "video_stage_decode_s", "video_stage_face_search_ms",
     "video_stage_cnn_ms", "video_memory_10s_mb", "video_memory_2min_mb",
     "train_images_per_s", "app_startup_s",
 )
 
-QUICK = Repeats(crop=5, photo=3, batch=3, reference_batch=2, reference_crop=3, train_steps=3, app=1, video=1)
+QUICK = Repeats(crop=5, photo=3, batch=3, reference_batch=2, reference_crop=3, train_steps=3, app=1, video=1,
+                folder=1)
 #: The reference's batch in --quick runs: a 64-crop Xception batch takes seconds.
 QUICK_REFERENCE_BATCH = 8
 
@@ -422,33 +431,59 @@ def machine() -> dict[str, str]:
     return info
 
 
-def run_bench(weights: str | None = None, quick: bool = False) -> dict:
-    """Runs every measurement.
+#: The benchmark's parts, in the order run; ``--only`` picks some (``folder`` brings ``network``:
+#: its figures are ratios to the reference measured there).
+SECTIONS = BENCH_SECTIONS
+
+
+def run_bench(weights: str | None = None, quick: bool = False, only: tuple[str, ...] = SECTIONS) -> dict:
+    """Runs the measurements.
 
     Args:
         weights: Folder with ``model.keras`` and its card; the shipped ``weights/`` when
             ``None``.
         quick: Fewer repeats and a smaller reference batch (well under a minute).
+        only: The sections to run (``SECTIONS``).
 
     Returns:
         ``{"machine": {...}, "inputs": str, "quick": bool, "reference_batch": int,
         "figures": [Figure as dict]}``.
+
+    Raises:
+        ValueError: an unknown section.
     """
     from detector.card import MODEL_FILE, WEIGHTS_DIR
     from detector.pipeline import Detector
 
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown bench sections {sorted(unknown)}: choose from {', '.join(SECTIONS)}")
+    only = set(only) | ({"network"} if "folder" in only else set())
     repeats = QUICK if quick else Repeats()
     info = machine()
     detector = Detector.load(weights)
     weights_bytes = (Path(weights or WEIGHTS_DIR) / MODEL_FILE).stat().st_size
     crop_jpeg, photo_jpeg, source = bench_inputs()
-    figures = _latency_figures(detector, crop_jpeg, photo_jpeg, repeats)
-    figures += _cnn_figures(detector, crop_jpeg, weights_bytes, repeats, quick)
-    from detector.bench_video import video_figures
+    figures = []
+    if "latency" in only:
+        figures += _latency_figures(detector, crop_jpeg, photo_jpeg, repeats)
+    if "network" in only:
+        figures += _cnn_figures(detector, crop_jpeg, weights_bytes, repeats, quick)
+    if "folder" in only:
+        from detector.bench_folder import folder_figures
 
-    figures += video_figures(detector, weights, repeats.video, quick)
-    figures.append(_training_figure(repeats.train_steps))
-    figures.append(_app_figure(weights, repeats.app))
+        reference_rate = next(f.reference for f in figures if f.key == "batch_crops_per_s")
+        folder, crops = folder_figures(detector, crop_jpeg, photo_jpeg, reference_rate, repeats.folder, quick)
+        figures += folder
+        source += f"; folder: {crops}"
+    if "video" in only:
+        from detector.bench_video import video_figures
+
+        figures += video_figures(detector, weights, repeats.video, quick)
+    if "training" in only:
+        figures.append(_training_figure(repeats.train_steps))
+    if "app" in only:
+        figures.append(_app_figure(weights, repeats.app))
     return {"machine": info, "inputs": source, "quick": quick, "reference_batch": QUICK_REFERENCE_BATCH if quick else BATCH,
             "figures": [asdict(f) for f in figures]}
 
@@ -478,8 +513,8 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(weights: str | None = None, quick: bool = False, as_json: bool = False) -> int:
+def main(weights: str | None = None, quick: bool = False, as_json: bool = False, only: tuple[str, ...] = SECTIONS) -> int:
     """Runs the benchmark and prints the table, or the report as JSON."""
-    report = run_bench(weights, quick)
+    report = run_bench(weights, quick, only)
     print(json.dumps(report, indent=1) if as_json else format_table(report))
     return 0

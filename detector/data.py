@@ -30,11 +30,10 @@ import cv2
 import numpy as np
 
 from detector.faces import FACE_MARGIN, Box, FaceFinder, centre_box, cut, face_region
-from detector.imaging import load_image
+from detector.imaging import IMAGE_SUFFIXES, load_image
 
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 #: Bump when the way cached crops are made changes, so stale caches are not reused.
 CACHE_VERSION = 4  # 3: YuNet faces, regions inside the image, found and native kept; 4: paired fakes cut as their real

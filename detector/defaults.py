@@ -30,3 +30,17 @@ VIDEO_EVAL_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_
 VIDEO_EVAL_FRAMES = 6
 VIDEO_EVAL_MD = Path(__file__).resolve().parent.parent / "docs" / "VIDEO_EVAL.md"
 VIDEO_EVAL_JSON = Path(__file__).resolve().parent.parent / "reports" / "video" / "video_eval.json"
+
+#: ``python -m detector predict``: threads that read, decode and find faces, and crops per call
+#: of the network (``detector.batch_scoring``). On 2 cores, 2 threads gave 1.3-1.4x the crops/s
+#: of 1, a third 3-9% more (at the edge of the run's noise); batches of 8 to 128 crops were within 6%
+#: (``python bench/folder_speed.py``, docs/SCALE.md).
+PREDICT_WORKERS = 2
+PREDICT_BATCH_SIZE = 32
+
+#: ``python -m detector cluster-predict``: paths per batch sent to an actor, large enough that
+#: the pipeline inside it runs full, small enough to spread a folder over the actors.
+CLUSTER_BATCH_ROWS = 64
+
+#: ``python -m detector bench --only``: the benchmark's parts, in the order run.
+BENCH_SECTIONS = ("latency", "network", "folder", "video", "training", "app")

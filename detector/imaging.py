@@ -49,6 +49,8 @@ MAX_SIDE = 20_000
 MAX_BYTES = 100_000_000
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
+#: File suffixes of those formats: what walking a folder takes for an image.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 
 class ImageError(ValueError):

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,25 @@ class FaceResult:
         if self.reason:
             out["reason"] = self.reason
         return out
+
+
+@dataclass
+class FaceCrops:
+    """An image made ready for the network (``Detector.cut_faces``).
+
+    Attributes:
+        boxes: The faces found, largest first; the centre square when none was.
+        regions: The square region scored for each.
+        found: Whether faces were found (else the centre square stands in).
+        crops: ``(N, S, S, 3)`` uint8: the regions at the network's input size.
+        image_size: ``(width, height)`` of the image.
+    """
+
+    boxes: list[Box]
+    regions: list[Box]
+    found: bool
+    crops: np.ndarray = field(repr=False)
+    image_size: tuple[int, int]
 
 
 @dataclass
@@ -226,19 +246,48 @@ class Detector:
         Raises:
             detector.imaging.ImageError: the input is not a usable image.
         """
+        faces = self.cut_faces(image)
+        logits = self.logits(faces.crops)
+        maps = None
+        if gradcam and faces.found:  # no face: no map to misread
+            maps = self.explainer().heatmaps(faces.crops.astype(np.float32), logits)
+        return self.judge(faces, logits, maps)
+
+    def cut_faces(self, image: Any) -> "FaceCrops":
+        """Everything before the network: the image read, its faces found, their crops cut.
+
+        Args:
+            image: A path, bytes, or an RGB array (see ``detector.imaging.load_image``).
+
+        Returns:
+            The ``FaceCrops``, ready for ``logits`` and then ``judge``.
+
+        Raises:
+            detector.imaging.ImageError: the input is not a usable image.
+        """
         rgb = load_image(image)
         h, w = rgb.shape[:2]
         boxes, regions, found = self.regions(rgb)
-        crops = self.crops(rgb, regions)
-        logits = self.logits(crops)
-        probs = self.calibrate(logits)
-        if not found:  # no face: the whole image's score, no verdict and no map to misread
-            whole = FaceResult(boxes[0], regions[0], float(probs[0]), NO_FACE)
-            return Result(None, NO_FACE, [], whole, (w, h))
-        maps = self.explainer().heatmaps(crops.astype(np.float32), logits) if gradcam else [None] * len(crops)
+        return FaceCrops(boxes, regions, found, self.crops(rgb, regions), (w, h))
 
-        faces = []
-        for box, region, crop, p, m in zip(boxes, regions, crops, probs, maps):
+    def judge(self, faces: "FaceCrops", logits: np.ndarray, maps: list[np.ndarray] | None = None) -> Result:
+        """Everything after the network: an image's verdict from its crops' logits.
+
+        Args:
+            faces: What ``cut_faces`` gave for the image.
+            logits: The network's logits for ``faces.crops``, in order.
+            maps: Grad-CAM heatmaps for the crops, if any.
+
+        Returns:
+            The ``Result``.
+        """
+        probs = self.calibrate(logits)
+        if not faces.found:  # no face: the whole image's score, no verdict
+            whole = FaceResult(faces.boxes[0], faces.regions[0], float(probs[0]), NO_FACE)
+            return Result(None, NO_FACE, [], whole, faces.image_size)
+        maps = [None] * len(faces.crops) if maps is None else maps
+        results = []
+        for box, region, crop, p, m in zip(faces.boxes, faces.regions, faces.crops, probs, maps):
             label, reason = self.verdict(float(p)), None
             if min(box.w, box.h) < MIN_JUDGE_FACE:
                 label, reason = "uncertain", f"face too small to judge ({min(box.w, box.h)} px)"
@@ -246,11 +295,21 @@ class Detector:
                 label, reason = "uncertain", "face too dark, flat or blurred to judge"
             elif label == "uncertain":
                 reason = "probability close to the decision threshold"
-            faces.append(FaceResult(box, region, float(p), label, reason, m))
+            results.append(FaceResult(box, region, float(p), label, reason, m))
 
-        labels = {f.label for f in faces}
+        labels = {f.label for f in results}
         label = "fake" if "fake" in labels else "uncertain" if "uncertain" in labels else "real"
-        return Result(max(f.fake_probability for f in faces), label, faces, None, (w, h))
+        return Result(max(f.fake_probability for f in results), label, results, None, faces.image_size)
+
+    def with_finder(self, finder: FaceFinder) -> "Detector":
+        """This detector with its own face finder, sharing the network and its traced graph.
+
+        A ``FaceFinder`` serves one search at a time; threads that find faces side by side
+        each take one (``detector.batch_scoring``).
+        """
+        twin = copy.copy(self)
+        twin.finder = finder
+        return twin
 
     def warm_up(self) -> None:
         """Traces the scoring and Grad-CAM graphs and runs the face finder once (~2 s), so

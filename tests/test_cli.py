@@ -151,15 +151,17 @@ def test_usage_errors_exit_two(tiny_weights, tmp_path):
     assert not any(notice in missing.stderr for notice in TF_NOTICES), missing.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["predict"], ["frobnicate"]],
-                         ids=["help", "predict help", "missing paths", "unknown command"])
+@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["predict"], ["frobnicate"],
+                                  ["cluster-predict", "--help"], ["cluster-predict"]],
+                         ids=["help", "predict help", "missing paths", "unknown command", "cluster-predict help",
+                              "cluster-predict without paths"])
 def test_help_and_usage_errors_import_no_tensorflow(args):
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "detector", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode in (0, 2)
     imported = re.findall(r"\|\s+([\w.]+)$", done.stderr, re.MULTILINE)
     assert "detector.defaults" in imported  # importtime did report
-    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "ray")]
 
 
 def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
@@ -214,3 +216,15 @@ def test_predict_takes_videos_among_images_one_json_line_each(tiny_weights, tiny
     assert sky_row.split()[1:3] == ["no", "face"] and sky_row.endswith("2.0 s, 8 frames; no face found in the 8 sampled frames")
     track = records["loop.gif"]["tracks"][0]
     assert f"0.9 s, 8 frames: 1: {track['label']} ({percent(track['fake_probability'])} fake) at 0-" in loop_row
+
+
+def test_one_input_at_a_time_prints_what_the_pipeline_prints(tiny_weights, inputs):
+    from test_batch_scoring import assert_same_records
+
+    lines = {workers: run_cli("--weights", tiny_weights, "predict", "--json", "--workers", workers, "--batch-size", 2,
+                              inputs, inputs / "missing.jpg") for workers in (0, 3)}
+    assert lines[0].returncode == lines[3].returncode == 1
+    assert_same_records(*([json.loads(line) for line in lines[w].stdout.splitlines()] for w in (3, 0)))
+    for bad in (["--workers", "-1"], ["--batch-size", "0"], ["--workers", "two"]):
+        done = run_cli("predict", *bad, inputs)
+        assert done.returncode == 2 and bad[0] in done.stderr
