@@ -326,6 +326,25 @@ def source_weights(per_source: PerSet) -> np.ndarray:
     return weights * len(weights) / max(weights.sum(), 1e-12)
 
 
+def uncertain_band(threshold: float, width: float) -> tuple[float, float]:
+    """The calibrated fake probabilities that get the verdict "uncertain": ``width`` below
+    the threshold, and at least from 0.5 up.
+
+    A real-first threshold (``real_first_threshold``) can sit far above 0.5; a face the
+    calibration gives even odds or more of being fake would then be called "real", and a
+    page that says "real (75% fake)" misleads. So from 0.5 to the threshold a face gets no
+    verdict either way.
+
+    Args:
+        threshold: The decision threshold (fake from ``p >= threshold``).
+        width: Least width of the band below the threshold.
+
+    Returns:
+        ``(low, threshold)``.
+    """
+    return max(0.0, min(0.5, threshold - width)), threshold
+
+
 def real_first_threshold(per_source: PerSet, max_false_fake: float = 0.05) -> float:
     """The lowest threshold at which no source calls more than ``max_false_fake`` of its
     real faces fake.

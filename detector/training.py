@@ -101,8 +101,9 @@ class TrainConfig:
         max_false_fake: The decision threshold is the lowest at which no source calls more
             than this share of its real validation faces fake
             (``evaluation.real_first_threshold``).
-        uncertain_width: Width of the "uncertain" band below the threshold, in calibrated
-            probability: faces that score in it get no fake/real verdict.
+        uncertain_width: Least width of the "uncertain" band below the threshold, in
+            calibrated probability: faces that score in it get no fake/real verdict. The
+            band also reaches down to 0.5 (``evaluation.uncertain_band``).
         verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
         strategy: ``"default"`` (one device), ``"mirrored"`` (every GPU of this host) or
             ``"multiworker"`` (a cluster described by ``TF_CONFIG``); see
@@ -518,7 +519,7 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
     threshold = evaluation.real_first_threshold(
         {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in by_source.items()},
         max_false_fake)
-    band = (max(0.0, threshold - uncertain_width), threshold)
+    band = evaluation.uncertain_band(threshold, uncertain_width)
     metrics = {
         split: evaluation.report(
             {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in scored[split].items()},

@@ -264,3 +264,9 @@ def test_module_imports_neither_tensorflow_nor_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_uncertain_band_reaches_down_to_even_odds():
+    assert ev.uncertain_band(0.9, 0.15) == (0.5, 0.9)  # never "real" at 75% fake
+    assert ev.uncertain_band(0.6, 0.15) == pytest.approx((0.45, 0.6))
+    assert ev.uncertain_band(0.1, 0.15) == (0.0, 0.1)
