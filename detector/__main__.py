@@ -88,7 +88,7 @@ def table_row(record: dict, path_width: int) -> str:
 
 
 def _face_details(number: int, face: dict) -> str:
-    """``"2: uncertain (45% fake) - probability close to the decision threshold"``."""
+    """``"2: uncertain (45% fake) - fake probability in the uncertain band"``."""
     phrase = face_phrase(face["label"], face["fake_probability"], number)
     return f"{phrase} - {face['reason']}" if face.get("reason") else phrase
 

@@ -19,7 +19,7 @@ import numpy as np
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
 from detector.faces import Box, FaceFinder, centre_box, cut, scoring_region
 from detector.imaging import load_image
-from detector.wording import NO_FACE, NO_FACE_REASON, reasons_summary
+from detector.wording import BAND_REASON, NO_FACE, NO_FACE_REASON, reasons_summary
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge.
 MIN_JUDGE_FACE = 40
@@ -294,7 +294,7 @@ class Detector:
             elif float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).std()) < MIN_CONTRAST:
                 label, reason = "uncertain", "face too dark, flat or blurred to judge"
             elif label == "uncertain":
-                reason = "probability close to the decision threshold"
+                reason = BAND_REASON
             results.append(FaceResult(box, region, float(p), label, reason, m))
 
         labels = {f.label for f in results}

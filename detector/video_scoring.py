@@ -33,7 +33,7 @@ from detector.pooling import UNFITTED_NOTE, VideoCalibration, pool
 from detector.render import Mark
 from detector.tracking import Tracker
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, Frames, sample_frames
-from detector.wording import NO_FACE
+from detector.wording import BAND_REASON, NO_FACE
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector
@@ -274,7 +274,7 @@ def _track_result(track_id: int, frames: list[FrameScore], calibration: VideoCal
     elif not judged:
         reason = "face too dark, flat or blurred to judge"
     elif label == "uncertain":
-        reason = "probability close to the decision threshold"
+        reason = BAND_REASON
     if reason:
         label = "uncertain"
     return TrackResult(track_id, p, label, reason, frames[0].t, frames[-1].t, frames, pooled)

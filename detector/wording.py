@@ -18,6 +18,11 @@ NO_FACE = "no face"
 #: Why an image is labelled ``NO_FACE``.
 NO_FACE_REASON = "no face found: the detector judges faces, so this photo gets no verdict"
 
+#: Why a face whose fake probability falls in the card's "uncertain" band gets no verdict: the
+#: band reaches from even odds up to a real-first threshold, so "close to the threshold" would
+#: not be true of all of it.
+BAND_REASON = "fake probability in the uncertain band"
+
 
 def percent(probability: float) -> str:
     """``0.2951 -> "30%"``: a whole percentage, rounded half up (JavaScript's ``Math.round``,
@@ -45,7 +50,7 @@ def reasons_summary(uncertain: list[tuple[int, str | None]], numbered: bool = Tr
         numbered: Name the faces (False for a photo with a single face).
 
     Returns:
-        For example ``"face 2: probability close to the decision threshold; faces 3 and 4:
+        For example ``"face 2: fake probability in the uncertain band; faces 3 and 4:
         face too dark, flat or blurred to judge"``, or ``None`` when no face is uncertain.
     """
     grouped: dict[str, list[int]] = {}

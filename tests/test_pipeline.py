@@ -69,8 +69,8 @@ def test_an_uncertain_photo_carries_each_uncertain_face_s_reason(detector, monke
     first, second = result.faces
     assert second.label == "uncertain" and second.reason == "face too small to judge (30 px)"
     if hi > lo:  # the tiny model's band may be empty; then the first face is "real"
-        assert result.label == "uncertain" and first.reason == "probability close to the decision threshold"
-        assert result.reason == ("face 1: probability close to the decision threshold; "
+        assert result.label == "uncertain" and first.reason == "fake probability in the uncertain band"
+        assert result.reason == ("face 1: fake probability in the uncertain band; "
                                  "face 2: face too small to judge (30 px)")
         assert result.to_dict()["reason"] == result.reason
     else:

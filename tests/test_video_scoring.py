@@ -172,7 +172,7 @@ def test_uncertain_tracks_say_why():
     flat = _track_result(3, [frame(k / 2, 3.0, judged=False) for k in range(5)], CALIBRATION, 20)
     assert flat.reason == "face too dark, flat or blurred to judge"
     close = _track_result(4, [frame(k / 2, 0.1) for k in range(5)], CALIBRATION, 20)
-    assert close.label == "uncertain" and close.reason == "probability close to the decision threshold"
+    assert close.label == "uncertain" and close.reason == "fake probability in the uncertain band"
     # A clip of two frames: a face in both is seen in enough frames.
     assert _track_result(5, [frame(0.0, 3.0), frame(0.5, 3.0)], CALIBRATION, 2).label == "fake"
 

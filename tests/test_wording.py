@@ -17,7 +17,7 @@ def test_face_phrase_always_gives_the_fake_probability():
 
 
 def test_reasons_are_grouped_by_reason_and_name_their_faces():
-    near, small = "probability close to the decision threshold", "face too small to judge (30 px)"
+    near, small = "fake probability in the uncertain band", "face too small to judge (30 px)"
     assert reasons_summary([(1, near), (3, small), (4, small)]) == f"face 1: {near}; faces 3 and 4: {small}"
     assert reasons_summary([(1, near)], numbered=False) == near
     assert reasons_summary([(2, None)]) == "face 2: no reason recorded"
