@@ -5,12 +5,14 @@ Why MobileNetV2 (``backbone="mobilenet_v2"``, the default):
 - A network that starts from ImageNet features has seen millions of natural photos before it
   sees a face set, so what it learns from a few dozen thousand faces rests on what real
   photos look like in general, not on what tells one training set from another. On the same
-  data and time budget it beat the scratch network on every unseen source
-  (``docs/training.md``).
+  data and time budget it beat the scratch network on every source's validation ROC-AUC
+  (``docs/training.md``). It does not by that transfer to kinds of fake it never saw
+  (``docs/unseen-fakes.md``).
 - The only ImageNet network that can be used here offline is Google's uint8 MobileNetV2
   TFLite file; ``detector.pretrained`` converts it to these Keras layers.
-- It is small (2.2 M parameters, 0.3 GFLOPs per 160 px crop): a CPU scores a face in a few
-  milliseconds.
+- It is small (2.2 M parameters, 0.3 GFLOPs per 160 px crop), though depthwise convolutions
+  run slowly on TensorFlow's CPU kernels: one crop took ~28 ms here under load
+  (``python -m detector bench``).
 
 Why the scratch network (``backbone="scratch"``): swap artifacts live in fine detail, and a
 4x4 "patchify" stem keeps it at 0.21 GFLOPs per 128 px crop; residual stages with BatchNorm
