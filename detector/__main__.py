@@ -1,4 +1,4 @@
-"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,bench,video-eval,shards} ...``.
+"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,lite,bench,video-eval,shards} ...``.
 
     python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
@@ -7,6 +7,7 @@
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
     python -m detector audit                                 # can trivial statistics tell real from fake per source?
     python -m detector calibrate                             # refit calibration on validation data
+    python -m detector lite                                  # weights/model.tflite: the network predict runs on
     python -m detector bench [--quick] [--json]              # latency, throughput, start-up, training speed
     python -m detector shards --out shards/                  # TFRecord shards for python train.py --shards
 
@@ -178,6 +179,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lite(args: argparse.Namespace) -> int:
+    from detector.card import WEIGHTS_DIR
+    from detector.lite import LITE_FILE, write_lite
+
+    folder = Path(args.weights or WEIGHTS_DIR)
+    card = write_lite(folder)
+    print(f"{folder / LITE_FILE}: sha256 {card.lite_sha256} (in the card; predict, the demo and evaluate score on it)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from detector.bench import main
 
@@ -269,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("calibrate", help="refit calibration, threshold and band on the validation splits; re-score the card")
     k.add_argument("--data", default=str(SHARED_DATA), help="folder holding the card's sets, by name (default ../shared/data)")
     k.set_defaults(func=cmd_calibrate)
+
+    t = sub.add_parser("lite", help="convert the weights for LiteRT's CPU runtime (model.tflite, which scoring runs on)")
+    t.set_defaults(func=cmd_lite)
 
     b = sub.add_parser("bench", help="latency, throughput, model size, training speed and app start-up on this machine")
     b.add_argument("--weights", default=argparse.SUPPRESS, help="folder with model.keras and model_card.json (default: weights/)")

@@ -27,6 +27,8 @@ CARD_MARKDOWN = "MODEL_CARD.md"
 
 #: What a user runs to make the weights again; quoted in every integrity error.
 REGENERATE_COMMAND = "python train.py"
+#: What makes the LiteRT copy of the weights again (``detector.lite``).
+LITE_COMMAND = "python -m detector lite"
 
 #: The ``extra`` section holding the leave-one-source-out runs: one model per family of fakes
 #: trained without that family's sets and tested on them, shaped ``{family: {"held_out":
@@ -82,6 +84,9 @@ class ModelCard:
         scoring_views: The views (``detector.views``) whose mean logit the calibration was
             fitted on; cards written before this field were fitted on ``CROP_AND_MIRROR``.
         sha256: Hex digest of the weights file.
+        lite_sha256: Hex digest of ``model.tflite``, the same network for LiteRT
+            (``detector.lite``) that the ``Detector`` scores on; empty when there is none,
+            and scoring then runs on Keras.
         architecture: Human-readable summary (layers, parameters, FLOPs).
         data: Data sets and split sizes used.
         training: Configuration, time and history summary.
@@ -97,6 +102,7 @@ class ModelCard:
     uncertain_band: tuple[float, float] = (0.5, 0.5)
     scoring_views: tuple[View, ...] = CROP_AND_MIRROR
     sha256: str = ""
+    lite_sha256: str = ""
     architecture: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -132,21 +138,27 @@ class ModelCard:
         except (ValueError, TypeError) as err:
             raise WeightsError(f"model card {path} is not valid ({err}); regenerate it with `{REGENERATE_COMMAND}`") from None
 
-    def verify(self, weights: str | Path) -> None:
+    def verify(self, weights: str | Path, sha256: str | None = None) -> None:
         """Checks that ``weights`` is the file this card describes.
+
+        Args:
+            weights: ``model.keras``, or ``model.tflite`` with ``sha256=card.lite_sha256``.
+            sha256: The digest expected; the Keras weights' by default.
 
         Raises:
             WeightsError: the file is missing, or its sha256 differs from the card's.
         """
         weights = Path(weights)
+        expected = self.sha256 if sha256 is None else sha256
+        regenerate = REGENERATE_COMMAND if sha256 is None else LITE_COMMAND
         if not weights.is_file():
-            raise WeightsError(f"weights file {weights} is missing; regenerate it with `{REGENERATE_COMMAND}`")
+            raise WeightsError(f"weights file {weights} is missing; regenerate it with `{regenerate}`")
         actual = sha256_of(weights)
-        if actual != self.sha256:
+        if actual != expected:
             raise WeightsError(
                 f"weights file {weights} has sha256 {actual[:12]}…, but its model card expects "
-                f"{self.sha256[:12]}…: the file is truncated, altered or from another run. "
-                f"Regenerate it with `{REGENERATE_COMMAND}`"
+                f"{expected[:12]}…: the file is truncated, altered or from another run. "
+                f"Regenerate it with `{regenerate}`"
             )
 
     def trained_on_sentence(self) -> str:
@@ -233,6 +245,8 @@ class ModelCard:
             f"- Parameters: {arch.get('parameters', '?'):,}" if isinstance(arch.get("parameters"), int) else "",
             f"- Input: {self.input_size}×{self.input_size} RGB face crop, framed at {self.face_margin}× the face box",
             f"- Weights: `{MODEL_FILE}`, sha256 `{self.sha256}`",
+            *([f"- Scored on: `model.tflite` (the same network for LiteRT's CPU runtime, `{LITE_COMMAND}`), "
+               f"sha256 `{self.lite_sha256}`"] if self.lite_sha256 else []),
             f"- Scoring: a face's logit is the mean over these views of its crop: {describe(self.scoring_views)}",
             f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data",
             f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "

@@ -160,8 +160,8 @@ def view_averaged_logits(model: keras.Model, images, views: Sequence[View]):
     """Fake logits of ``(N, S, S, 3)`` images, each the mean over ``views`` of the image
     (test-time augmentation).
 
-    Training, calibration, evaluation and the ``Detector`` all score through this function.
-    Windows that reach past the crop's edge see it mirrored there (at most 1/16 of the side).
+    Training, calibration and evaluation score through this function; the ``Detector``
+    through it too, or through ``view_windows`` and its LiteRT copy of ``model``.
 
     Args:
         model: A network from ``make_model``.
@@ -175,6 +175,17 @@ def view_averaged_logits(model: keras.Model, images, views: Sequence[View]):
     Raises:
         ValueError: a window reaches more than 1/16 of the side past the crop's edge.
     """
+    return mean_over_views(model(view_windows(images, views), training=False), len(views))
+
+
+def view_windows(images, views: Sequence[View]):
+    """The windows ``views`` cut from ``(N, S, S, 3)`` images: ``(V * N, S, S, 3)``, view by
+    view. Windows that reach past the crop's edge see it mirrored there (at most 1/16 of the
+    side).
+
+    Raises:
+        ValueError: a window reaches more than 1/16 of the side past the crop's edge.
+    """
     import tensorflow as tf
 
     images = tf.convert_to_tensor(images, tf.float32)
@@ -184,26 +195,30 @@ def view_averaged_logits(model: keras.Model, images, views: Sequence[View]):
         raise ValueError(f"scoring views {list(views)} reach {reach:.3f} of the side past the crop, more than 1/16")
     if all((side, dy, dx) == (1.0, 0.0, 0.0) for side, dy, dx, _ in views):
         # The whole crop, as is or mirrored: no resampling at all.
-        windows = tf.concat([tf.reverse(images, axis=[2]) if mirrored else images for *_, mirrored in views], axis=0)
-    else:
-        pad = max(1, size // 16)
-        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-        # Window corners for crop_and_resize (the resampling training's random crops use),
-        # whose coordinates map 0 and 1 to the first and last pixel centre; a window whose
-        # right edge comes before its left is cut mirrored.
-        last = size + 2 * pad - 1
-        corners = []
-        for side, dy, dx, mirrored in views:
-            top = pad + (0.5 - side / 2) * (size - 1) + dy * size
-            left = pad + (0.5 - side / 2) * (size - 1) + dx * size
-            span = side * (size - 1)
-            x0, x1 = (left + span, left) if mirrored else (left, left + span)
-            corners.append([top / last, x0 / last, (top + span) / last, x1 / last])
-        n = tf.shape(images)[0]
-        windows = tf.image.crop_and_resize(padded, tf.repeat(tf.constant(corners, tf.float32), n, axis=0),
-                                           tf.tile(tf.range(n), [len(views)]), [size, size])
-    # Rows are (view, image): average over the views.
-    return tf.reduce_mean(tf.reshape(model(windows, training=False), [len(views), -1]), axis=0)
+        return tf.concat([tf.reverse(images, axis=[2]) if mirrored else images for *_, mirrored in views], axis=0)
+    pad = max(1, size // 16)
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    # Window corners for crop_and_resize (the resampling training's random crops use),
+    # whose coordinates map 0 and 1 to the first and last pixel centre; a window whose
+    # right edge comes before its left is cut mirrored.
+    last = size + 2 * pad - 1
+    corners = []
+    for side, dy, dx, mirrored in views:
+        top = pad + (0.5 - side / 2) * (size - 1) + dy * size
+        left = pad + (0.5 - side / 2) * (size - 1) + dx * size
+        span = side * (size - 1)
+        x0, x1 = (left + span, left) if mirrored else (left, left + span)
+        corners.append([top / last, x0 / last, (top + span) / last, x1 / last])
+    n = tf.shape(images)[0]
+    return tf.image.crop_and_resize(padded, tf.repeat(tf.constant(corners, tf.float32), n, axis=0),
+                                    tf.tile(tf.range(n), [len(views)]), [size, size])
+
+
+def mean_over_views(logits, n_views: int):
+    """``(V * N,)`` or ``(V * N, 1)`` window logits, view by view -> each image's mean, ``(N,)``."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.reshape(logits, [n_views, -1]), axis=0)
 
 
 def with_mask_head(model: keras.Model) -> keras.Model:

@@ -19,6 +19,7 @@ import numpy as np
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
 from detector.faces import Box, FaceFinder, centre_box, cut, scoring_region
 from detector.imaging import load_image
+from detector.lite import LITE_FILE, LiteNetwork
 from detector.wording import BAND_REASON, NO_FACE, NO_FACE_REASON, reasons_summary
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge.
@@ -139,27 +140,33 @@ class Detector:
     Use ``Detector.load()`` for the shipped weights.
 
     Args:
-        model: The Keras CNN (logit output).
+        model: The Keras CNN (logit output): Grad-CAM runs on it, and scoring too without
+            ``lite``.
         card: The model card with input size, temperature, threshold and band.
+        lite: The same network on LiteRT (``detector.lite``): scoring runs on it when given.
     """
 
-    def __init__(self, model, card: ModelCard) -> None:
+    def __init__(self, model, card: ModelCard, lite: "LiteNetwork | None" = None) -> None:
         import tensorflow as tf
 
-        from detector.model import view_averaged_logits
+        from detector.model import mean_over_views, view_averaged_logits, view_windows
 
         self.model = model
         self.card = card
+        self.lite = lite
         self.finder = FaceFinder()
         self._explainer = None
         size = card.input_size
+        views = card.scoring_views
+        signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
         # One traced graph for every batch size: Keras' predict() costs ~50-100 ms of
         # overhead per call, this costs microseconds.
-        self._logits = tf.function(
-            lambda x: view_averaged_logits(model, x, card.scoring_views),
-            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
-            reduce_retracing=True,
-        )
+        if lite is None:
+            self._logits = tf.function(lambda x: view_averaged_logits(model, x, views), input_signature=signature,
+                                       reduce_retracing=True)
+        else:
+            windows = tf.function(lambda x: view_windows(x, views), input_signature=signature, reduce_retracing=True)
+            self._logits = lambda x: mean_over_views(lite(windows(x).numpy()), len(views))
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, verify: bool = True) -> "Detector":
@@ -196,7 +203,13 @@ class Detector:
                 f"weights {path} take {model.input_shape} -> {model.output_shape}, but the card expects "
                 f"{expected} -> (None, 1). Regenerate them with `{REGENERATE_COMMAND}`"
             )
-        return cls(model, card)
+        lite = None
+        if card.lite_sha256:  # the card names a LiteRT copy: score on it, once it is the right file
+            lite_path = folder / LITE_FILE
+            if verify:
+                card.verify(lite_path, card.lite_sha256)
+            lite = LiteNetwork.load(lite_path)
+        return cls(model, card, lite)
 
     # -- scoring --------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_
 from detector.data import SPLITS, Arrays, load_set
 from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
+from detector.lite import LITE_FILE, write_lite
 from detector.model import INPUT_SIZE, flops, make_model, view_averaged_logits, with_mask_head
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
@@ -719,7 +720,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         **fitted,
     )
     card.save(out_dir)
-    log.info("wrote %s and %s in %.1f min", target, out_dir / CARD_FILE, (time.monotonic() - started) / 60)
+    card = write_lite(out_dir)  # the copy the Detector scores on
+    log.info("wrote %s, %s and %s in %.1f min", target, LITE_FILE, out_dir / CARD_FILE, (time.monotonic() - started) / 60)
     return card
 
 
