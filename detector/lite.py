@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from detector.startup import NOISE, filtered_stderr
 
 if TYPE_CHECKING:
     from detector.card import ModelCard
@@ -85,25 +86,27 @@ class LiteNetwork:
 
     Args:
         content: The ``.tflite`` file's bytes.
-        threads: CPU threads per forward pass; all cores by default.
+        threads: CPU threads per forward pass. One: with ``predict``'s face-finding threads
+            on the other core, one thread gave 88 crops/s against 83 with two, and a single
+            crop 9.9 ms against 12.2 (``python -m detector bench``, docs/SCALE.md).
     """
 
-    def __init__(self, content: bytes, threads: int | None = None) -> None:
+    def __init__(self, content: bytes, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        threads = threads or os.cpu_count() or 1
         self._interpreters = {}
-        for size in sorted({1, CHUNK}):
-            interpreter = Interpreter(model_content=content, num_threads=threads)
-            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], _shape(interpreter, size))
-            interpreter.allocate_tensors()
-            self._interpreters[size] = interpreter
+        with filtered_stderr([NOISE]):  # LiteRT announces each XNNPACK delegate on stderr
+            for size in sorted({1, CHUNK}):
+                interpreter = Interpreter(model_content=content, num_threads=threads)
+                interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], _shape(interpreter, size))
+                interpreter.allocate_tensors()
+                self._interpreters[size] = interpreter
         self.input_size = int(_shape(self._interpreters[1], 1)[1])
         # An interpreter runs one call at a time; the demo's handlers and predict's threads share it.
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path, threads: int | None = None) -> "LiteNetwork":
+    def load(cls, path: str | Path, threads: int = 1) -> "LiteNetwork":
         """Reads a ``.tflite`` file (see ``export``)."""
         return cls(Path(path).read_bytes(), threads)
 

@@ -33,6 +33,7 @@ NOISE = re.compile(
     r"|^To enable the following instructions: .* rebuild TensorFlow"
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|computation_placer\.cc:\d+\] computation placer already registered"
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU"  # LiteRT, once per interpreter (detector.lite)
 )
 
 #: Dropped only on a machine with no NVIDIA device at all: there the failure is expected;

@@ -22,7 +22,7 @@ from conftest import EXAMPLES, REPO
 from detector.wording import percent
 
 #: What TensorFlow prints at start-up when nothing filters it.
-TF_NOTICES = ("absl::InitializeLog", "oneDNN", "cuInit", "cuda drivers", "cpu_feature_guard")
+TF_NOTICES = ("absl::InitializeLog", "oneDNN", "cuInit", "cuda drivers", "cpu_feature_guard", "XNNPACK delegate")
 
 
 def run_cli(*args):
