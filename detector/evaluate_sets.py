@@ -110,7 +110,7 @@ def evaluate_sets(
     detector = detector or Detector.load(weights)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    per_set, verdicts = {}, {}
+    per_set, judged = {}, {}
     for root in sets:
         records = [r for r in read_records(root) if r.split == split]
         if limit is not None:
@@ -122,12 +122,17 @@ def evaluate_sets(
         ok = ~np.isnan(p)
         name = Path(root).name
         per_set[name] = (y[ok], p[ok])
-        verdicts[name] = verdict_shares(scored, y)
+        judged[name] = (scored, y)
     card = detector.card
     report = evaluation.report(evaluation.with_one_label_pool(per_set), card.threshold,
                                uncertain_band=card.uncertain_band, pooled=list(per_set))
-    for name, shares in verdicts.items():
-        report["sets"][name].update(shares)
+    # Verdict shares for every row, the pooled ones too (a pool of one-label sets is named
+    # "a + b"; overall is every set): without them a pooled row's "fakes called fake" would
+    # count scores at the threshold, not verdicts.
+    for name, row in [*report["sets"].items(), ("overall", report["overall"])]:
+        parts = list(judged) if name == "overall" else name.split(" + ")
+        row.update(verdict_shares([s for part in parts for s in judged[part][0]],
+                                  np.concatenate([judged[part][1] for part in parts])))
     report["split"] = split
     report["threshold"] = card.threshold
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
