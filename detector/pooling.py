@@ -104,14 +104,28 @@ class VideoCalibration:
                    card.sha256, tuple(card.scoring_views), fitted=False)
 
     @classmethod
-    def fit(cls, card, pooling: str, labels: np.ndarray, pooled_logits: np.ndarray, uncertain_width: float,
-            measured: Mapping[str, Any] | None = None) -> "VideoCalibration":
-        """Platt scaling and the balanced-accuracy threshold on validation clips, as
-        training fits them on validation images; the band is the threshold +- width."""
-        temperature, bias = evaluation.fit_platt(labels, pooled_logits)
-        p = evaluation.apply_temperature(pooled_logits, temperature, bias)
-        threshold = evaluation.choose_threshold(labels, p)
-        band = (max(0.0, threshold - uncertain_width), min(1.0, threshold + uncertain_width))
+    def fit(cls, card, pooling: str, per_set: Mapping[str, tuple[np.ndarray, np.ndarray]], uncertain_width: float,
+            measured: Mapping[str, Any] | None = None, max_false_fake: float = 0.05) -> "VideoCalibration":
+        """Fits the video calibration on validation clips as training fits the image one on
+        validation images: Platt scaling with every set weighing the same, the real-first
+        threshold (no set calls more than ``max_false_fake`` of its real clips fake) and the
+        uncertain band from 0.5 (or ``uncertain_width`` below the threshold) up to it.
+
+        Args:
+            card: The model card of the weights the clips were scored with.
+            pooling: The pooling the clips' logits were pooled with.
+            per_set: Set name -> ``(labels, pooled logits)`` of its validation clips.
+            uncertain_width: Least width of the band below the threshold.
+            measured: What the fit was made on, for the card.
+            max_false_fake: See ``evaluation.real_first_threshold``.
+        """
+        labels = np.concatenate([y for y, _ in per_set.values()])
+        logits = np.concatenate([z for _, z in per_set.values()])
+        temperature, bias = evaluation.fit_platt(labels, logits, weights=evaluation.source_weights(per_set))
+        threshold = evaluation.real_first_threshold(
+            {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in per_set.items()},
+            max_false_fake)
+        band = evaluation.uncertain_band(threshold, uncertain_width)
         return cls(pooling, temperature, bias, threshold, band, card.sha256, tuple(card.scoring_views), True,
                    dict(measured or {}))
 

@@ -50,6 +50,7 @@ from detector.defaults import VIDEO_EVAL_FRAMES, VIDEO_EVAL_JSON, VIDEO_EVAL_MD,
 from detector.imaging import ImageError, load_image
 from detector.pooling import CARD_KEY, MEASURED_ON, POOLINGS, VideoCalibration, pool
 from detector.video_scoring import deciding_tracks
+from detector.wording import percent
 
 #: The sets with both labels (``sfhq_t2i`` and ``utkface_wild_crops`` hold one label each).
 DEFAULT_SETS = VIDEO_EVAL_SETS
@@ -205,11 +206,13 @@ def evaluate_video(
     val_auc = {how: _auc(list(val_labels), [s.pooled(how) for s in val_clips]) for how in POOLINGS}
     chosen = max(POOLINGS, key=lambda how: val_auc[how] or 0.0)
     card = detector.card
-    width = card.training.get("config", {}).get("uncertain_width", 0.1)
+    config = card.training.get("config", {})
     measured = {"clips": len(val_clips), "sets": ", ".join(sets), "frames per clip": frames,
                 **{f"ROC-AUC {how}": auc for how, auc in val_auc.items()}}
-    calibration = VideoCalibration.fit(card, chosen, val_labels, np.array([s.pooled(chosen) for s in val_clips]),
-                                       width, measured)
+    val_per_set = {name: (np.array([s.clip.label for s in clips]), np.array([s.pooled(chosen) for s in clips]))
+                   for name, clips in ((name, [s for s in scored if s.tracks]) for name, scored in val.items()) if clips}
+    calibration = VideoCalibration.fit(card, chosen, val_per_set, config.get("uncertain_width", 0.1), measured,
+                                       config.get("max_false_fake", 0.05))
 
     test_clips = {name: [s for s in scored if s.tracks] for name, scored in test.items()}
     per_set = {name: (np.array([s.clip.label for s in clips]),
@@ -224,12 +227,16 @@ def evaluate_video(
         "limit": limit,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "chosen_pooling": chosen,
+        "max_false_fake": config.get("max_false_fake", 0.05),
         "val_clip_roc_auc": val_auc,
         "calibration": calibration.card_block(),
         "test": {name: set_figures(scored) for name, scored in test.items()},
         "test_all_sets": set_figures([s for scored in test.values() for s in scored]),
         "test_calibrated": {key: calibrated["overall"].get(key) for key in
                             ("n", "roc_auc", "accuracy", "balanced_accuracy", "ece", "share_uncertain")},
+        # Real-first: the share of each set's real test clips called fake.
+        "test_reals_called_fake": {name: None if row.get("recall_real") is None else 1 - row["recall_real"]
+                                   for name, row in calibrated["sets"].items()},
     }
     if write_card:
         folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
@@ -283,7 +290,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"sigmoid(pooled logit / {cal['temperature']:.3f} + {cal['bias']:.3f}), threshold {cal['threshold']:.3f}, "
         f"uncertain band [{lo:.3f}, {hi:.3f}]. On the {test['n']} test clips with a face: ROC-AUC "
         f"{_cell(test['roc_auc'])}, accuracy {_cell(test['accuracy'])}, balanced accuracy "
-        f"{_cell(test['balanced_accuracy'])}, ECE {_cell(test['ece'])}.",
+        f"{_cell(test['balanced_accuracy'])}, ECE {_cell(test['ece'])}. The threshold puts real faces first, as "
+        "the photos' does: the lowest at which no set calls more than "
+        f"{percent(report['max_false_fake'])} of its real validation clips fake. Real test clips called fake: "
+        + ", ".join(f"{name} {percent(share)}" for name, share in report["test_reals_called_fake"].items()
+                    if share is not None) + ".",
         "",
     ]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from detector import evaluation
 from detector.card import ModelCard
 from detector.pooling import CARD_KEY, DEFAULT_POOLING, POOLINGS, VideoCalibration, pool
 
@@ -36,16 +37,23 @@ def test_without_a_fit_the_image_calibration_stands_in():
 def test_a_fit_is_stored_in_the_card_and_used_only_for_its_weights_and_views(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 200)
-    logits = rng.normal(0, 1, 400) + 2.0 * labels - 1.0
-    fitted = VideoCalibration.fit(CARD, "median", labels, logits, uncertain_width=0.1, measured={"clips": 400})
-    assert 0 < fitted.threshold < 1 and fitted.uncertain_band == pytest.approx((fitted.threshold - 0.1, fitted.threshold + 0.1))
-    p = np.array([fitted.probability(z) for z in logits])
-    assert abs(p[labels == 1].mean() - 0.5) > 0.2  # it separates the classes, and is not the identity
+    # Two sets: the second's reals score higher, so it sets the real-first bar.
+    per_set = {"easy": (labels, rng.normal(0, 1, 400) + 2.0 * labels - 1.0),
+               "hard": (labels, rng.normal(0, 1, 400) + 1.0 * labels)}
+    fitted = VideoCalibration.fit(CARD, "median", per_set, uncertain_width=0.1, measured={"clips": 800})
+    assert 0 < fitted.threshold < 1 and fitted.uncertain_band == evaluation.uncertain_band(fitted.threshold, 0.1)
+    for y, z in per_set.values():  # no set calls more than 5% of its real clips fake
+        p = np.array([fitted.probability(v) for v in z])
+        assert np.mean(p[y == 0] >= fitted.threshold) <= 0.05
+    hard_reals = np.array([fitted.probability(v) for v in per_set["hard"][1][labels == 0]])
+    assert np.mean(hard_reals >= fitted.threshold) == pytest.approx(0.05, abs=0.006)  # the bar is the hard set's
+    easy = np.array([fitted.probability(v) for v in per_set["easy"][1]])
+    assert easy[labels == 1].mean() - easy[labels == 0].mean() > 0.3  # it separates the classes
     card = replace(CARD, extra={CARD_KEY: fitted.card_block()})
     card.save(tmp_path)
     again = VideoCalibration.of(ModelCard.load(tmp_path))
     assert again.fitted and again.pooling == "median" and again.temperature == pytest.approx(fitted.temperature)
-    assert again.measured == {"clips": 400}
+    assert again.measured == {"clips": 800}
     assert "| median | validation clips |" in card.to_markdown() and "```json" not in card.to_markdown()
     # Other weights, or other scoring views, make the fit stale: the image calibration returns.
     assert not VideoCalibration.of(replace(card, sha256="def")).fitted
