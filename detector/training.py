@@ -32,7 +32,8 @@ from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_
 from detector.data import SPLITS, Arrays, load_set
 from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
-from detector.lite import LITE_FILE, write_lite
+from detector.lite import LITE_FILE
+from detector.lite import export as export_lite
 from detector.model import INPUT_SIZE, flops, make_model, view_averaged_logits, with_mask_head
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
@@ -696,11 +697,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
 
     target = out_dir / MODEL_FILE
     shutil.copyfile(best, target)
+    lite = export_lite(model, out_dir / LITE_FILE)  # the copy the Detector scores on
     val_aucs = history.get("val_auc", [float("nan")])
     card = ModelCard(
         input_size=cfg.input_size,
         face_margin=cfg.face_margin,
         sha256=sha256_of(target),
+        lite_sha256=sha256_of(lite),
         architecture=architecture_summary(model, cfg),
         data={"sets": counts, "sources": describe_sources([a.split("train") for a in sets])},
         training={
@@ -720,7 +723,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         **fitted,
     )
     card.save(out_dir)
-    card = write_lite(out_dir)  # the copy the Detector scores on
     log.info("wrote %s, %s and %s in %.1f min", target, LITE_FILE, out_dir / CARD_FILE, (time.monotonic() - started) / 60)
     return card
 
