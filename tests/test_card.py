@@ -13,6 +13,7 @@ COUNTS = {"train": {"real": 9811, "fake": 9846}, "val": {"real": 1611, "fake": 1
 def test_shipped_card_matches_shipped_weights():
     card = ModelCard.load(WEIGHTS_DIR)
     card.verify(WEIGHTS_DIR / "model.keras")  # raises on any mismatch
+    card.verify(WEIGHTS_DIR / "model.tflite", card.lite_sha256)  # the copy scoring runs on (detector.lite)
     assert card.training["minutes"] <= 150  # issue 21: `python train.py` within 150 minutes here
     for split in ("val", "test"):
         assert set(SHARED_SETS) <= set(card.metrics[split]["sets"])  # and the pooled one-label sets

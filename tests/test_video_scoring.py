@@ -145,7 +145,8 @@ def test_the_cards_video_calibration_is_used_when_it_fits_the_weights(tiny_weigh
 
     folder = tmp_path / "weights"
     folder.mkdir()
-    (folder / "model.keras").write_bytes((tiny_weights / "model.keras").read_bytes())
+    for name in ("model.keras", "model.tflite"):
+        (folder / name).write_bytes((tiny_weights / name).read_bytes())
     card = ModelCard.load(tiny_weights)
     fitted = VideoCalibration("max", 3.0, -1.0, 0.4, (0.3, 0.5), card.sha256, tuple(card.scoring_views))
     replace(card, extra={**card.extra, CARD_KEY: fitted.card_block()}).save(folder)
