@@ -380,6 +380,29 @@ def real_first_threshold(per_source: PerSet, max_false_fake: float = 0.05) -> fl
     return float(np.clip(max(bars), 1e-6, 1 - 1e-6))
 
 
+def real_first_calibration(per_source: PerSet, uncertain_width: float,
+                           max_false_fake: float = 0.05) -> tuple[float, float, float, tuple[float, float]]:
+    """Platt scaling, threshold and band from validation logits, real photos first: every
+    source weighs the same in the fit (``source_weights``), the threshold is
+    ``real_first_threshold`` and the band ``uncertain_band``. Photos (``training``) and
+    clips (``pooling``) are calibrated alike through it.
+
+    Args:
+        per_source: Source name -> ``(y_true, logits)`` on validation data.
+        uncertain_width: Least width of the band below the threshold.
+        max_false_fake: Largest share of real faces of any source called fake.
+
+    Returns:
+        ``(temperature, bias, threshold, (band_low, band_high))``.
+    """
+    y = np.concatenate([y for y, _ in per_source.values()])
+    z = np.concatenate([z for _, z in per_source.values()])
+    temperature, bias = fit_platt(y, z, weights=source_weights(per_source))
+    threshold = real_first_threshold(
+        {name: (y, apply_temperature(z, temperature, bias)) for name, (y, z) in per_source.items()}, max_false_fake)
+    return temperature, bias, threshold, uncertain_band(threshold, uncertain_width)
+
+
 def logit(p: float | Sequence[float] | np.ndarray, eps: float = 1e-7) -> np.ndarray:
     """The log-odds ``log(p / (1 - p))``, with ``p`` clipped to ``[eps, 1 - eps]``.
 

@@ -119,13 +119,7 @@ class VideoCalibration:
             measured: What the fit was made on, for the card.
             max_false_fake: See ``evaluation.real_first_threshold``.
         """
-        labels = np.concatenate([y for y, _ in per_set.values()])
-        logits = np.concatenate([z for _, z in per_set.values()])
-        temperature, bias = evaluation.fit_platt(labels, logits, weights=evaluation.source_weights(per_set))
-        threshold = evaluation.real_first_threshold(
-            {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in per_set.items()},
-            max_false_fake)
-        band = evaluation.uncertain_band(threshold, uncertain_width)
+        temperature, bias, threshold, band = evaluation.real_first_calibration(per_set, uncertain_width, max_false_fake)
         return cls(pooling, temperature, bias, threshold, band, card.sha256, tuple(card.scoring_views), True,
                    dict(measured or {}))
 

@@ -515,13 +515,7 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
         scored[split] = evaluation.with_one_label_pool(
             {a.name: (a.labels, predict_logits(model, a.images, views)) for a in parts})
     by_source = {name: scored["val"][name] for name in _source_names(sets)}
-    y_val = np.concatenate([y for y, _ in by_source.values()])
-    z_val = np.concatenate([z for _, z in by_source.values()])
-    temperature, bias = evaluation.fit_platt(y_val, z_val, weights=evaluation.source_weights(by_source))
-    threshold = evaluation.real_first_threshold(
-        {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in by_source.items()},
-        max_false_fake)
-    band = evaluation.uncertain_band(threshold, uncertain_width)
+    temperature, bias, threshold, band = evaluation.real_first_calibration(by_source, uncertain_width, max_false_fake)
     metrics = {
         split: evaluation.report(
             {name: (y, evaluation.apply_temperature(z, temperature, bias)) for name, (y, z) in scored[split].items()},

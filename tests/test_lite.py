@@ -94,12 +94,18 @@ def test_altered_or_missing_lite_file_is_refused(tiny_weights, tmp_path):
         Detector.load(folder)
 
 
-def test_a_card_without_lite_scores_on_keras_alike(tiny_weights, tmp_path):
-    folder = _copy(tiny_weights, tmp_path / "w")
+def _without_lite(tiny_weights, folder):
+    """A copy of the weights whose card names no LiteRT file, and without the file."""
+    folder = _copy(tiny_weights, folder)
     card = ModelCard.load(folder)
     card.lite_sha256 = ""
     card.save(folder)
     (folder / LITE_FILE).unlink()
+    return folder, card
+
+
+def test_a_card_without_lite_scores_on_keras_alike(tiny_weights, tmp_path):
+    folder, card = _without_lite(tiny_weights, tmp_path / "w")
     on_keras, on_lite = Detector.load(folder), Detector.load(tiny_weights)
     assert on_keras.lite is None
     crops = _crops(4, card.input_size, seed=2)
@@ -107,11 +113,7 @@ def test_a_card_without_lite_scores_on_keras_alike(tiny_weights, tmp_path):
 
 
 def test_lite_command_converts_existing_weights(tiny_weights, tmp_path):
-    folder = _copy(tiny_weights, tmp_path / "w")
-    card = ModelCard.load(folder)
-    card.lite_sha256 = ""
-    card.save(folder)
-    (folder / LITE_FILE).unlink()
+    folder, _ = _without_lite(tiny_weights, tmp_path / "w")
     out = subprocess.run([sys.executable, "-m", "detector", "--weights", str(folder), "lite"], cwd=REPO,
                          capture_output=True, text=True, check=True)
     assert out.stdout.count("\n") == 1 and "sha256" in out.stdout  # one line, not Keras' trace listing
