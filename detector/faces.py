@@ -186,6 +186,15 @@ def scoring_region(image_shape: tuple[int, ...], box: Box, margin: float = FACE_
     return Box(int(np.clip(x, 0, w - side)), int(np.clip(y, 0, h - side)), side, side)
 
 
+def edge_shift(box: Box, region: Box, margin: float = FACE_MARGIN) -> float:
+    """How far ``scoring_region`` had to move a face's square to keep it inside the image, as
+    a share of its side: 0 for a face clear of the edges. A whole face can touch an edge
+    with at most about ``(margin - 1) / 2 / margin`` (0.065 at 1.15); more means the image's
+    edge cuts through the face (its box is clipped to the image)."""
+    ideal = crop_box(box, margin)
+    return max(abs(ideal.x - region.x), abs(ideal.y - region.y)) / region.w
+
+
 def cut(image: np.ndarray, region: Box) -> np.ndarray:
     """The pixels of ``region`` (a square inside the image, as ``scoring_region`` gives)."""
     return image[region.y : region.y + region.h, region.x : region.x + region.w]

@@ -127,7 +127,7 @@ class TrainConfig:
     stem_stride: int = 4
     dropout: float = 0.2
     batch_size: int = 32
-    epochs: int = 12
+    epochs: int = 18
     steps_per_epoch: int | None = 400
     learning_rate: float = 5e-4
     weight_decay: float = 1e-2

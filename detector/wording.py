@@ -23,6 +23,9 @@ NO_FACE_REASON = "no face found: the detector judges faces, so this photo gets n
 #: not be true of all of it.
 BAND_REASON = "fake probability in the uncertain band"
 
+#: Why a face cut off by the photo's edge gets no verdict (``pipeline.MAX_EDGE_SHIFT``).
+EDGE_REASON = "face cut off by the photo's edge"
+
 
 def percent(probability: float) -> str:
     """``0.2951 -> "30%"``: a whole percentage, rounded half up (JavaScript's ``Math.round``,

@@ -77,6 +77,24 @@ def test_an_uncertain_photo_carries_each_uncertain_face_s_reason(detector, monke
         assert result.label == "uncertain" and result.reason == "face 2: face too small to judge (30 px)"
 
 
+def test_a_face_cut_off_by_the_photo_s_edge_gets_no_verdict(detector, monkeypatch):
+    from detector.faces import Box
+    from detector.wording import EDGE_REASON
+
+    photo = np.random.default_rng(2).integers(0, 256, (300, 400, 3), np.uint8)
+    # A whole face in the middle, one touching the left edge whole, one cut by the right edge
+    # (its box clipped there, as the finder clips it), and a face crop that fills its photo.
+    boxes = [Box(150, 100, 100, 100), Box(4, 100, 80, 80), Box(350, 100, 50, 100)]
+    monkeypatch.setattr(detector.finder, "find", lambda rgb: boxes)
+    monkeypatch.setattr(detector, "calibrate", lambda logits: np.zeros(len(logits)))  # all "real" but for the rules
+    whole, touching, cut_off = detector.predict(photo).faces
+    assert (whole.label, touching.label) == ("real", "real")
+    assert cut_off.label == "uncertain" and cut_off.reason == EDGE_REASON
+    crop = np.random.default_rng(3).integers(0, 256, (110, 100, 3), np.uint8)
+    monkeypatch.setattr(detector.finder, "find", lambda rgb: [Box(0, 10, 100, 100)])
+    assert detector.predict(crop).faces[0].label == "real"  # its margin is cut, not the face
+
+
 def test_verdict_band(detector):
     lo, hi = detector.card.uncertain_band
     if hi > lo:
