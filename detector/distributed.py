@@ -54,7 +54,7 @@ class BatchScorer:
     Args:
         weights: The weights folder, as a path on the worker nodes; ``None`` for ``weights/``.
         batch_size: Crops per call of the network.
-        threads: TensorFlow's threads in this actor (its share of the node's cores).
+        threads: TensorFlow's and LiteRT's threads in this actor (its share of the node's cores).
     """
 
     def __init__(self, weights: str | None, batch_size: int, threads: int) -> None:
@@ -67,7 +67,7 @@ class BatchScorer:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         from detector.pipeline import Detector
 
-        self.detector = Detector.load(weights)
+        self.detector = Detector.load(weights, threads=threads)
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

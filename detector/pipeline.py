@@ -179,13 +179,14 @@ class Detector:
             self._logits = lambda x: mean_over_views(lite(windows(x).numpy()), len(views))
 
     @classmethod
-    def load(cls, weights_dir: str | Path | None = None, verify: bool = True) -> "Detector":
+    def load(cls, weights_dir: str | Path | None = None, verify: bool = True, threads: int | None = None) -> "Detector":
         """Loads a model and its card, checking the weights' sha256 against the card.
 
         Args:
             weights_dir: Folder with ``model.keras`` and ``model_card.json``; the shipped
                 ``weights/`` by default.
             verify: Check the sha256 (leave on: it costs ~10 ms).
+            threads: CPU threads of each LiteRT forward pass; all cores by default.
 
         Returns:
             A ready ``Detector``.
@@ -218,7 +219,7 @@ class Detector:
             lite_path = folder / LITE_FILE
             if verify:
                 card.verify(lite_path, card.lite_sha256)
-            lite = LiteNetwork.load(lite_path)
+            lite = LiteNetwork.load(lite_path, threads)
         return cls(model, card, lite)
 
     # -- scoring --------------------------------------------------------------------------
