@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGENERATE_COMMAND
-from detector.faces import Box, FaceFinder, centre_box, cut, edge_shift, scoring_region
+from detector.faces import Box, FaceFinder, centre_box, cut, cut_off_by_edge, scoring_region
 from detector.imaging import load_image
 from detector.lite import LITE_FILE, LiteNetwork
 from detector.wording import BAND_REASON, EDGE_REASON, NO_FACE, NO_FACE_REASON, reasons_summary
@@ -28,16 +28,6 @@ MIN_JUDGE_FACE = 40
 #: Crops with less pixel spread than this (std of grey levels) are too flat to judge:
 #: black frames, overexposed or heavily blurred faces.
 MIN_CONTRAST = 6.0
-
-#: A face in a wider photo is cut off by its edge when its square had to move more than this
-#: share of its side to fit in (``faces.edge_shift``). Training crops are each photo's
-#: largest face, whole; a bystander half out of the frame is nothing like them: of the LFW
-#: test photos' real faces so cut, 4 of 16 were called fake, against 4 of 128 whole ones.
-MAX_EDGE_SHIFT = 0.1
-#: ... unless the face fills the photo (its square at least this share of the shorter
-#: side): a face crop's or a close portrait's edges cut the margin, not the face, as in
-#: the training sets (DFDC and UTKFace crops), which the rule leaves alone.
-EDGE_RULE_FACE_SHARE = 0.6
 
 @dataclass
 class FaceResult:
@@ -317,8 +307,7 @@ class Detector:
                 label, reason = "uncertain", f"face too small to judge ({min(box.w, box.h)} px)"
             elif float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).std()) < MIN_CONTRAST:
                 label, reason = "uncertain", "face too dark, flat or blurred to judge"
-            elif (region.w < EDGE_RULE_FACE_SHARE * min(faces.image_size)
-                  and edge_shift(box, region, self.card.face_margin) > MAX_EDGE_SHIFT):
+            elif cut_off_by_edge(box, region, faces.image_size, self.card.face_margin):
                 label, reason = "uncertain", EDGE_REASON
             elif label == "uncertain":
                 reason = BAND_REASON

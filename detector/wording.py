@@ -23,7 +23,7 @@ NO_FACE_REASON = "no face found: the detector judges faces, so this photo gets n
 #: not be true of all of it.
 BAND_REASON = "fake probability in the uncertain band"
 
-#: Why a face cut off by the photo's edge gets no verdict (``pipeline.MAX_EDGE_SHIFT``).
+#: Why a face cut off by the photo's edge gets no verdict (``faces.MAX_EDGE_SHIFT``).
 EDGE_REASON = "face cut off by the photo's edge"
 
 
