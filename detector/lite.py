@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 LITE_FILE = "model.tflite"
 
 #: Windows per interpreter call; the rest of a batch goes one window at a time. Per window,
-#: XNNPACK costs about the same from 1 to 16 windows a call here (3.7-5.3 ms on two busy
-#: cores), so small fixed shapes keep the memory small and never resize a tensor.
+#: XNNPACK costs about the same from 1 to 16 windows a call here (3.6-5.3 ms on two busy
+#: cores, 1.8-2.1 ms idle with two threads; ``bench/lite_chunks.py``), so small fixed shapes
+#: keep the memory small and never resize a tensor.
 CHUNK = 4
 
 
