@@ -17,7 +17,6 @@ sittings.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 from pathlib import Path
@@ -28,7 +27,7 @@ from detector import evaluation
 from detector.card import MODEL_FILE, UNSEEN_SECTION, ModelCard, WeightsError
 from detector.data import load_set
 from detector.sampling import group_sources
-from detector.training import TrainConfig, predict_logits, read_state, train
+from detector.training import TrainConfig, predict_logits, read_state, same_recipe, train
 
 log = logging.getLogger("detector.loso")
 
@@ -128,9 +127,4 @@ def _finished(cfg: TrainConfig) -> ModelCard | None:
         card.verify(Path(cfg.out_dir) / MODEL_FILE)
     except WeightsError:
         return None
-    want = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))  # as the card wrote it
-    have = card.training.get("config", {})
-    # The card keeps the recipe, not the machine's folders (``ModelCard.save``): compare what it kept.
-    same = all(v == want[k] for k, v in have.items() if k in want and k not in ("sets", "verbose"))
-    same &= [Path(s).name for s in have.get("sets", [])] == [Path(s).name for s in cfg.sets]
-    return card if same else None
+    return card if same_recipe(card, cfg) else None

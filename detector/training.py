@@ -721,6 +721,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     return card
 
 
+def same_recipe(card: ModelCard, cfg: TrainConfig) -> bool:
+    """Whether a card's run used ``cfg``'s recipe: every setting its card kept (it keeps the
+    recipe, not the machine's folders: ``ModelCard.save``) equal, and the same sets by name.
+
+    Args:
+        card: A trained model's card.
+        cfg: The configuration to compare with (``TrainConfig()`` for ``python train.py``).
+    """
+    want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
+    have = card.training.get("config", {})
+    same = all(v == want[k] for k, v in have.items() if k in want and k not in ("sets", "verbose"))
+    return same and [Path(s).name for s in have.get("sets", [])] == [Path(s).name for s in cfg.sets]
+
+
 def _stopped(state: dict, cfg: TrainConfig) -> bool:
     """Whether a run's last sitting ended it: early stopping or the time budget."""
     done, best = state["epochs_done"], state["best_epoch"]
