@@ -106,7 +106,6 @@ class LiteNetwork:
                 interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], _shape(interpreter, size))
                 interpreter.allocate_tensors()
                 self._interpreters[size] = interpreter
-        self.input_size = int(_shape(self._interpreters[1], 1)[1])
         # An interpreter runs one call at a time; the demo's handlers and predict's threads share it.
         self._lock = threading.Lock()
 
