@@ -181,11 +181,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_lite(args: argparse.Namespace) -> int:
     from detector.card import WEIGHTS_DIR
-    from detector.lite import LITE_FILE, write_lite
+    from detector.lite import LITE_FILE
+    from detector.training import write_lite
 
     folder = Path(args.weights or WEIGHTS_DIR)
-    card = write_lite(folder)
-    print(f"{folder / LITE_FILE}: sha256 {card.lite_sha256} (in the card; predict, the demo and evaluate score on it)")
+    card = write_lite(folder, args.data)
+    print(card.metrics_table("test"))
+    print(f"{folder / LITE_FILE}: sha256 {card.lite_sha256}, {card.lite_quantization}; the card's calibration "
+          "is fitted through it (predict, the demo and evaluate score on it)")
     return 0
 
 
@@ -281,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--data", default=str(SHARED_DATA), help="folder holding the card's sets, by name (default ../shared/data)")
     k.set_defaults(func=cmd_calibrate)
 
-    t = sub.add_parser("lite", help="convert the weights for LiteRT's CPU runtime (model.tflite, which scoring runs on)")
+    t = sub.add_parser("lite", help="convert the weights for LiteRT's CPU runtime (model.tflite, quantized, which "
+                       "scoring runs on) and refit the calibration through it")
+    t.add_argument("--data", default=str(SHARED_DATA), help="folder holding the card's sets, by name (default ../shared/data)")
     t.set_defaults(func=cmd_lite)
 
     b = sub.add_parser("bench", help="latency, throughput, model size, training speed and app start-up on this machine")

@@ -85,8 +85,10 @@ class ModelCard:
             fitted on; cards written before this field were fitted on ``CROP_AND_MIRROR``.
         sha256: Hex digest of the weights file.
         lite_sha256: Hex digest of ``model.tflite``, the same network for LiteRT
-            (``detector.lite``) that the ``Detector`` scores on; empty when there is none,
-            and scoring then runs on Keras.
+            (``detector.lite``) that the ``Detector`` scores on and the calibration is
+            fitted through; empty when there is none, and scoring then runs on Keras.
+        lite_quantization: How that copy is quantized (``lite.QUANTIZATION``); empty for an
+            all-float32 copy.
         architecture: Human-readable summary (layers, parameters, FLOPs).
         data: Data sets and split sizes used.
         training: Configuration, time and history summary.
@@ -103,6 +105,7 @@ class ModelCard:
     scoring_views: tuple[View, ...] = CROP_AND_MIRROR
     sha256: str = ""
     lite_sha256: str = ""
+    lite_quantization: str = ""
     architecture: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -245,8 +248,9 @@ class ModelCard:
             f"- Parameters: {arch.get('parameters', '?'):,}" if isinstance(arch.get("parameters"), int) else "",
             f"- Input: {self.input_size}×{self.input_size} RGB face crop, framed at {self.face_margin}× the face box",
             f"- Weights: `{MODEL_FILE}`, sha256 `{self.sha256}`",
-            *([f"- Scored on: `model.tflite` (the same network for LiteRT's CPU runtime, `{LITE_COMMAND}`), "
-               f"sha256 `{self.lite_sha256}`"] if self.lite_sha256 else []),
+            *([f"- Scored on: `model.tflite`, the network for LiteRT's CPU runtime "
+               f"({self.lite_quantization or 'float32'}; `{LITE_COMMAND}`), sha256 `{self.lite_sha256}`"]
+              if self.lite_sha256 else []),
             f"- Scoring: a face's logit is the mean over these views of its crop: {describe(self.scoring_views)}",
             f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data",
             f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "

@@ -27,7 +27,7 @@ from detector import evaluation
 from detector.card import MODEL_FILE, UNSEEN_SECTION, ModelCard, WeightsError
 from detector.data import load_set
 from detector.sampling import group_sources
-from detector.training import TrainConfig, predict_logits, read_state, same_recipe, train
+from detector.training import TrainConfig, predict_logits, read_state, same_recipe, scoring_network, train
 
 log = logging.getLogger("detector.loso")
 
@@ -47,11 +47,11 @@ def _slug(family: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", family.lower()).strip("-")
 
 
-def held_out_row(model: keras.Model, card: ModelCard, held_out: list, cfg: TrainConfig) -> dict:
+def held_out_row(model, card: ModelCard, held_out: list, cfg: TrainConfig) -> dict:
     """A held-out family's test figures for one run: per source of the held-out sets.
 
     Args:
-        model: The run's network.
+        model: The run's network as its ``Detector`` scores on it (``training.scoring_network``).
         card: Its card (calibration, threshold, views).
         held_out: The held-out sets' folders.
         cfg: The run's configuration (crop size, margin, cache).
@@ -111,6 +111,7 @@ def leave_one_out_report(
             log.info("leave one out: training without %s", family)
             card = train(run_cfg, resume=resume and read_state(Path(run_cfg.out_dir) / "run") is not None)
         model = keras.saving.load_model(Path(run_cfg.out_dir) / MODEL_FILE, safe_mode=True, compile=False)
+        model = scoring_network(run_cfg.out_dir, card, model)
         report[family] = {"held_out": " + ".join(names), "minutes": card.training.get("minutes"),
                           "epochs": card.training.get("epochs_run"), **held_out_row(model, card, held_out, run_cfg)}
     if card_dir is not None:

@@ -149,7 +149,7 @@ class Detector:
     def __init__(self, model, card: ModelCard, lite: "LiteNetwork | None" = None) -> None:
         import tensorflow as tf
 
-        from detector.model import mean_over_views, view_averaged_logits, view_windows
+        from detector.model import view_averaged_logits
 
         self.model = model
         self.card = card
@@ -165,8 +165,7 @@ class Detector:
             self._logits = tf.function(lambda x: view_averaged_logits(model, x, views), input_signature=signature,
                                        reduce_retracing=True)
         else:
-            windows = tf.function(lambda x: view_windows(x, views), input_signature=signature, reduce_retracing=True)
-            self._logits = lambda x: mean_over_views(lite(windows(x).numpy()), len(views))
+            self._logits = lambda x: lite.view_averaged_logits(x, views)
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, verify: bool = True, threads: int | None = None) -> "Detector":
@@ -229,7 +228,7 @@ class Detector:
         over the views the card was calibrated through (``ModelCard.scoring_views``)."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
-        return self._logits(np.asarray(crops, np.float32)).numpy()
+        return np.asarray(self._logits(np.asarray(crops, np.float32)))
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated fake probabilities for ``(N, S, S, 3)`` crops."""

@@ -32,7 +32,7 @@ from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_
 from detector.data import SPLITS, Arrays, load_set
 from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
-from detector.lite import LITE_FILE
+from detector.lite import LITE_FILE, QUANTIZATION, LiteNetwork
 from detector.lite import export as export_lite
 from detector.model import INPUT_SIZE, flops, make_model, view_averaged_logits, with_mask_head
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
@@ -165,12 +165,13 @@ class TrainConfig:
 _scorers: "weakref.WeakKeyDictionary[keras.Model, dict[tuple[View, ...], Any]]" = weakref.WeakKeyDictionary()
 
 
-def predict_logits(model: keras.Model, images: np.ndarray, views: Sequence[View], batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: keras.Model | LiteNetwork, images: np.ndarray, views: Sequence[View],
+                   batch_size: int = 256) -> np.ndarray:
     """The model's fake logits for a stack of uint8 crops, without augmentation, each the
     mean over ``views``, as the ``Detector`` scores them (``model.view_averaged_logits``).
 
     Args:
-        model: A network from ``make_model``.
+        model: A network from ``make_model``, or its LiteRT copy (``scoring_network``).
         images: ``(N, S, S, 3)`` crops.
         views: The scoring views (a card's ``scoring_views``, or ``views.SCORING_VIEWS``
             for a model being trained).
@@ -181,6 +182,10 @@ def predict_logits(model: keras.Model, images: np.ndarray, views: Sequence[View]
         ``(N,)`` logits.
     """
     views = tuple(views)
+    step = max(1, batch_size * 2 // len(views))
+    if isinstance(model, LiteNetwork):
+        out = [model.view_averaged_logits(images[i : i + step], views) for i in range(0, len(images), step)]
+        return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
     by_views = _scorers.setdefault(model, {})
     score = by_views.get(views)
     if score is None:
@@ -191,7 +196,6 @@ def predict_logits(model: keras.Model, images: np.ndarray, views: Sequence[View]
         model_ref = weakref.ref(model)
         score = by_views[views] = tf.function(lambda x: view_averaged_logits(model_ref(), x, views),
                                               reduce_retracing=True)
-    step = max(1, batch_size * 2 // len(views))
     out = [score(images[i : i + step].astype(np.float32)).numpy() for i in range(0, len(images), step)]
     return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 
@@ -476,7 +480,7 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
     return model, trainer
 
 
-def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_width: float,
+def calibrate_and_evaluate(model: keras.Model | LiteNetwork, sets: list[Arrays], uncertain_width: float,
                            views: Sequence[View] = SCORING_VIEWS,
                            splits: Sequence[str] = ("val", "test"),
                            max_false_fake: float = TrainConfig.max_false_fake) -> dict[str, Any]:
@@ -489,7 +493,8 @@ def calibrate_and_evaluate(model: keras.Model, sets: list[Arrays], uncertain_wid
     out: the detector gives them no verdict.
 
     Args:
-        model: The trained network.
+        model: The trained network, or the copy the ``Detector`` scores on
+            (``scoring_network``): the calibration is fitted on the logits users get.
         sets: The run's sets (their ``val`` split, and those in ``splits``, are used).
         uncertain_width: Width of the "uncertain" band below the threshold.
         views: The scoring views the calibration is fitted through.
@@ -532,14 +537,14 @@ def _source_names(sets: list[Arrays]) -> list[str]:
     return [source.name for source in group_sources([a.split("val") for a in sets])]
 
 
-def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path = SHARED_DATA,
+def refit_calibration(model: keras.Model | LiteNetwork, card: ModelCard, data_dir: str | Path = SHARED_DATA,
                       cache_dir: str | Path | None = None, views: Sequence[View] = SCORING_VIEWS,
                       splits: Sequence[str] = ("val", "test")) -> dict[str, Any]:
     """``calibrate_and_evaluate`` on the sets a card names (found in ``data_dir``), framed
     and limited as the card's run framed them.
 
     Args:
-        model: The card's network.
+        model: The card's network, or its scoring copy (``scoring_network``).
         card: Its model card.
         data_dir: Folder holding the card's sets, by name.
         cache_dir: Crop cache (``data.load_set``).
@@ -553,13 +558,88 @@ def refit_calibration(model: keras.Model, card: ModelCard, data_dir: str | Path 
         ValueError: the card names no sets.
     """
     config = card.training.get("config", {})
+    return calibrate_and_evaluate(model, card_sets(card, data_dir, cache_dir),
+                                  config.get("uncertain_width", TrainConfig.uncertain_width), views, splits,
+                                  config.get("max_false_fake", TrainConfig.max_false_fake))
+
+
+def card_sets(card: ModelCard, data_dir: str | Path = SHARED_DATA, cache_dir: str | Path | None = None) -> list[Arrays]:
+    """The sets a card's run trained on, found by name in ``data_dir``, framed and limited
+    as that run framed them.
+
+    Raises:
+        ValueError: the card names no sets.
+    """
+    config = card.training.get("config", {})
     sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"),
                      margin=card.face_margin)
             for s in config.get("sets", [])]
     if not sets:
         raise ValueError(f"the card (sha256 {card.sha256[:12]}…) names no training sets to calibrate on")
-    return calibrate_and_evaluate(model, sets, config.get("uncertain_width", TrainConfig.uncertain_width), views, splits,
-                                  config.get("max_false_fake", TrainConfig.max_false_fake))
+    return sets
+
+
+def representative_crops(sets: list[Arrays], per_source: int = 40, seed: int = 0) -> np.ndarray:
+    """Training crops of every source, to measure the quantized copy's int8 ranges on
+    (``lite.export``): the same number from each, real and fake alike.
+
+    Args:
+        sets: The run's sets (their ``train`` split is used).
+        per_source: Crops drawn from each training source (all it has, if fewer).
+        seed: Seeds the draw.
+
+    Returns:
+        ``(N, S, S, 3)`` uint8 crops.
+    """
+    rng = np.random.default_rng(seed)
+    picks = []
+    for source in group_sources([a.split("train").with_faces() for a in sets]):
+        picks.append(source.images[rng.permutation(len(source.images))[:per_source]])
+    return np.concatenate(picks)
+
+
+def scoring_network(weights_dir: str | Path, card: ModelCard, model: keras.Model) -> keras.Model | LiteNetwork:
+    """The network a weights folder's ``Detector`` scores on: its LiteRT copy when the card
+    names one (checked against its sha256), else ``model`` itself."""
+    if not card.lite_sha256:
+        return model
+    path = Path(weights_dir) / LITE_FILE
+    card.verify(path, card.lite_sha256)
+    return LiteNetwork.load(path)
+
+
+def write_lite(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
+               cache_dir: str | Path | None = None) -> ModelCard:
+    """Converts a weights folder's ``model.keras`` to its quantized LiteRT copy beside it,
+    then refits the card's calibration, threshold and band through that copy and re-scores
+    its validation and test figures (``python -m detector lite``; ``train`` does the same
+    as its last step).
+
+    Args:
+        weights_dir: Folder with ``model.keras`` and ``model_card.json``.
+        data_dir: Folder holding the card's sets, by name (for the int8 ranges and the
+            calibration).
+        cache_dir: Crop cache (``data.load_set``).
+
+    Returns:
+        The rewritten card.
+
+    Raises:
+        WeightsError: the weights or card are missing or altered.
+    """
+    weights_dir = Path(weights_dir)
+    card = ModelCard.load(weights_dir)
+    card.verify(weights_dir / MODEL_FILE)
+    model = keras.saving.load_model(weights_dir / MODEL_FILE, safe_mode=True, compile=False)
+    sets = card_sets(card, data_dir, cache_dir)
+    lite = export_lite(model, weights_dir / LITE_FILE, representative_crops(sets))
+    config = card.training.get("config", {})
+    fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, config.get("uncertain_width", TrainConfig.uncertain_width),
+                                    card.scoring_views, max_false_fake=config.get("max_false_fake", TrainConfig.max_false_fake))
+    training = {**card.training, "calibrated_by": "python -m detector lite"}
+    card = replace(card, lite_sha256=sha256_of(lite), lite_quantization=QUANTIZATION, training=training, **fitted)
+    card.save(weights_dir)
+    return card
 
 
 def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
@@ -584,7 +664,7 @@ def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SH
     card = ModelCard.load(weights_dir)
     card.verify(weights_dir / MODEL_FILE)
     model = keras.saving.load_model(weights_dir / MODEL_FILE, safe_mode=True, compile=False)
-    fitted = refit_calibration(model, card, data_dir, cache_dir, views)
+    fitted = refit_calibration(scoring_network(weights_dir, card, model), card, data_dir, cache_dir, views)
     training = {"validation_views": card.scoring_views, **card.training, "calibrated_by": "python -m detector calibrate"}
     card = replace(card, **fitted, training=training)
     card.save(weights_dir)
@@ -687,17 +767,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     model = keras.saving.load_model(best, safe_mode=True)
     train_minutes = (time.monotonic() - started) / 60
 
-    fitted = calibrate_and_evaluate(model, sets, cfg.uncertain_width, max_false_fake=cfg.max_false_fake)
+    # The copy the Detector scores on, and the calibration fitted on the logits it gives.
+    lite = export_lite(model, out_dir / LITE_FILE, representative_crops(sets, seed=cfg.seed))
+    fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, cfg.uncertain_width, max_false_fake=cfg.max_false_fake)
 
     target = out_dir / MODEL_FILE
     shutil.copyfile(best, target)
-    lite = export_lite(model, out_dir / LITE_FILE)  # the copy the Detector scores on
     val_aucs = history.get("val_auc", [float("nan")])
     card = ModelCard(
         input_size=cfg.input_size,
         face_margin=cfg.face_margin,
         sha256=sha256_of(target),
         lite_sha256=sha256_of(lite),
+        lite_quantization=QUANTIZATION,
         architecture=architecture_summary(model, cfg),
         data={"sets": counts, "sources": describe_sources([a.split("train") for a in sets])},
         training={

@@ -33,6 +33,9 @@ def test_shipped_weights_chose_and_calibrated_their_checkpoint_through_the_shipp
 
     assert same_recipe(card, TrainConfig())
     assert card.training["command"].startswith("python train.py")
+    from detector.lite import QUANTIZATION
+
+    assert card.lite_quantization == QUANTIZATION  # scored on the copy train writes, calibrated through it
 
 
 def test_readme_metrics_are_generated_from_the_card():

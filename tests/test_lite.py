@@ -1,6 +1,8 @@
-"""The LiteRT copy of the network: the same logits as Keras, checked like the weights, used
-when the card names it."""
+"""The LiteRT copy of the network: the same logits as Keras (all-float) or close to them
+(quantized, with its high-resolution layers float), checked like the weights, used when the
+card names it, and the calibration fitted through it."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -56,14 +58,43 @@ def test_lite_serves_threads_one_call_at_a_time(tiny_lite):
         np.testing.assert_array_equal(got, want)
 
 
-def test_training_writes_the_lite_copy_and_the_detector_scores_on_it(tiny_weights):
+def test_quantized_copy_keeps_its_high_resolution_layers_float_and_close_to_keras(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = make_model(input_size=64, backbone="mobilenet_v2", pretrained=True)  # random weights give no signal
+    head = model.layers[-1]  # initialized to zero, which would make every logit alike
+    kernel, bias = head.get_weights()
+    head.set_weights([np.random.default_rng(0).normal(0, 1, kernel.shape).astype(np.float32), bias])
+    representative = _crops(16, 64, seed=1)
+    path = export(model, tmp_path / LITE_FILE, representative)
+    interpreter = Interpreter(model_path=str(path))
+    tensors = interpreter.get_tensor_details()
+    convs = [op for op in interpreter._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    dtypes = [tensors[op["inputs"][0]]["dtype"] for op in convs]
+    assert dtypes[0] == np.float32 and dtypes[-1] == np.int8  # the stem sees pixels in float, the end runs in int8
+    assert dtypes == sorted(dtypes, key=lambda d: d != np.float32)  # float first, then int8 to the end
+    crops = _crops(32, 64, seed=2)
+    expected = model(crops, training=False).numpy().reshape(-1)
+    got = LiteNetwork.load(path)(crops)
+    assert np.corrcoef(got, expected)[0, 1] > 0.95
+    assert not np.allclose(got, expected, atol=1e-5)  # quantized: not the float network itself
+
+
+def test_training_writes_the_lite_copy_and_fits_the_calibration_through_it(tiny_weights, tiny_set):
+    from detector.training import refit_calibration
+
     card = ModelCard.load(tiny_weights)
-    assert card.lite_sha256 and (tiny_weights / LITE_FILE).is_file()
+    assert card.lite_sha256 and (tiny_weights / LITE_FILE).is_file() and card.lite_quantization
     detector = Detector.load(tiny_weights)
     assert detector.lite is not None
     crops = _crops(5, card.input_size, seed=9)
-    keras_logits = view_averaged_logits(detector.model, crops, card.scoring_views).numpy()
-    np.testing.assert_allclose(detector.logits(crops), keras_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(detector.logits(crops), detector.lite.view_averaged_logits(crops, card.scoring_views))
+    # The card's calibration is the one fitted on the copy's logits, not on Keras' (which differ).
+    through = {"lite": refit_calibration(detector.lite, card, tiny_set.parent, tiny_weights / "cache"),
+               "keras": refit_calibration(detector.model, card, tiny_set.parent, tiny_weights / "cache")}
+    fields = ("temperature", "bias", "threshold")
+    assert [through["lite"][f] for f in fields] == [getattr(card, f) for f in fields]
+    assert [through["keras"][f] for f in fields] != [getattr(card, f) for f in fields]
     assert "model.tflite" in (tiny_weights / "MODEL_CARD.md").read_text()
 
 
@@ -104,19 +135,22 @@ def _without_lite(tiny_weights, folder):
     return folder, card
 
 
-def test_a_card_without_lite_scores_on_keras_alike(tiny_weights, tmp_path):
+def test_a_card_without_lite_scores_on_keras(tiny_weights, tmp_path):
     folder, card = _without_lite(tiny_weights, tmp_path / "w")
-    on_keras, on_lite = Detector.load(folder), Detector.load(tiny_weights)
+    on_keras = Detector.load(folder)
     assert on_keras.lite is None
     crops = _crops(4, card.input_size, seed=2)
-    np.testing.assert_allclose(on_keras.logits(crops), on_lite.logits(crops), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(on_keras.logits(crops), view_averaged_logits(on_keras.model, crops, card.scoring_views).numpy(),
+                               rtol=1e-5)
 
 
-def test_lite_command_converts_existing_weights(tiny_weights, tmp_path):
-    folder, _ = _without_lite(tiny_weights, tmp_path / "w")
-    out = subprocess.run([sys.executable, "-m", "detector", "--weights", str(folder), "lite"], cwd=REPO,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.count("\n") == 1 and "sha256" in out.stdout  # one line, not Keras' trace listing
+def test_lite_command_converts_existing_weights_and_recalibrates_through_them(tiny_weights, tiny_set, tmp_path):
+    folder, before = _without_lite(tiny_weights, tmp_path / "w")
+    shutil.copytree(tiny_weights / "cache", folder / "cache")
+    out = subprocess.run([sys.executable, "-m", "detector", "--weights", str(folder), "lite", "--data", str(tiny_set.parent)],
+                         cwd=REPO, capture_output=True, text=True, check=True, env={**os.environ, "DETECTOR_CACHE": str(folder / "cache")})
+    assert "sha256" in out.stdout.splitlines()[-1] and "| set |" in out.stdout  # the re-scored table, then the file
     card = ModelCard.load(folder)
     card.verify(folder / LITE_FILE, card.lite_sha256)
-    assert Detector.load(folder).lite is not None
+    assert card.lite_quantization and Detector.load(folder).lite is not None
+    assert card.metrics["test"].keys() == before.metrics["test"].keys()
