@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "with this recipe, test it on what it never saw, and add the result to the model card in --out "
                    "(the weights stay as they are)")
     p.add_argument("--work-dir", default="runs/leave-one-out", help="where --leave-one-out keeps its models")
+    p.add_argument("--keep-finished", action="store_true",
+                   help="--leave-one-out: reuse finished runs in --work-dir even if their recipe differs from this one "
+                   "(the card names the settings that differ) instead of training them again")
     return p.parse_args(argv)
 
 
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         from detector.loso import leave_one_out_report
 
         report = leave_one_out_report(cfg, args.work_dir, card_dir=args.out, families=args.leave_one_out or None,
-                                      resume=args.resume)
+                                      resume=args.resume, keep_finished=args.keep_finished)
         print(json.dumps(report, indent=2))
         return 0
     card = train(cfg, resume=args.resume)

@@ -199,8 +199,16 @@ class ModelCard:
         if not unseen:
             return (f"{self.trained_on_sentence()} No figures on kinds of fake it was never trained on are "
                     "recorded for these weights: on other generators and edits, its verdicts are untested.")
+        recipe = f"the recipe as it was before its {_and_list(changed)} changed" if (changed := self.unseen_recipe_changes()) \
+            else "the same recipe"
         return (f"{self.trained_on_sentence()} Tested on kinds of fake left out of its training (one family at "
-                f"a time), the same recipe scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.")
+                f"a time), {recipe} scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.")
+
+    def unseen_recipe_changes(self) -> list[str]:
+        """The settings in which any leave-one-source-out run differs from the recipe it was
+        reported for (``recipe_differs``, written by ``loso.leave_one_out_report``)."""
+        runs = (self.extra.get(UNSEEN_SECTION) or {}).values()
+        return sorted({k for run in runs if isinstance(run, dict) for k in run.get("recipe_differs") or []})
 
     def unseen_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(family, held-out source, its test metrics)`` of the leave-one-source-out runs
@@ -410,7 +418,10 @@ def verdicts_table(report: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> str:
-    """Three decimals at most, without trailing zeros (4.6 minutes, ROC-AUC 0.912)."""
+    """Three decimals at most, without trailing zeros (4.6 minutes, ROC-AUC 0.912); a list's
+    items joined, or "–" when empty."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "–"
     return f"{round(value, 3):g}" if isinstance(value, float) else str(value)
 
 
@@ -466,12 +477,14 @@ def readme_metrics(card: ModelCard) -> str:
 
 
 def _leave_one_out_schedule(card: ModelCard) -> str:
-    """"3 epochs" or "3-5 epochs": how long the leave-one-source-out runs trained."""
+    """"3 epochs" or "3-5 epochs": how long the leave-one-source-out runs trained, and which
+    settings of the recipe changed since, if any."""
     epochs = sorted({run.get("epochs") for run in card.extra.get(UNSEEN_SECTION, {}).values()
                      if isinstance(run.get("epochs"), int)})
-    if not epochs:
-        return "a shorter schedule"
-    return f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]} epochs"
+    schedule = "a shorter schedule" if not epochs else f"{epochs[0]} epochs" if len(epochs) == 1 \
+        else f"{epochs[0]}–{epochs[-1]} epochs"
+    changed = card.unseen_recipe_changes()
+    return schedule + (f"; trained before the recipe's {_and_list(changed)} changed" if changed else "")
 
 
 def update_readme(readme: str | Path, card: ModelCard) -> bool:

@@ -27,7 +27,7 @@ from detector import evaluation
 from detector.card import MODEL_FILE, UNSEEN_SECTION, ModelCard, WeightsError
 from detector.data import load_set
 from detector.sampling import group_sources
-from detector.training import TrainConfig, predict_logits, read_state, same_recipe, scoring_network, train
+from detector.training import TrainConfig, predict_logits, read_state, recipe_differences, same_recipe, scoring_network, train
 
 log = logging.getLogger("detector.loso")
 
@@ -77,6 +77,7 @@ def leave_one_out_report(
     families: list[str] | None = None,
     resume: bool = False,
     catalogue: dict[str, tuple[str, ...]] = FAMILIES,
+    keep_finished: bool = False,
 ) -> dict:
     """Trains one model per held-out family and scores it on that family's test split.
 
@@ -89,9 +90,13 @@ def leave_one_out_report(
         families: Names from ``catalogue``; all of them by default.
         resume: Go on with a run that was interrupted (a finished run is always reused).
         catalogue: The families and their sets' names (``FAMILIES``).
+        keep_finished: Reuse a finished run even when its recipe differs from ``cfg``'s
+            (say, runs made before the recipe changed), instead of training it again; its
+            row names the settings that differ.
 
     Returns:
-        ``{family: {"held_out", "minutes", "epochs", <source>: {metrics}}}``.
+        ``{family: {"held_out", "minutes", "epochs", "recipe_differs", <source>: {metrics}}}``,
+        where ``recipe_differs`` lists the settings in which the run differs from ``cfg``.
 
     Raises:
         ValueError: an unknown family, or one whose sets are not among ``cfg.sets``.
@@ -106,14 +111,15 @@ def leave_one_out_report(
             raise ValueError(f"family {family!r} holds {names}, none of which is among the run's sets")
         run_cfg = dataclasses.replace(cfg, sets=[s for s in cfg.sets if s not in held_out],
                                       out_dir=str(Path(work_dir) / _slug(family)))
-        card = _finished(run_cfg)
+        card = _finished(run_cfg, keep_finished)
         if card is None:
             log.info("leave one out: training without %s", family)
             card = train(run_cfg, resume=resume and read_state(Path(run_cfg.out_dir) / "run") is not None)
         model = keras.saving.load_model(Path(run_cfg.out_dir) / MODEL_FILE, safe_mode=True, compile=False)
         model = scoring_network(run_cfg.out_dir, card, model)
         report[family] = {"held_out": " + ".join(names), "minutes": card.training.get("minutes"),
-                          "epochs": card.training.get("epochs_run"), **held_out_row(model, card, held_out, run_cfg)}
+                          "epochs": card.training.get("epochs_run"), "recipe_differs": recipe_differences(card, run_cfg),
+                          **held_out_row(model, card, held_out, run_cfg)}
     if card_dir is not None:
         shipped = ModelCard.load(card_dir)
         shipped.extra[UNSEEN_SECTION] = {**shipped.extra.get(UNSEEN_SECTION, {}), **report}
@@ -121,11 +127,12 @@ def leave_one_out_report(
     return report
 
 
-def _finished(cfg: TrainConfig) -> ModelCard | None:
-    """The card of a finished run of exactly this configuration in ``cfg.out_dir``, if any."""
+def _finished(cfg: TrainConfig, any_recipe: bool = False) -> ModelCard | None:
+    """The card of a finished run in ``cfg.out_dir`` of exactly this configuration (of any,
+    with ``any_recipe``), if there is one."""
     try:
         card = ModelCard.load(cfg.out_dir)
         card.verify(Path(cfg.out_dir) / MODEL_FILE)
     except WeightsError:
         return None
-    return card if same_recipe(card, cfg) else None
+    return card if any_recipe or same_recipe(card, cfg) else None

@@ -632,8 +632,9 @@ def write_lite(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHA
     card.verify(weights_dir / MODEL_FILE)
     model = keras.saving.load_model(weights_dir / MODEL_FILE, safe_mode=True, compile=False)
     sets = card_sets(card, data_dir, cache_dir)
-    lite = export_lite(model, weights_dir / LITE_FILE, representative_crops(sets))
     config = card.training.get("config", {})
+    # The crops train draws: the copy is the one `python train.py` would have written.
+    lite = export_lite(model, weights_dir / LITE_FILE, representative_crops(sets, seed=config.get("seed", TrainConfig.seed)))
     fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, config.get("uncertain_width", TrainConfig.uncertain_width),
                                     card.scoring_views, max_false_fake=config.get("max_false_fake", TrainConfig.max_false_fake))
     training = {**card.training, "calibrated_by": "python -m detector lite"}
@@ -804,17 +805,33 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
 
 
 def same_recipe(card: ModelCard, cfg: TrainConfig) -> bool:
-    """Whether a card's run used ``cfg``'s recipe: every setting its card kept (it keeps the
-    recipe, not the machine's folders: ``ModelCard.save``) equal, and the same sets by name.
+    """Whether a card's run used ``cfg``'s recipe (``recipe_differences`` finds none).
 
     Args:
         card: A trained model's card.
         cfg: The configuration to compare with (``TrainConfig()`` for ``python train.py``).
     """
+    return not recipe_differences(card, cfg)
+
+
+def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
+    """The settings in which a card's run differs from ``cfg``: every setting its card kept
+    (it keeps the recipe, not the machine's folders: ``ModelCard.save``), and the sets by
+    name (``"sets"``).
+
+    Args:
+        card: A trained model's card.
+        cfg: The configuration to compare with.
+
+    Returns:
+        The names of the differing ``TrainConfig`` fields, in the card's order.
+    """
     want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
     have = card.training.get("config", {})
-    same = all(v == want[k] for k, v in have.items() if k in want and k not in ("sets", "verbose"))
-    return same and [Path(s).name for s in have.get("sets", [])] == [Path(s).name for s in cfg.sets]
+    differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose") and v != want[k]]
+    if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in cfg.sets]:
+        differ.append("sets")
+    return differ
 
 
 def _stopped(state: dict, cfg: TrainConfig) -> bool:

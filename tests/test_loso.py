@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
 
-from detector.card import UNSEEN_SECTION, ModelCard
+from detector.card import UNSEEN_SECTION, ModelCard, readme_metrics
 from detector.loso import leave_one_out_report
 from detector.training import TrainConfig
 
@@ -35,9 +36,22 @@ def test_each_family_is_trained_without_and_tested_on(two_sets, tiny_weights, tm
     assert row["held_out"] == "alpha" and row["epochs"] == 1 and 0 <= row["alpha"]["roc_auc"] <= 1
     assert row["alpha"]["n"] == 16
     assert ModelCard.load(card_dir).extra[UNSEEN_SECTION] == report
+    assert row["recipe_differs"] == []
     # A finished run is reused, not trained again.
     again = leave_one_out_report(cfg, tmp_path / "runs", catalogue=catalogue, families=["Beta fakes"])
     assert len(trained_on) == 2 and again["Beta fakes"] == report["Beta fakes"]
+
+    # After the recipe changed, a finished run is kept only when asked, and then says how it differs.
+    changed = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, recompress_prob=0.0))
+    kept = leave_one_out_report(changed, tmp_path / "runs", card_dir, catalogue=catalogue, families=["Beta fakes"],
+                                keep_finished=True)
+    assert len(trained_on) == 2 and kept["Beta fakes"]["recipe_differs"] == ["augment"]
+    card = ModelCard.load(card_dir)
+    assert card.unseen_recipe_changes() == ["augment"]
+    assert "before its augment changed" in card.unseen_summary()
+    assert "trained before the recipe's augment changed" in readme_metrics(card)
+    leave_one_out_report(changed, tmp_path / "runs", catalogue=catalogue, families=["Beta fakes"])
+    assert len(trained_on) == 3  # not asked to keep it: trained again with the new recipe
 
 
 def test_an_unknown_family_or_one_not_in_the_run_is_named(two_sets, tmp_path):
