@@ -9,7 +9,7 @@ graph on this 2-core CPU, and its int8 kernels about twice as fast again.
 The copy is quantized to int8 except where the network still sees the pixels: the layers
 that keep at least half the input's side (``FLOAT_SIDE_SHARE``: MobileNetV2's stem and first
 block) stay float32, where the blending seams, resampling and noise a fake gives itself away
-by are finest. ``bench/quantization.py`` compared the cut-offs on the shipped weights' test
+by are finest, and so does the final logit layer. ``bench/quantization.py`` compared the cut-offs on the shipped weights' test
 sets: this copy's logits stay within about 0.5 of the Keras network's (correlation 0.996 or
 more, every set's ROC-AUC within 0.003) at 1.8x the all-float copy's speed; all-int8 runs 2.0x
 for twice the error, a quarter-side cut-off 1.5x (docs/SCALE.md). Training and Grad-CAM stay
@@ -105,7 +105,8 @@ def _mixed_int8(converter, model, representative: np.ndarray, float_side_share: 
     table = io.StringIO()
     listing.layer_statistics_dump(table)
     tensors = [row["tensor_name"] for row in csv.DictReader(io.StringIO(table.getvalue()))]
-    fine = _high_resolution_layers(model, float_side_share)
+    # The logit layer stays float too: it costs nothing, and int8 steps would round every score.
+    fine = [*_high_resolution_layers(model, float_side_share), model.layers[-1].name]
     keep_float = [t for t in tensors if any(re.search(rf"/{re.escape(name)}(_\d+)?/", t) for name in fine)]
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
     mixed = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: _first(dataset(), 1),

@@ -99,6 +99,10 @@ class TrainConfig:
         seed: Seeds weights, shuffling and augmentation.
         limit: Use only this many images per (split, label) of each set (quick runs).
         cache_dir: Where decoded crops are cached; ``None`` for the default.
+        quantize: Quantize the LiteRT copy the ``Detector`` scores on (``lite.export``);
+            off, the copy is float32 and gives the Keras network's logits. The quick
+            recipe's tiny networks turn it off: their near-constant activations leave int8
+            too few steps to tell inputs apart.
         augment: Augmentation strengths.
         max_false_fake: The decision threshold is the lowest at which no source calls more
             than this share of its real validation faces fake
@@ -145,6 +149,7 @@ class TrainConfig:
     seed: int = 1234
     limit: int | None = None
     cache_dir: str | None = None
+    quantize: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     max_false_fake: float = 0.05
     uncertain_width: float = 0.15
@@ -156,7 +161,8 @@ class TrainConfig:
     def quick(cls, out_dir: str, **overrides) -> "TrainConfig":
         """A run of seconds on a tiny subset with a tiny network, for tests and smoke checks."""
         base = dict(out_dir=out_dir, backbone="scratch", input_size=32, widths=(8, 16), blocks=(1, 1), stem_width=8,
-                    stem_stride=1, batch_size=16, epochs=2, steps_per_epoch=3, limit=12, patience=2, verbose=0)
+                    stem_stride=1, batch_size=16, epochs=2, steps_per_epoch=3, limit=12, patience=2, verbose=0,
+                    quantize=False)
         base.update(overrides)
         return cls(**base)
 
@@ -610,7 +616,8 @@ def scoring_network(weights_dir: str | Path, card: ModelCard, model: keras.Model
 
 def write_lite(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
                cache_dir: str | Path | None = None) -> ModelCard:
-    """Converts a weights folder's ``model.keras`` to its quantized LiteRT copy beside it,
+    """Converts a weights folder's ``model.keras`` to its LiteRT copy beside it (quantized
+    unless the card's recipe turned ``quantize`` off),
     then refits the card's calibration, threshold and band through that copy and re-scores
     its validation and test figures (``python -m detector lite``; ``train`` does the same
     as its last step).
@@ -634,11 +641,14 @@ def write_lite(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHA
     sets = card_sets(card, data_dir, cache_dir)
     config = card.training.get("config", {})
     # The crops train draws: the copy is the one `python train.py` would have written.
-    lite = export_lite(model, weights_dir / LITE_FILE, representative_crops(sets, seed=config.get("seed", TrainConfig.seed)))
+    quantize = config.get("quantize", True)
+    lite = export_lite(model, weights_dir / LITE_FILE,
+                       representative_crops(sets, seed=config.get("seed", TrainConfig.seed)) if quantize else None)
     fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, config.get("uncertain_width", TrainConfig.uncertain_width),
                                     card.scoring_views, max_false_fake=config.get("max_false_fake", TrainConfig.max_false_fake))
     training = {**card.training, "calibrated_by": "python -m detector lite"}
-    card = replace(card, lite_sha256=sha256_of(lite), lite_quantization=QUANTIZATION, training=training, **fitted)
+    card = replace(card, lite_sha256=sha256_of(lite), lite_quantization=QUANTIZATION if quantize else "", training=training,
+                   **fitted)
     card.save(weights_dir)
     return card
 
@@ -769,7 +779,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     train_minutes = (time.monotonic() - started) / 60
 
     # The copy the Detector scores on, and the calibration fitted on the logits it gives.
-    lite = export_lite(model, out_dir / LITE_FILE, representative_crops(sets, seed=cfg.seed))
+    lite = export_lite(model, out_dir / LITE_FILE, representative_crops(sets, seed=cfg.seed) if cfg.quantize else None)
     fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, cfg.uncertain_width, max_false_fake=cfg.max_false_fake)
 
     target = out_dir / MODEL_FILE
@@ -780,7 +790,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         face_margin=cfg.face_margin,
         sha256=sha256_of(target),
         lite_sha256=sha256_of(lite),
-        lite_quantization=QUANTIZATION,
+        lite_quantization=QUANTIZATION if cfg.quantize else "",
         architecture=architecture_summary(model, cfg),
         data={"sets": counts, "sources": describe_sources([a.split("train") for a in sets])},
         training={

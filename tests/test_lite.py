@@ -80,9 +80,20 @@ def test_quantized_copy_keeps_its_high_resolution_layers_float_and_close_to_kera
     assert not np.allclose(got, expected, atol=1e-5)  # quantized: not the float network itself
 
 
-def test_training_writes_the_lite_copy_and_fits_the_calibration_through_it(tiny_weights, tiny_set):
+@pytest.fixture(scope="module")
+def tiny_quantized(tiny_set, tmp_path_factory):
+    """The quick recipe with its LiteRT copy quantized, as the shipped recipe's is."""
+    from detector.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("quantized")
+    train(TrainConfig.quick(str(out), sets=[str(tiny_set)], cache_dir=str(out / "cache"), quantize=True))
+    return out
+
+
+def test_training_writes_the_lite_copy_and_fits_the_calibration_through_it(tiny_quantized, tiny_set):
     from detector.training import refit_calibration
 
+    tiny_weights = tiny_quantized
     card = ModelCard.load(tiny_weights)
     assert card.lite_sha256 and (tiny_weights / LITE_FILE).is_file() and card.lite_quantization
     detector = Detector.load(tiny_weights)
@@ -144,9 +155,9 @@ def test_a_card_without_lite_scores_on_keras(tiny_weights, tmp_path):
                                rtol=1e-5)
 
 
-def test_lite_command_converts_existing_weights_and_recalibrates_through_them(tiny_weights, tiny_set, tmp_path):
-    folder, before = _without_lite(tiny_weights, tmp_path / "w")
-    shutil.copytree(tiny_weights / "cache", folder / "cache")
+def test_lite_command_converts_existing_weights_and_recalibrates_through_them(tiny_quantized, tiny_set, tmp_path):
+    folder, before = _without_lite(tiny_quantized, tmp_path / "w")
+    shutil.copytree(tiny_quantized / "cache", folder / "cache")
     out = subprocess.run([sys.executable, "-m", "detector", "--weights", str(folder), "lite", "--data", str(tiny_set.parent)],
                          cwd=REPO, capture_output=True, text=True, check=True, env={**os.environ, "DETECTOR_CACHE": str(folder / "cache")})
     assert "sha256" in out.stdout.splitlines()[-1] and "| set |" in out.stdout  # the re-scored table, then the file

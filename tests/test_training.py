@@ -62,7 +62,6 @@ def test_calibration_alone_fits_as_the_full_step_and_leaves_test_unscored(tiny_w
 
 def test_card_records_its_scoring_views_and_the_detector_scores_through_them(tiny_weights, tiny_set, tmp_path):
     from detector import training
-    from detector.model import view_averaged_logits
     from detector.pipeline import Detector
     from detector.views import CROP_AND_MIRROR, SCORING_VIEWS
 
@@ -81,9 +80,9 @@ def test_card_records_its_scoring_views_and_the_detector_scores_through_them(tin
     assert (card.temperature, card.bias) != (trained.temperature, trained.bias)  # refitted on the new views
     detector = Detector.load(folder)
     crops = np.random.default_rng(0).integers(0, 256, (3, card.input_size, card.input_size, 3)).astype(np.float32)
-    np.testing.assert_allclose(detector.logits(crops), view_averaged_logits(detector.model, crops, CROP_AND_MIRROR).numpy(),
+    np.testing.assert_allclose(detector.logits(crops), detector.lite.view_averaged_logits(crops, CROP_AND_MIRROR),
                                rtol=1e-5, atol=1e-5)
-    assert not np.allclose(detector.logits(crops), view_averaged_logits(detector.model, crops, SCORING_VIEWS).numpy(),
+    assert not np.allclose(detector.logits(crops), detector.lite.view_averaged_logits(crops, SCORING_VIEWS),
                            rtol=1e-5, atol=1e-5)
 
 
