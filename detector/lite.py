@@ -105,9 +105,11 @@ def _mixed_int8(converter, model, representative: np.ndarray, float_side_share: 
     table = io.StringIO()
     listing.layer_statistics_dump(table)
     tensors = [row["tensor_name"] for row in csv.DictReader(io.StringIO(table.getvalue()))]
-    # The logit layer stays float too: it costs nothing, and int8 steps would round every score.
-    fine = [*_high_resolution_layers(model, float_side_share), model.layers[-1].name]
+    fine = _high_resolution_layers(model, float_side_share)
     keep_float = [t for t in tensors if any(re.search(rf"/{re.escape(name)}(_\d+)?/", t) for name in fine)]
+    # The last op, which makes the logit (its tensor is named by the graph's output, not by a
+    # layer), stays float too: it costs nothing, and int8 steps would round every score.
+    keep_float.append(tensors[-1])
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
     mixed = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: _first(dataset(), 1),
                                                       debug_options=options)

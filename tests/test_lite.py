@@ -73,6 +73,8 @@ def test_quantized_copy_keeps_its_high_resolution_layers_float_and_close_to_kera
     dtypes = [tensors[op["inputs"][0]]["dtype"] for op in convs]
     assert dtypes[0] == np.float32 and dtypes[-1] == np.int8  # the stem sees pixels in float, the end runs in int8
     assert dtypes == sorted(dtypes, key=lambda d: d != np.float32)  # float first, then int8 to the end
+    logit = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    assert [tensors[op["inputs"][0]]["dtype"] for op in logit] == [np.float32]  # the logit is not rounded to int8 steps
     crops = _crops(32, 64, seed=2)
     expected = model(crops, training=False).numpy().reshape(-1)
     got = LiteNetwork.load(path)(crops)
