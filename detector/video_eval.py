@@ -77,8 +77,8 @@ class ClipScores:
 
     Attributes:
         clip: The clip.
-        tracks: The judged frame logits of each deciding track (empty: no face found).
-        frames: The highest judged face logit of each sampled frame with a face.
+        tracks: The usable frame logits of each deciding track (empty: no face found).
+        frames: The highest usable face logit of each sampled frame with a face.
         photos: Each source image's score through ``Detector.predict`` (``image_score``: its
             highest face's, or the whole image's when no face is found, as ``evaluate`` counts).
     """
@@ -124,12 +124,12 @@ def score_clip(detector, clip: Clip, folder: Path, frames: int = FRAMES) -> Clip
     scores = ClipScores(clip, photos=[detector.predict(image).image_score for image in images])
     if not result.tracks:
         return scores
-    scores.tracks = [[f.logit for f in t.frames if f.judged] or [f.logit for f in t.frames]
+    scores.tracks = [[f.logit for f in t.frames if f.usable] or [f.logit for f in t.frames]
                      for t in deciding_tracks(result.tracks)]
     by_frame: dict[int, float] = {}
     for track in result.tracks:
         for f in track.frames:
-            if f.judged:
+            if f.usable:
                 by_frame[f.sample] = max(by_frame.get(f.sample, -np.inf), f.logit)
     scores.frames = list(by_frame.values())
     return scores

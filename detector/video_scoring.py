@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from detector.faces import Box
+from detector.faces import Box, cut_off_by_edge
 from detector.pooling import UNFITTED_NOTE, VideoCalibration, pool
 from detector.render import Mark
 from detector.tracking import Tracker
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, Frames, sample_frames
-from detector.wording import BAND_REASON, NO_FACE
+from detector.wording import BAND_REASON, EDGE_REASON, NO_FACE
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector
@@ -63,6 +63,8 @@ class FrameScore:
         judged: False when the crop is too flat to judge (dark, blown out, blurred); such
             frames are left out of the track's pooled score.
         sample: Index of the frame among the samples.
+        whole: False when the frame's edge cuts the face off (``faces.cut_off_by_edge``,
+            the rule photos follow); such frames are left out of the pooled score too.
     """
 
     t: float
@@ -72,6 +74,12 @@ class FrameScore:
     fake_probability: float
     judged: bool = True
     sample: int = field(default=0, repr=False)
+    whole: bool = True
+
+    @property
+    def usable(self) -> bool:
+        """Judged and whole: the frames a track's pooled score is made of."""
+        return self.judged and self.whole
 
     def to_dict(self) -> dict[str, Any]:
         return {"t": round(self.t, 3), "box": self.box.as_list(), "fake_probability": self.fake_probability}
@@ -226,8 +234,10 @@ def score_video(
         if boxes:
             crops = detector.crops(frame.rgb, regions)
             batch.append(crops)
+            size = (frame.rgb.shape[1], frame.rgb.shape[0])
             for track_id, box, region, crop in zip(ids, boxes, regions, crops):
-                faces.append((track_id, FrameScore(frame.t, box, region, 0.0, 0.0, _judgeable(crop), frame.index)))
+                whole = not cut_off_by_edge(box, region, size, detector.card.face_margin)
+                faces.append((track_id, FrameScore(frame.t, box, region, 0.0, 0.0, _judgeable(crop), frame.index, whole)))
         if len(batch) >= BATCH_FRAMES:
             flush()
         if progress is not None:
@@ -259,10 +269,11 @@ def _judgeable(crop: np.ndarray) -> bool:
 def _track_result(track_id: int, frames: list[FrameScore], calibration: VideoCalibration,
                   frames_scored: int) -> TrackResult:
     """A track's pooled probability and verdict, with the reasons photos have for
-    "uncertain" (small or flat faces) and one of its own: too few frames."""
+    "uncertain" (small, flat or cut-off faces) and one of its own: too few frames. Frames
+    where the face is flat or cut off by the frame's edge are left out of the pooled score."""
     from detector.pipeline import MIN_JUDGE_FACE
 
-    judged = [f for f in frames if f.judged]
+    judged = [f for f in frames if f.usable]
     pooled = pool([f.logit for f in judged or frames], calibration.pooling)
     p = calibration.probability(pooled)
     label, reason = calibration.verdict(p), None
@@ -272,7 +283,7 @@ def _track_result(track_id: int, frames: list[FrameScore], calibration: VideoCal
     elif side < MIN_JUDGE_FACE:
         reason = f"face too small to judge (median {side:.0f} px)"
     elif not judged:
-        reason = "face too dark, flat or blurred to judge"
+        reason = EDGE_REASON if any(f.judged for f in frames) else "face too dark, flat or blurred to judge"
     elif label == "uncertain":
         reason = BAND_REASON
     if reason:

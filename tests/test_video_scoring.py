@@ -158,8 +158,8 @@ def test_the_cards_video_calibration_is_used_when_it_fits_the_weights(tiny_weigh
     assert result.note is None
 
 
-def frame(t: float, logit: float, side: int = 100, judged: bool = True) -> FrameScore:
-    return FrameScore(t, Box(0, 0, side, side), Box(0, 0, side, side), logit, 0.5, judged, int(2 * t))
+def frame(t: float, logit: float, side: int = 100, judged: bool = True, whole: bool = True) -> FrameScore:
+    return FrameScore(t, Box(0, 0, side, side), Box(0, 0, side, side), logit, 0.5, judged, int(2 * t), whole)
 
 
 CALIBRATION = VideoCalibration("mean", 1.0, 0.0, 0.5, (0.4, 0.6))
@@ -181,6 +181,31 @@ def test_uncertain_tracks_say_why():
 def test_flat_frames_are_left_out_of_the_pooled_score():
     track = _track_result(1, [frame(0.0, -2.0), frame(0.5, -2.0), frame(1.0, 9.0, judged=False)], CALIBRATION, 3)
     assert track.pooled_logit == -2.0 and track.label == "real"
+
+
+def test_frames_where_the_edge_cuts_the_face_off_are_left_out_as_in_photos():
+    from detector.wording import EDGE_REASON
+
+    leaving = [frame(0.0, -2.0), frame(0.5, -2.0), frame(1.0, 9.0, whole=False), frame(1.5, 9.0, whole=False)]
+    track = _track_result(1, leaving, CALIBRATION, 4)
+    assert track.pooled_logit == -2.0 and track.label == "real"
+    cut_throughout = _track_result(2, [frame(k / 2, 9.0, whole=False) for k in range(4)], CALIBRATION, 4)
+    assert cut_throughout.label == "uncertain" and cut_throughout.reason == EDGE_REASON
+
+
+def test_a_face_cut_off_by_the_frame_s_edge_is_marked_in_its_frames(detector, tmp_path, monkeypatch):
+    from detector import video_scoring
+    from detector.faces import scoring_region
+    from detector.wording import EDGE_REASON
+
+    clip = videos.no_face(tmp_path / "clip.mp4", seconds=1.0, fps=8)  # 320 x 240
+    boxes = [Box(100, 60, 80, 80), Box(280, 60, 40, 80)]  # one face whole, one cut by the right edge
+    monkeypatch.setattr(detector, "regions", lambda rgb: (boxes, [scoring_region(rgb.shape, b) for b in boxes], True))
+    monkeypatch.setattr(video_scoring, "_judgeable", lambda crop: True)  # the sky is flat: judge it all the same
+    result = video_scoring.score_video(detector, clip, sample_fps=8)
+    whole, cut = sorted(result.tracks, key=lambda t: t.frames[0].box.x)
+    assert all(f.whole for f in whole.frames) and not any(f.whole for f in cut.frames)
+    assert cut.label == "uncertain" and cut.reason == EDGE_REASON
 
 
 def test_a_glimpsed_face_does_not_outvote_the_people_on_screen():
