@@ -30,12 +30,8 @@ class AugmentConfig:
         blur_sigma: Largest blur sigma, in pixels.
         rescale_prob: Chance of a downscale-upscale round trip.
         rescale_min: Smallest downscale factor of that round trip.
-        jpeg_prob: Chance of a JPEG re-compression; on a downscaled crop it happens at the
-            small size, before the crop is enlarged again, as on a photo sent small and
-            enlarged for the network (its 8-pixel blocks then span more of the face).
+        jpeg_prob: Chance of a JPEG re-compression.
         jpeg_quality: Range of JPEG qualities.
-        recompress_prob: Chance of a second JPEG compression at the network's size, last (a
-            screenshot or re-upload of what came before).
     """
 
     zoom: float = 0.12
@@ -45,11 +41,10 @@ class AugmentConfig:
     hue: float = 0.02
     blur_prob: float = 0.2
     blur_sigma: float = 1.5
-    rescale_prob: float = 0.5
-    rescale_min: float = 0.3
+    rescale_prob: float = 0.3
+    rescale_min: float = 0.4
     jpeg_prob: float = 0.6
     jpeg_quality: tuple[int, int] = (30, 95)
-    recompress_prob: float = 0.25
 
 
 def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
@@ -115,30 +110,21 @@ def augment(
     sigma = tf.random.stateless_uniform([], seeds[7], 0.3, cfg.blur_sigma)
     x = tf.cond(chance(8, cfg.blur_prob), lambda: _gaussian_blur(x, sigma), lambda: x)
 
-    # Shrink, compress, enlarge: the order an upload goes through before the face finder cuts
-    # it to the network's size. Compressing after enlarging instead (as this did before) never
-    # shows the network the coarse blocks of a small photo's JPEG.
-    lo, hi = cfg.jpeg_quality
-    jpeg_seed, recompress_seed = tf.unstack(tf.random.experimental.stateless_split(seeds[2], 2))
-
-    def compress(x: tf.Tensor, seed: tf.Tensor, p: float, i: int) -> tf.Tensor:
-        return tf.cond(chance(i, p), lambda: tf.image.stateless_random_jpeg_quality(x, lo, hi, seed), lambda: x)
-
-    def to_uint8(x: tf.Tensor) -> tf.Tensor:
-        return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
-
     factor = tf.random.stateless_uniform([], seeds[9], cfg.rescale_min, 1.0)
     small = tf.maximum(8, tf.cast(tf.cast(size, tf.float32) * factor, tf.int32))
+    x = tf.cond(
+        chance(10, cfg.rescale_prob),
+        lambda: tf.image.resize(tf.image.resize(x, [small, small], antialias=True), [size, size], "bilinear"),
+        lambda: x,
+    )
 
-    def shrunk_compressed_enlarged() -> tf.Tensor:
-        shrunk = to_uint8(tf.image.resize(x, [small, small], antialias=True))
-        enlarged = tf.image.resize(tf.cast(compress(shrunk, jpeg_seed, cfg.jpeg_prob, 11), tf.float32), [size, size], "bilinear")
-        return to_uint8(enlarged)
-
-    x = tf.cond(chance(10, cfg.rescale_prob), shrunk_compressed_enlarged,
-                lambda: compress(to_uint8(x), jpeg_seed, cfg.jpeg_prob, 11))
-    x = compress(x, recompress_seed, cfg.recompress_prob, 2)
-    x = tf.ensure_shape(x, image.shape)
+    x = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
+    lo, hi = cfg.jpeg_quality
+    x = tf.cond(
+        chance(11, cfg.jpeg_prob),
+        lambda: tf.image.stateless_random_jpeg_quality(x, lo, hi, seeds[11]),
+        lambda: x,
+    )
     return tf.cast(x, tf.float32), m
 
 

@@ -320,34 +320,11 @@ def test_augment_is_seeded_and_zero_strengths_turn_every_change_off():
     assert not np.array_equal(x, tf.cast(image, tf.float32))
 
     off = AugmentConfig(zoom=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
-                        blur_prob=0.0, rescale_prob=0.0, jpeg_prob=0.0, recompress_prob=0.0)
+                        blur_prob=0.0, rescale_prob=0.0, jpeg_prob=0.0)
     for s in range(4):
         x, _ = augment(image, mask, tf.constant([s, 1], tf.int64), mask_size=8, cfg=off)
         original = image.numpy().astype(np.float32)
         assert np.array_equal(x, original) or np.array_equal(x, original[:, ::-1])  # a flip at most
-
-
-def test_a_shrunk_crop_is_compressed_at_its_small_size_then_enlarged(monkeypatch):
-    import tensorflow as tf
-
-    compressed_sides = []
-    jpeg = tf.image.stateless_random_jpeg_quality
-
-    def spy(image, lo, hi, seed):
-        compressed_sides.append(int(tf.shape(image)[0]))
-        return jpeg(image, lo, hi, seed)
-
-    monkeypatch.setattr(tf.image, "stateless_random_jpeg_quality", spy)
-    image = tf.constant(np.random.default_rng(0).integers(0, 256, (64, 64, 3)), tf.uint8)
-    shrink_and_compress = AugmentConfig(rescale_prob=1.0, rescale_min=0.3, jpeg_prob=1.0, recompress_prob=0.0)
-    x, _ = augment(image, tf.zeros((64, 64, 1)), tf.constant([5, 6], tf.int64), mask_size=8, cfg=shrink_and_compress)
-    assert x.shape == (64, 64, 3)
-    assert len(compressed_sides) == 1 and 19 <= compressed_sides[0] < 64  # compressed small, enlarged after
-
-    compressed_sides.clear()
-    twice = AugmentConfig(rescale_prob=0.0, jpeg_prob=1.0, recompress_prob=1.0)
-    augment(image, tf.zeros((64, 64, 1)), tf.constant([5, 6], tf.int64), mask_size=8, cfg=twice)
-    assert compressed_sides == [64, 64]  # a re-upload: compressed again at the network's size
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch_with_its_optimizer(tiny_set, tmp_path):
