@@ -10,9 +10,9 @@ The copy is quantized to int8 except where the network still sees the pixels: th
 that keep at least half the input's side (``FLOAT_SIDE_SHARE``: MobileNetV2's stem and first
 block) stay float32, where the blending seams, resampling and noise a fake gives itself away
 by are finest, and so does the final logit layer. ``bench/quantization.py`` compared the cut-offs on the shipped weights' test
-sets: this copy's logits stay within about 0.5 of the Keras network's (correlation 0.996 or
-more, every set's ROC-AUC within 0.003) at 1.8x the all-float copy's speed; all-int8 runs 2.0x
-for twice the error, a quarter-side cut-off 1.5x (docs/SCALE.md). Training and Grad-CAM stay
+sets: this copy's logits stay within about 0.6 of the Keras network's (99th percentile;
+correlation 0.996 or more, every set's ROC-AUC within 0.004) at 1.9x the all-float copy's
+speed; all-int8 runs 2.1x for twice the error, a quarter-side cut-off 1.7x (docs/SCALE.md). Training and Grad-CAM stay
 on Keras, which has the gradients.
 """
 
