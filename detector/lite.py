@@ -8,12 +8,13 @@ graph on this 2-core CPU, and its int8 kernels about twice as fast again.
 
 The copy is quantized to int8 except where the network still sees the pixels: the layers
 that keep at least half the input's side (``FLOAT_SIDE_SHARE``: MobileNetV2's stem and first
-block) stay float32, where the blending seams, resampling and noise a fake gives itself away
-by are finest, and so does the final logit layer. ``bench/quantization.py`` compared the cut-offs on the shipped weights' test
-sets: this copy's logits stay within about 0.6 of the Keras network's (99th percentile;
-correlation 0.996 or more, every set's ROC-AUC within 0.004) at 1.9x the all-float copy's
-speed; all-int8 runs 2.1x for twice the error, a quarter-side cut-off 1.7x (docs/SCALE.md). Training and Grad-CAM stay
-on Keras, which has the gradients.
+block), where the blending seams, resampling and noise a fake gives itself away by are
+finest, stay float32, and so does the final logit op. ``bench/quantization.py`` compared the
+cut-offs on the shipped weights' test sets: this copy's logits stay within about 0.6 of the
+Keras network's (99th percentile; correlation 0.996 or more, every set's ROC-AUC within
+0.004) at 1.9x the all-float copy's speed; all-int8 runs 2.1x for twice the error, a
+quarter-side cut-off 1.7x (docs/SCALE.md). Training and Grad-CAM stay on Keras, which has
+the gradients.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import os
 import re
 import threading
@@ -100,7 +102,7 @@ def _mixed_int8(converter, model, representative: np.ndarray, float_side_share: 
     converter.representative_dataset = dataset
     # The quantized ops are named by the layers fused into them, once calibrated: list them on
     # a few crops, then convert again with those of the high-resolution layers left float.
-    listing = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: _first(dataset(), 2))
+    listing = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: itertools.islice(dataset(), 2))
     listing.run()
     table = io.StringIO()
     listing.layer_statistics_dump(table)
@@ -111,16 +113,9 @@ def _mixed_int8(converter, model, representative: np.ndarray, float_side_share: 
     # layer), stays float too: it costs nothing, and int8 steps would round every score.
     keep_float.append(tensors[-1])
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
-    mixed = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: _first(dataset(), 1),
+    mixed = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=lambda: itertools.islice(dataset(), 1),
                                                       debug_options=options)
     return mixed.get_nondebug_quantized_model()
-
-
-def _first(items, n: int):
-    for i, item in enumerate(items):
-        if i == n:
-            return
-        yield item
 
 
 def _high_resolution_layers(model, share: float) -> list[str]:

@@ -617,10 +617,9 @@ def scoring_network(weights_dir: str | Path, card: ModelCard, model: keras.Model
 def write_lite(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHARED_DATA,
                cache_dir: str | Path | None = None) -> ModelCard:
     """Converts a weights folder's ``model.keras`` to its LiteRT copy beside it (quantized
-    unless the card's recipe turned ``quantize`` off),
-    then refits the card's calibration, threshold and band through that copy and re-scores
-    its validation and test figures (``python -m detector lite``; ``train`` does the same
-    as its last step).
+    unless the card's recipe turned ``quantize`` off), then refits the card's calibration,
+    threshold and band through that copy and re-scores its validation and test figures
+    (``python -m detector lite``; ``train`` does the same as its last step).
 
     Args:
         weights_dir: Folder with ``model.keras`` and ``model_card.json``.
@@ -644,8 +643,7 @@ def write_lite(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SHA
     quantize = config.get("quantize", True)
     lite = export_lite(model, weights_dir / LITE_FILE,
                        representative_crops(sets, seed=config.get("seed", TrainConfig.seed)) if quantize else None)
-    fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, config.get("uncertain_width", TrainConfig.uncertain_width),
-                                    card.scoring_views, max_false_fake=config.get("max_false_fake", TrainConfig.max_false_fake))
+    fitted = refit_calibration(LiteNetwork.load(lite), card, data_dir, cache_dir, card.scoring_views)
     training = {**card.training, "calibrated_by": "python -m detector lite"}
     card = replace(card, lite_sha256=sha256_of(lite), lite_quantization=QUANTIZATION if quantize else "", training=training,
                    **fitted)
