@@ -42,7 +42,7 @@ def test_each_family_is_trained_without_and_tested_on(two_sets, tiny_weights, tm
     assert len(trained_on) == 2 and again["Beta fakes"] == report["Beta fakes"]
 
     # After the recipe changed, a finished run is kept only when asked, and then says how it differs.
-    changed = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, recompress_prob=0.0))
+    changed = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, jpeg_prob=0.0))
     kept = leave_one_out_report(changed, tmp_path / "runs", card_dir, catalogue=catalogue, families=["Beta fakes"],
                                 keep_finished=True)
     assert len(trained_on) == 2 and kept["Beta fakes"]["recipe_differs"] == ["augment"]
