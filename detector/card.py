@@ -260,7 +260,8 @@ class ModelCard:
                f"({self.lite_quantization or 'float32'}; `{LITE_COMMAND}`), sha256 `{self.lite_sha256}`"]
               if self.lite_sha256 else []),
             f"- Scoring: a face's logit is the mean over these views of its crop: {describe(self.scoring_views)}",
-            f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data",
+            f"- Calibration: Platt scaling, sigmoid(logit / {self.temperature:.3f} + {self.bias:.3f}), fitted on validation data"
+            f"{' scored through `model.tflite`' if self.lite_sha256 else ''}",
             f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "
             f"writes it; chosen on validation data); verdict \"uncertain\" for fake probabilities in "
             f"[{lo:.3f}, {hi:.3f}] ({percent(lo)} to {percent(hi)})",
