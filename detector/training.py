@@ -587,10 +587,12 @@ def card_sets(card: ModelCard, data_dir: str | Path = SHARED_DATA, cache_dir: st
 
 def representative_crops(sets: list[Arrays], per_source: int = 40, seed: int = 0) -> np.ndarray:
     """Training crops of every source, to measure the quantized copy's int8 ranges on
-    (``lite.export``): the same number from each, real and fake alike.
+    (``lite.export``): the same number from each, real and fake alike. A run streaming its
+    training split from shards holds none in memory; its validation crops serve instead (the
+    ranges need crops of every source, not their labels).
 
     Args:
-        sets: The run's sets (their ``train`` split is used).
+        sets: The run's sets (their ``train`` split, else their ``val`` split, is used).
         per_source: Crops drawn from each training source (all it has, if fewer).
         seed: Seeds the draw.
 
@@ -598,8 +600,9 @@ def representative_crops(sets: list[Arrays], per_source: int = 40, seed: int = 0
         ``(N, S, S, 3)`` uint8 crops.
     """
     rng = np.random.default_rng(seed)
+    split = "train" if any((a.splits == "train").any() for a in sets) else "val"
     picks = []
-    for source in group_sources([a.split("train").with_faces() for a in sets]):
+    for source in group_sources([a.split(split).with_faces() for a in sets]):
         picks.append(source.images[rng.permutation(len(source.images))[:per_source]])
     return np.concatenate(picks)
 
