@@ -41,7 +41,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from detector.card import MODEL_FILE, ModelCard
-    from detector.lite import LiteNetwork, export
+    from detector.lite import FLOAT_SIDE_SHARE, LiteNetwork, export
     from detector.sampling import group_sources
     from detector.training import card_sets, representative_crops
 
@@ -56,7 +56,7 @@ def main() -> None:
     timing = sources[0].images[:128].astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         copies = {name: LiteNetwork.load(export(model, Path(tmp) / f"{i}.tflite", None if share is None else representative,
-                                                share if share is not None else 0.0))
+                                                share or FLOAT_SIDE_SHARE))
                   for i, (name, share) in enumerate(COPIES.items())}
     times = {name: [] for name in copies}
     for _ in range(5):  # in turns, so that the machine's load falls on every copy alike
