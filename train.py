@@ -27,7 +27,7 @@ from detector.startup import import_tensorflow
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from detector.training import STRATEGIES, VAL_WEIGHTINGS, TrainConfig
-    from detector.model import BACKBONES
+    from detector.model import BACKBONES, PATCH_LAYERS
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", choices=BACKBONES, default=d.backbone, help=f"the network (default {d.backbone})")
     p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=d.pretrained,
                    help="start MobileNetV2 from the ImageNet weights in third_party/ (default on)")
+    p.add_argument("--patch-layer", choices=sorted(PATCH_LAYERS), default=d.patch_layer,
+                   help="cut MobileNetV2 at this layer and classify patches of the face, averaged (default: the whole "
+                   "network; see model.make_model)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"most epochs (default {d.epochs})")
     p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch,
                    help=f"steps between validations (default {d.steps_per_epoch})")
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:
-        cfg = TrainConfig(out_dir=args.out, backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
+        cfg = TrainConfig(out_dir=args.out, backbone=args.backbone, pretrained=args.pretrained,
+                          patch_layer=args.patch_layer, epochs=args.epochs,
                           steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate,
                           max_minutes=args.max_minutes, input_size=args.input_size, stem_stride=args.stem_stride,
                           batch_size=args.batch_size, **common)

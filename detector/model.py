@@ -39,6 +39,13 @@ GRADCAM_LAYER = "gradcam_target"
 #: The networks ``make_model`` builds.
 BACKBONES = ("mobilenet_v2", "scratch")
 
+#: Where a patch-level MobileNetV2 (``make_model(patch_layer=...)``) may be cut: the end of
+#: a stage, with the side (in pixels of the input) of the patch each of its locations sees.
+PATCH_LAYERS = {"block_2_add": 19, "block_5_add": 59, "block_9_add": 155}
+
+#: Name of a patch-level network's map of per-patch fake logits.
+PATCH_LOGITS = "patch_logits"
+
 #: The layer whose features predict the manipulation mask during training (``with_mask_head``):
 #: the end of the first stride-8 stage of each backbone.
 MASK_FEATURES = {"scratch": "stage1", "mobilenet_v2": "block_5_add"}
@@ -83,11 +90,17 @@ def _scratch_features(x, widths: Sequence[int], blocks: Sequence[int], stem_widt
     return x
 
 
-def _mobilenet_v2_features(x):
-    """MobileNetV2's layers, built on ``x`` in the same graph (so the model stays flat)."""
+def _mobilenet_v2_features(x, pretrained: bool, patch_layer: str | None = None):
+    """MobileNetV2's layers, built on ``x`` in the same graph (so the model stays flat), up to
+    its last layer or to ``patch_layer``."""
     if x.shape[1] < 32:
         raise ValueError(f"input_size {x.shape[1]} is too small for MobileNetV2 (32 px at least)")
     base = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=None)
+    if pretrained:
+        from detector.pretrained import load_imagenet_weights
+
+        # Into the whole network, which the converter expects; a cut keeps the layers' weights.
+        load_imagenet_weights(base)
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             # The ImageNet weights come with each BatchNorm folded into the convolution before
@@ -96,9 +109,23 @@ def _mobilenet_v2_features(x):
             # would rescale and shift every channel, and undo what ImageNet taught. Frozen, a
             # BatchNorm layer runs in inference mode; the convolutions still learn.
             layer.trainable = False
+    if patch_layer is None:
+        features = base.output
+    elif patch_layer in PATCH_LAYERS:
+        features = base.get_layer(patch_layer).output
+    else:
+        raise ValueError(f"patch_layer must be one of {sorted(PATCH_LAYERS)}, not {patch_layer!r}")
     # Grad-CAM explains the last features, before pooling; an identity layer gives them the
     # project's name without renaming Keras' own layers (the weight conversion needs those).
-    return layers.Identity(name=GRADCAM_LAYER)(base.output)
+    return layers.Identity(name=GRADCAM_LAYER)(features)
+
+
+def _patch_logits(x, hidden: int, dropout: float):
+    """One fake logit per location of the feature map ``x``, each seeing only its receptive
+    field, by a small per-location classifier (1x1 convolutions)."""
+    x = layers.Conv2D(hidden, 1, activation="relu", name="patch_hidden")(x)
+    x = layers.Dropout(dropout)(x)
+    return layers.Conv2D(1, 1, name=PATCH_LOGITS)(x)
 
 
 def make_model(
@@ -110,6 +137,8 @@ def make_model(
     blocks: Sequence[int] = (2, 2, 2),
     stem_width: int = 48,
     stem_stride: int = 4,
+    patch_layer: str | None = None,
+    patch_hidden: int = 64,
 ) -> keras.Model:
     """Builds the detector network.
 
@@ -126,6 +155,13 @@ def make_model(
             "patchify" stem, a k x k convolution with stride k that maps each pixel patch
             linearly (it loses no detail when ``stem_width >= 3 * k * k``) at a fraction of
             the cost.
+        patch_layer: MobileNetV2 only: cut the network at this layer (one of
+            ``PATCH_LAYERS``) and make it a patch-level classifier: a fake logit for every
+            location of the cut's feature map, from the patch of the face it sees, averaged
+            over the face (Chai et al. 2020, "What makes fake images detectable?": local
+            artifacts transfer across generators better than a whole face's look, and the
+            patch map shows where). ``None``: the whole network and one global logit.
+        patch_hidden: Width of the per-patch classifier's hidden 1x1 convolution.
 
     Returns:
         An uncompiled ``keras.Model`` mapping ``(N, S, S, 3)`` pixels in 0-255 to the
@@ -139,21 +175,22 @@ def make_model(
         raise ValueError(f"backbone must be one of {BACKBONES}, not {backbone!r}")
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    if patch_layer is not None and backbone != "mobilenet_v2":
+        raise ValueError(f"patch_layer {patch_layer!r} cuts MobileNetV2; backbone is {backbone!r}")
     if backbone == "mobilenet_v2":
-        x = _mobilenet_v2_features(x)
+        x = _mobilenet_v2_features(x, pretrained, patch_layer)
     else:
         x = _scratch_features(x, widths, blocks, stem_width, stem_stride, input_size)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout)(x)
     # One logit, not a sigmoid: calibration (Platt scaling) and a numerically stable loss both
     # want the logit, and Grad-CAM scores it directly.
-    outputs = layers.Dense(1, name="fake_logit")(x)
-    model = keras.Model(inputs, outputs, name="deepfake_cnn")
-    if backbone == "mobilenet_v2" and pretrained:
-        from detector.pretrained import load_imagenet_weights
-
-        load_imagenet_weights(model)
-    return model
+    if patch_layer is not None:
+        # The mean of the patches' logits: every patch votes, none can carry the verdict alone.
+        outputs = layers.GlobalAveragePooling2D(name="fake_logit")(_patch_logits(x, patch_hidden, dropout))
+    else:
+        x = layers.GlobalAveragePooling2D()(x)
+        x = layers.Dropout(dropout)(x)
+        outputs = layers.Dense(1, name="fake_logit")(x)
+    return keras.Model(inputs, outputs, name="deepfake_cnn")
 
 
 def view_averaged_logits(model: keras.Model, images, views: Sequence[View]):
@@ -238,7 +275,9 @@ def with_mask_head(model: keras.Model) -> keras.Model:
         A model with outputs ``{"fake_logit": (N, 1), "mask_logit": (N, h, w, 1)}``, where
         ``h, w`` is the resolution of the backbone's ``MASK_FEATURES`` layer.
     """
-    name = next((n for n in MASK_FEATURES.values() if n in {layer.name for layer in model.layers}), None)
+    names = {layer.name for layer in model.layers}
+    # A patch-level network cut before the stride-8 stage predicts it from its last features.
+    name = next((n for n in (*MASK_FEATURES.values(), GRADCAM_LAYER) if n in names), None)
     if name is None:
         raise ValueError(f"model {model.name!r} has none of the layers {sorted(MASK_FEATURES.values())} to predict a mask from")
     features = model.get_layer(name).output

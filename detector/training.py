@@ -34,7 +34,7 @@ from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
 from detector.lite import LITE_FILE, QUANTIZATION, LiteNetwork
 from detector.lite import export as export_lite
-from detector.model import INPUT_SIZE, flops, make_model, view_averaged_logits, with_mask_head
+from detector.model import INPUT_SIZE, PATCH_LAYERS, flops, make_model, view_averaged_logits, with_mask_head
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
 
@@ -54,6 +54,9 @@ class TrainConfig:
         backbone: ``"mobilenet_v2"`` (ImageNet features, fine-tuned) or ``"scratch"``
             (``model.make_model``).
         pretrained: Start MobileNetV2 from the ImageNet weights in ``third_party/``.
+        patch_layer: Cut MobileNetV2 at this layer (``model.PATCH_LAYERS``) and classify
+            patches of the face, averaged (``model.make_model``); ``None``: the whole network.
+        patch_hidden: Width of the per-patch classifier.
         input_size: Side of the square face crops.
         face_margin: Side of a face crop relative to the face finder's box, in training and,
             through the card, at run time (``faces.FACE_MARGIN``).
@@ -123,6 +126,8 @@ class TrainConfig:
     out_dir: str = str(WEIGHTS_DIR)
     backbone: str = "mobilenet_v2"
     pretrained: bool = True
+    patch_layer: str | None = None
+    patch_hidden: int = 64
     input_size: int = INPUT_SIZE
     face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
@@ -468,7 +473,7 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
         two-output model that trains it (they share every layer).
     """
     model = make_model(cfg.input_size, cfg.backbone, cfg.pretrained, cfg.dropout, cfg.widths, cfg.blocks, cfg.stem_width,
-                       cfg.stem_stride)
+                       cfg.stem_stride, cfg.patch_layer, cfg.patch_hidden)
     trainer = with_mask_head(model)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate / 10, decay_steps=steps_per_epoch * cfg.epochs,
@@ -856,6 +861,9 @@ def architecture_summary(model: keras.Model, cfg: TrainConfig) -> dict[str, Any]
     if cfg.backbone == "mobilenet_v2":
         start = "ImageNet weights (third_party/, converted by detector.pretrained)" if cfg.pretrained else "random weights"
         summary = f"MobileNetV2 (alpha 1.0) from {start}, fine-tuned; {cfg.input_size}px input, one logit"
+        if cfg.patch_layer:
+            summary += (f" per {PATCH_LAYERS[cfg.patch_layer]}px patch (cut at {cfg.patch_layer}), averaged over the "
+                        "face")
     else:
         summary = (f"residual CNN from scratch, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x"
                    f"{cfg.stem_stride} patch stem of {cfg.stem_width}, {cfg.input_size}px input, one logit")

@@ -7,11 +7,13 @@ from detector.gradcam import GradCamExplainer, _linear_zoom
 from detector.model import GRADCAM_LAYER, make_model
 
 
-@pytest.fixture(scope="module", params=["scratch", "mobilenet_v2"])
+@pytest.fixture(scope="module", params=["scratch", "mobilenet_v2", "patches"])
 def model(request):
     keras.utils.set_random_seed(0)
     if request.param == "mobilenet_v2":
         return make_model(64)  # the shipped network's layers, at a small input
+    if request.param == "patches":
+        return make_model(64, patch_layer="block_5_add")
     # 16 channels, not 8: tf-keras-vis runs its gradient eagerly, and TensorFlow 2.21's
     # eager oneDNN gradient of 8-channel convolutions corrupts the heap (the traced graph
     # that GradCamExplainer runs does not).

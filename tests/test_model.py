@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import GRADCAM_LAYER, INPUT_SIZE, make_model, view_averaged_logits, with_mask_head
+from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LOGITS, make_model, view_averaged_logits,
+                            with_mask_head)
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
 
@@ -21,6 +22,24 @@ def test_default_model_is_an_imagenet_mobilenet_v2_flat_and_named_for_gradcam():
     assert not np.allclose(stem, random_stem) and np.allclose(model.get_layer("bn_Conv1").get_weights()[0], 1.0)
     # The mask head reads the first stride-8 stage.
     assert with_mask_head(model).outputs[1].shape[1:3] == (INPUT_SIZE // 8, INPUT_SIZE // 8)
+
+
+def test_a_patch_network_is_mobilenet_v2_cut_short_scoring_each_patch_and_averaging():
+    model = make_model(64, patch_layer="block_2_add")
+    whole = make_model(64)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+    names = {layer.name for layer in model.layers}
+    assert "block_2_add" in names and "block_3_expand" not in names
+    # Its layers start from the same ImageNet weights as the whole network's.
+    np.testing.assert_array_equal(model.get_layer("block_2_project").get_weights()[0],
+                                  whole.get_layer("block_2_project").get_weights()[0])
+    # One logit per location of the stride-4 map, and the verdict is their mean.
+    x = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype("float32")
+    patches = keras.Model(model.inputs, model.get_layer(PATCH_LOGITS).output).predict_on_batch(x)
+    assert patches.shape == (2, 16, 16, 1)
+    np.testing.assert_allclose(model.predict_on_batch(x)[:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
+    # Cut before the stride-8 stage, the mask head reads the patch features.
+    assert with_mask_head(model).outputs[1].shape[1:3] == (16, 16)
 
 
 def test_the_scratch_network_is_flat_and_names_its_last_convolution_for_gradcam():
@@ -98,6 +117,8 @@ def test_model_round_trips_through_safe_keras_file(tmp_path):
     (dict(backbone="scratch", input_size=8), "too small"),
     (dict(input_size=16), "too small"),
     (dict(backbone="resnet"), "'resnet'"),
+    (dict(patch_layer="block_4_add"), "'block_4_add'"),
+    (dict(backbone="scratch", patch_layer="block_5_add"), "'scratch'"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
