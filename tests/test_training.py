@@ -127,13 +127,15 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
 
     monkeypatch.setattr(training, "train", record)
     shape_and_losses = lambda cfg: (cfg.backbone, cfg.pretrained, cfg.input_size, cfg.stem_stride,  # noqa: E731
-                                    cfg.pair_loss_weight, cfg.learning_rate, cfg.match_resolution)
+                                    cfg.pair_loss_weight, cfg.learning_rate, cfg.match_resolution, cfg.patch_layer)
     assert train_script.main(["--backbone", "scratch", "--no-pretrained", "--input-size", "224", "--stem-stride", "7",
                               "--pair-loss", "0.5", "--learning-rate", "0.002", "--no-match-resolution",
                               "--out", str(tmp_path)]) == 0
-    assert shape_and_losses(configs[0][0]) == ("scratch", False, 224, 7, 0.5, 0.002, False) and not configs[0][1]
+    assert shape_and_losses(configs[0][0]) == ("scratch", False, 224, 7, 0.5, 0.002, False, None) and not configs[0][1]
+    assert train_script.main(["--patch-layer", "block_5_add", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].patch_layer == "block_5_add" and configs[-1][0].backbone == "mobilenet_v2"
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
-    assert shape_and_losses(configs[1][0]) == shape_and_losses(TrainConfig()) and configs[1][1]
+    assert shape_and_losses(configs[2][0]) == shape_and_losses(TrainConfig()) and configs[2][1]
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
@@ -280,6 +282,16 @@ def test_one_training_step_with_batch_unlike_mask_side(tiny_set, tmp_path):
     card = train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path),
                                    batch_size=6, epochs=1, steps_per_epoch=1))
     assert card.training["epochs_run"] == 1
+
+
+def test_one_training_step_of_a_patch_level_network_names_its_cut_in_the_card(tiny_set, tmp_path):
+    from detector.training import train
+
+    card = train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path),
+                                   backbone="mobilenet_v2", patch_layer="block_5_add", input_size=32, epochs=1,
+                                   steps_per_epoch=1))
+    assert "per 59px patch (cut at block_5_add)" in card.architecture["summary"]
+    assert card.training["config"]["patch_layer"] == "block_5_add"
 
 
 def test_predict_logits_traces_once_per_model_and_views_and_lets_the_model_go():
