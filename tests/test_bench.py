@@ -78,3 +78,15 @@ def test_the_load_test_checks_the_bars_against_the_faces(tmp_path):
     assert "bars" in check_reply(({"label": "face 1", "confidences": [{"label": "face 1", "confidence": 0.3}]},
                                   str(overlay), {"faces": faces, "error": None}))
     assert "error" in check_reply(({}, None, {"faces": [], "error": "not an image"}))
+
+
+def test_npr_statistics_see_a_2x_upsampling_on_its_own_grid_only():
+    from bench.npr_traces import npr_statistics
+
+    small = np.random.default_rng(0).uniform(0, 255, (32, 32)).astype(np.float32)
+    upsampled = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # nearest-neighbour, as a generator might
+    traced = npr_statistics(upsampled)
+    # Every 2x2 cell of its grid is one colour: the residual vanishes there, not on the shifted grid.
+    assert (traced[:3] < np.log(1e-2)).all() and (traced[3:] < -5).all()
+    plain = npr_statistics(np.random.default_rng(1).uniform(0, 255, (64, 64)).astype(np.float32))
+    assert (np.abs(plain[3:]) < 0.1).all()  # noise has no grid: both grids alike
