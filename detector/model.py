@@ -40,8 +40,9 @@ GRADCAM_LAYER = "gradcam_target"
 BACKBONES = ("mobilenet_v2", "scratch")
 
 #: Where a patch-level MobileNetV2 (``make_model(patch_layer=...)``) may be cut: the end of
-#: a stage, with the side (in pixels of the input) of the patch each of its locations sees.
-PATCH_LAYERS = {"block_2_add": 19, "block_5_add": 59, "block_9_add": 155}
+#: its stride-4 and stride-8 stages, with the side (in pixels of the input) of the patch each
+#: of their locations sees. The next stage's already sees 171 px, more than a 160 px crop.
+PATCH_LAYERS = {"block_2_add": 19, "block_5_add": 59}
 
 #: Name of a patch-level network's map of per-patch fake logits.
 PATCH_LOGITS = "patch_logits"

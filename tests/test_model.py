@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LOGITS, make_model, view_averaged_logits,
+from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, make_model, view_averaged_logits,
                             with_mask_head)
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
@@ -40,6 +40,20 @@ def test_a_patch_network_is_mobilenet_v2_cut_short_scoring_each_patch_and_averag
     np.testing.assert_allclose(model.predict_on_batch(x)[:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
     # Cut before the stride-8 stage, the mask head reads the patch features.
     assert with_mask_head(model).outputs[1].shape[1:3] == (16, 16)
+
+
+@pytest.mark.parametrize("cut", sorted(PATCH_LAYERS))
+def test_each_cut_sees_the_patch_side_it_is_listed_with(cut):
+    import tensorflow as tf
+
+    model = make_model(128, patch_layer=cut, pretrained=False)  # wide enough that no field meets an edge
+    features = keras.Model(model.inputs, model.get_layer(GRADCAM_LAYER).output)
+    x = tf.Variable(np.random.default_rng(5).uniform(0, 255, (1, 128, 128, 3)).astype("float32"))
+    with tf.GradientTape() as tape:
+        out = features(x)
+        centre = tf.reduce_sum(out[0, out.shape[1] // 2, out.shape[2] // 2])
+    seen = np.flatnonzero(np.abs(tape.gradient(centre, x).numpy()[0]).sum(axis=(1, 2)) > 0)
+    assert seen.max() - seen.min() + 1 == PATCH_LAYERS[cut]
 
 
 def test_the_scratch_network_is_flat_and_names_its_last_convolution_for_gradcam():
