@@ -5,6 +5,7 @@
     python train.py --quick --out /tmp/w # seconds, on a tiny subset: a smoke test
     python train.py --sets my_set/ other_set/ --out my_weights/
     python train.py --backbone scratch --stem-stride 5 --out runs/scratch   # the from-scratch network, for comparison
+    python train.py --patch-layer block_5_add --out runs/patch5   # the patch-level network, for comparison
     python train.py --leave-one-out --max-minutes 40   # one run per fake family held out, tested on it (into the card)
     python train.py --strategy mirrored  # one replica per GPU of this host
     TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
