@@ -44,16 +44,15 @@ def npr_statistics(grey: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from detector.audit import shortcut_auc
-    from detector.data import load_set
-    from detector.model import INPUT_SIZE
-    from detector.sampling import group_sources
-    from detector.training import SHARED_DATA, SHARED_SETS
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int, default=400, help="faces per label and set")
     args = p.parse_args(argv)
+    # After parsing: --help starts no TensorFlow (detector.sampling imports it).
+    from detector.audit import shortcut_auc
+    from detector.data import load_set
+    from detector.defaults import INPUT_SIZE, SHARED_DATA, SHARED_SETS
+    from detector.sampling import group_sources
 
     rng = np.random.default_rng(0)
     parts, file_rows, crop_rows = [], {}, {}
