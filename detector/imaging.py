@@ -3,9 +3,11 @@
 Every image enters the detector through :func:`load_image`, which returns an
 ``(H, W, 3)`` RGB ``uint8`` C-contiguous array that never shares memory with its input:
 
-* JPEG, PNG, WebP, BMP, TIFF and GIF are decoded by OpenCV. The format is read from the
-  content, never from the file name; animated GIF/WebP and multi-page TIFF give their
-  first frame; data after the end of the image is ignored.
+* JPEG, PNG, WebP, BMP, TIFF and GIF are decoded by OpenCV, AVIF by Pillow. The format is
+  read from the content, never from the file name; animated GIF/WebP/AVIF and multi-page
+  TIFF give their first frame; data after the end of the image is ignored. HEIC (iPhone
+  photos) is recognised and refused with a request to convert it: its decoder's wheel
+  bundles a GPL encoder, which this project does not ship.
 * Grayscale is repeated into three channels, CMYK is converted to RGB, and 16-bit and
   float samples are scaled to 8 bits with rounding.
 * Transparency is composited onto white, as a browser shows the image on a white page.
@@ -31,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import (
+    AvifImagePlugin,
     BmpImagePlugin,
     ExifTags,
     GifImagePlugin,
@@ -48,9 +51,9 @@ MAX_SIDE = 20_000
 #: Largest file or upload accepted, in bytes (100 MB).
 MAX_BYTES = 100_000_000
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "AVIF", "BMP", "TIFF", "GIF")
 #: File suffixes of those formats: what walking a folder takes for an image.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif"})
 
 
 class ImageError(ValueError):
@@ -162,16 +165,29 @@ def _decode(data: bytes, name: str, max_pixels: int, max_side: int) -> np.ndarra
     width, height, orientation = _read_header(data, fmt, name)
     _check_pixels(width, height, name, max_pixels, max_side)
 
-    # IMREAD_UNCHANGED keeps alpha and 16-bit samples, which IMREAD_COLOR would drop or
-    # truncate; the price is that it ignores EXIF orientation, applied below instead.
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image, bgr = _decode_pixels(data, fmt)
     if image is None or image.size == 0:
         raise CorruptImageError(f"{name} is a damaged {fmt} image that cannot be decoded.")
-    image = _to_rgb(_to_uint8(image, name), bgr=True)
+    image = _to_rgb(_to_uint8(image, name), bgr=bgr)
     if orientation in _ORIENTATIONS:
         image = _ORIENTATIONS[orientation](image)
     return image
 
+
+
+def _decode_pixels(data: bytes, fmt: str) -> tuple[np.ndarray | None, bool]:
+    """The stored pixels (not yet turned upright) and whether they are BGR; ``None`` if damaged."""
+    if fmt == "AVIF":
+        # OpenCV's AVIF reader returns 10- and 12-bit samples unscaled in 16 bits, which would
+        # read as near black; Pillow's scales them to 8 bits.
+        try:
+            with AvifImagePlugin.AvifImageFile(io.BytesIO(data)) as avif:
+                return np.asarray(avif.convert("RGBA" if "A" in avif.mode else "RGB")), False
+        except (SyntaxError, OSError, ValueError):
+            return None, False
+    # IMREAD_UNCHANGED keeps alpha and 16-bit samples, which IMREAD_COLOR would drop or
+    # truncate; the price is that it ignores EXIF orientation, applied by the caller instead.
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), True
 
 # Leading bytes of the formats decoded. WebP (RIFF....WEBP) is recognised in _identify.
 _SIGNATURES = (
@@ -215,8 +231,8 @@ def _identify(data: bytes, name: str) -> str:
         box_end = min(int.from_bytes(data[:4], "big"), len(data), 64)
         brands = {data[i : i + 4] for i in range(8, box_end, 4)}  # major, minor, compatible
         if brands & _AVIF_BRANDS:
-            unsupported = "AVIF"
-        elif brands & _HEIF_BRANDS:
+            return "AVIF"
+        if brands & _HEIF_BRANDS:
             unsupported = "HEIC/HEIF"
         else:
             raise NotAnImageError(f"{name} is a video or audio file, not an image.")
@@ -268,12 +284,34 @@ def _jpeg_is_complete(data: bytes) -> bool:
     return False
 
 
+def _boxes_are_complete(data: bytes) -> bool:
+    """Whether an ISO media file (AVIF) holds the whole of its ``meta`` (the image's
+    description) and ``mdat`` (its coded pixels) boxes; any data after both is allowed."""
+    pos, seen = 0, set()
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if size == 1 and pos + 16 <= len(data):  # a 64-bit size follows the type
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - pos
+        if size < 8:
+            return True  # not a box: damaged rather than cut short, left to the decoder
+        if pos + size > len(data):
+            return False
+        seen.add(kind)
+        if {b"meta", b"mdat"} <= seen:
+            return True
+        pos += size
+    return False
+
+
 # Whether the data reaches the end of the image. Formats without a check here are left to
 # the decoder, whose failure on cut-off data is then reported as CorruptImageError.
 _COMPLETE: dict[str, Callable[[bytes], bool]] = {
     "JPEG": _jpeg_is_complete,
     "PNG": lambda data: b"\x00\x00\x00\x00IEND\xaeB`\x82" in data,
     "WebP": lambda data: len(data) >= 8 + int.from_bytes(data[4:8], "little"),
+    "AVIF": _boxes_are_complete,
 }
 
 # Pillow's plugin classes read a header without decoding pixels. They are used directly,
@@ -286,13 +324,15 @@ _HEADER_READERS = {
     "BMP": BmpImagePlugin.BmpImageFile,
     "TIFF": TiffImagePlugin.TiffImageFile,
     "WebP": WebPImagePlugin.WebPImageFile,
+    "AVIF": AvifImagePlugin.AvifImageFile,  # its orientation (irot/imir boxes) comes as EXIF's
 }
 
 
 def _read_header(data: bytes, fmt: str, name: str) -> tuple[int, int, int]:
     """Return the width, height and EXIF orientation (1 if none) of an image file.
 
-    The orientation comes from the EXIF block of JPEG, PNG and WebP files. A TIFF file
+    The orientation comes from the EXIF block of JPEG, PNG and WebP files, and from an AVIF
+    file's rotation and mirror boxes (which Pillow reports as EXIF's). A TIFF file
     has no such block: its orientation tag is part of the TIFF header itself, and
     OpenCV's TIFF reader applies it while decoding.
     """
@@ -302,7 +342,7 @@ def _read_header(data: bytes, fmt: str, name: str) -> tuple[int, int, int]:
             exif = header.info.get("exif")
     except (SyntaxError, OSError, ValueError) as exc:  # how Pillow's plugins reject a header
         raise CorruptImageError(
-            f"{name} starts like a {fmt} image but its header is damaged."
+            f"{name} starts as {fmt} data but its header is damaged."
         ) from exc
     if not exif:
         return width, height, 1
