@@ -210,9 +210,10 @@ _UNSUPPORTED_SIGNATURES = (
     (b"II+\x00", "BigTIFF"),
     (b"MM\x00+", "BigTIFF"),
 )
-# Brands of ISO media files (an "ftyp" box at byte 4) that hold still images.
-_AVIF_BRANDS = {b"avif", b"avis"}
-_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+#: Brands of ISO media files (an "ftyp" box at byte 4) that hold photos, not video: AVIF
+#: (decoded) and HEIC/HEIF (refused).
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 # Bytes found in text; anything else (NUL and other control codes) marks binary data.
 _TEXT_BYTES = bytes(range(32, 256)) + b"\t\n\r\f\b"
 
@@ -230,9 +231,9 @@ def _identify(data: bytes, name: str) -> str:
     if data[4:8] == b"ftyp":
         box_end = min(int.from_bytes(data[:4], "big"), len(data), 64)
         brands = {data[i : i + 4] for i in range(8, box_end, 4)}  # major, minor, compatible
-        if brands & _AVIF_BRANDS:
+        if brands & AVIF_BRANDS:
             return "AVIF"
-        if brands & _HEIF_BRANDS:
+        if brands & HEIF_BRANDS:
             unsupported = "HEIC/HEIF"
         else:
             raise NotAnImageError(f"{name} is a video or audio file, not an image.")

@@ -37,7 +37,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
-from detector.imaging import ImageError
+from detector.imaging import AVIF_BRANDS, HEIF_BRANDS, ImageError
 
 #: Frames kept per second of video. DFDC's winning entries scored 2 to 4 frames a second;
 #: faces in a clip change little within half a second.
@@ -137,8 +137,7 @@ def sniff(head: bytes) -> str | None:
     """
     if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
         # ISO media: MP4, MOV, 3GP; but HEIC and AVIF photos are ISO media too.
-        brands = head[8:12]
-        return "image" if brands in (b"heic", b"heix", b"mif1", b"avif", b"avis", b"msf1") else "video"
+        return "image" if head[8:12] in AVIF_BRANDS | HEIF_BRANDS else "video"
     if (
         head.startswith(b"\x1a\x45\xdf\xa3")  # Matroska, WebM
         or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
