@@ -145,6 +145,7 @@ def test_sniff_tells_containers_from_images_by_content(tmp_path):
     assert sniff(mp4) == "video" and sniff(b"\x1a\x45\xdf\xa3" + bytes(60)) == "video"
     assert sniff(b"RIFF\0\0\0\0AVI LIST") == "video" and sniff(b"GIF89a....") == "gif"
     assert sniff(b"\xff\xd8\xff\xe0") == "image" and sniff(b"\0\0\0\x18ftypheic") == "image"
+    assert sniff(b"\0\0\0\x1cftypavif") == "image" and sniff(b"\0\0\0\x1cftypavis") == "image"  # an animated AVIF: its first frame
     assert sniff(b"hello") is None
     jpeg_named_mp4 = tmp_path / "photo.mp4"
     jpeg_named_mp4.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
