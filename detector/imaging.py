@@ -174,7 +174,6 @@ def _decode(data: bytes, name: str, max_pixels: int, max_side: int) -> np.ndarra
     return image
 
 
-
 def _decode_pixels(data: bytes, fmt: str) -> tuple[np.ndarray | None, bool]:
     """The stored pixels (not yet turned upright) and whether they are BGR; ``None`` if damaged."""
     if fmt == "AVIF":
@@ -188,6 +187,7 @@ def _decode_pixels(data: bytes, fmt: str) -> tuple[np.ndarray | None, bool]:
     # IMREAD_UNCHANGED keeps alpha and 16-bit samples, which IMREAD_COLOR would drop or
     # truncate; the price is that it ignores EXIF orientation, applied by the caller instead.
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), True
+
 
 # Leading bytes of the formats decoded. WebP (RIFF....WEBP) is recognised in _identify.
 _SIGNATURES = (
