@@ -6,6 +6,7 @@
     python train.py --sets my_set/ other_set/ --out my_weights/
     python train.py --backbone scratch --stem-stride 5 --out runs/scratch   # the from-scratch network, for comparison
     python train.py --patch-layer block_5_add --out runs/patch5   # the patch-level network, for comparison
+    python train.py --patch-loss 0.5 --out runs/patch-head   # the whole network, with a training-only patch head
     python train.py --leave-one-out --max-minutes 40   # one run per fake family held out, tested on it (into the card)
     python train.py --strategy mirrored  # one replica per GPU of this host
     TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pair-loss", type=float, default=d.pair_loss_weight,
                    help=f"weight of the ranking loss on real/fake pairs (default {d.pair_loss_weight}; "
                    "see TrainConfig.pair_loss_weight)")
+    p.add_argument("--patch-loss", type=float, default=d.patch_loss_weight,
+                   help="weight of a training-only head that scores the face patch by patch from the network's "
+                   f"stride-8 features (default {d.patch_loss_weight}: off; see TrainConfig.patch_loss_weight)")
     p.add_argument("--val-weighting", choices=VAL_WEIGHTINGS, default=d.val_weighting,
                    help="combine the sources' validation AUCs, which pick the checkpoint, one vote per source or "
                    f"weighted by their images (default {d.val_weighting}; see TrainConfig.val_weighting)")
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
                   face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss,
+                  patch_loss_weight=args.patch_loss,
                   val_weighting=args.val_weighting, match_resolution=args.match_resolution,
                   match_look=args.match_look)
     if args.quick:

@@ -47,7 +47,7 @@ PATCH_LAYERS = {"block_2_add": 19, "block_5_add": 59}
 #: Name of a patch-level network's map of per-patch fake logits.
 PATCH_LOGITS = "patch_logits"
 
-#: The layer whose features predict the manipulation mask during training (``with_mask_head``):
+#: The layer whose features predict the manipulation mask during training (``with_training_heads``):
 #: the end of the first stride-8 stage of each backbone.
 MASK_FEATURES = {"scratch": "stage1", "mobilenet_v2": "block_5_add"}
 
@@ -259,22 +259,38 @@ def mean_over_views(logits, n_views: int):
     return tf.reduce_mean(tf.reshape(logits, [n_views, -1]), axis=0)
 
 
-def with_mask_head(model: keras.Model) -> keras.Model:
-    """Adds a training-only head that predicts *where* a face was manipulated.
+def with_training_heads(model: keras.Model, patch_hidden: int = 0, dropout: float = 0.2) -> keras.Model:
+    """Adds the training-only heads: where a face was manipulated, and a verdict per patch.
 
-    DFDC fakes come with the real frame they were made from, aligned pixel for pixel, so
-    their difference is a map of the swap. Asking the network to predict that map (and an
-    empty map for real faces) from its first stride-8 stage tells it where to look, which a single
-    real/fake bit per image cannot (the idea of Face X-ray, Li et al. 2020, and of
-    multi-task detectors). The head shares every layer with ``model``: after training,
-    ``model`` itself, still flat and single-output, is what ships.
+    The mask head: DFDC fakes come with the real frame they were made from, aligned pixel
+    for pixel, so their difference is a map of the swap. Asking the network to predict that
+    map (and an empty map for real faces) from its first stride-8 stage tells it where to
+    look, which a single real/fake bit per image cannot (the idea of Face X-ray, Li et al.
+    2020, and of multi-task detectors).
+
+    The patch head (``patch_hidden > 0``): the same stride-8 features, where each location
+    sees a 59 px patch of a MobileNetV2 crop, scored patch by patch and averaged, as the
+    patch-level network scores a face (``make_model(patch_layer=...)``). Trained on the
+    face's label, it asks the early layers for local traces that hold in every patch, not
+    only for what the whole face looks like (Chai et al. 2020), while the verdict that ships
+    still comes from the whole network.
+
+    Both heads share every layer with ``model``: after training, ``model`` itself, still flat
+    and single-output, is what ships.
 
     Args:
         model: A network from ``make_model``.
+        patch_hidden: Width of the patch head's hidden 1x1 convolution; 0: no patch head.
+        dropout: Dropout rate in the patch head.
 
     Returns:
         A model with outputs ``{"fake_logit": (N, 1), "mask_logit": (N, h, w, 1)}``, where
-        ``h, w`` is the resolution of the backbone's ``MASK_FEATURES`` layer.
+        ``h, w`` is the resolution of the backbone's ``MASK_FEATURES`` layer, and with
+        ``patch_hidden`` also ``"patch_logit": (N, 1)``, the mean of the patches' logits.
+
+    Raises:
+        ValueError: ``model`` has no layer to read the heads from, or ``patch_hidden`` is
+            asked of a network that is patch-level already.
     """
     names = {layer.name for layer in model.layers}
     # A patch-level network cut before the stride-8 stage predicts it from its last features.
@@ -282,9 +298,13 @@ def with_mask_head(model: keras.Model) -> keras.Model:
     if name is None:
         raise ValueError(f"model {model.name!r} has none of the layers {sorted(MASK_FEATURES.values())} to predict a mask from")
     features = model.get_layer(name).output
-    mask = layers.Conv2D(1, 1, name="mask_logit")(features)
-    outputs = {"fake_logit": model.outputs[0], "mask_logit": mask}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_with_mask")
+    outputs = {"fake_logit": model.outputs[0], "mask_logit": layers.Conv2D(1, 1, name="mask_logit")(features)}
+    if patch_hidden:
+        if PATCH_LOGITS in names:
+            raise ValueError(f"model {model.name!r} is patch-level already: it needs no patch head (patch_hidden={patch_hidden})")
+        outputs["patch_logit"] = layers.GlobalAveragePooling2D(name="patch_logit")(
+            _patch_logits(features, patch_hidden, dropout))
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_with_heads")
 
 
 def flops(model: keras.Model) -> int:

@@ -34,7 +34,8 @@ from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
 from detector.lite import LITE_FILE, QUANTIZATION, LiteNetwork
 from detector.lite import export as export_lite
-from detector.model import INPUT_SIZE, PATCH_LAYERS, flops, make_model, view_averaged_logits, with_mask_head
+from detector.model import (INPUT_SIZE, PATCH_LAYERS, flops, make_model, view_averaged_logits,
+                            with_training_heads)
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
 
@@ -91,7 +92,10 @@ class TrainConfig:
             batch and with the same augmentation, so the only difference the network sees
             within a pair is the manipulation itself (``sampling.balanced_batches``).
         mask_loss_weight: Weight of the training-only head that predicts where a fake was
-            manipulated (``model.with_mask_head``); 0 turns it off.
+            manipulated (``model.with_training_heads``); 0 turns it off.
+        patch_loss_weight: Weight of the training-only patch head, which scores the patches
+            the mask head's features see and averages them (``model.with_training_heads``);
+            0 turns it off. It cannot be asked of a patch-level network (``patch_layer``).
         pair_loss_weight: Weight of a ranking loss on each real/fake pair of a paired batch
             (``paired_ranking_loss``): the fake's logit should exceed its real's. 0 turns
             it off; without ``paired`` it is off, since neighbours are then no pairs.
@@ -149,6 +153,7 @@ class TrainConfig:
     self_blend_share: float = 0.2
     paired: bool = True
     mask_loss_weight: float = 0.5
+    patch_loss_weight: float = 0.0
     pair_loss_weight: float = 0.0
     max_minutes: float = 140.0
     seed: int = 1234
@@ -459,8 +464,14 @@ class _LogitLoss(keras.losses.Loss):
         return loss
 
 
+def _with_patch_targets(images, targets, weights):
+    """A batch's targets and weights for the patch head: the face's label, as the network's."""
+    return (images, {**targets, "patch_logit": targets["fake_logit"]},
+            {**weights, "patch_logit": weights["fake_logit"]})
+
+
 def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, keras.Model]:
-    """The network and its compiled training model (the network plus the mask head).
+    """The network and its compiled training model (the network plus its training-only heads).
 
     Call it inside ``strategy.scope()`` so the variables are placed for the strategy.
 
@@ -470,11 +481,12 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
 
     Returns:
         ``(model, trainer)``: the single-output network that ships, and the compiled
-        two-output model that trains it (they share every layer).
+        multi-output model that trains it (they share every layer).
     """
     model = make_model(cfg.input_size, cfg.backbone, cfg.pretrained, cfg.dropout, cfg.widths, cfg.blocks, cfg.stem_width,
                        cfg.stem_stride, cfg.patch_layer, cfg.patch_hidden)
-    trainer = with_mask_head(model)
+    patch_hidden = cfg.patch_hidden if cfg.patch_loss_weight else 0
+    trainer = with_training_heads(model, patch_hidden, cfg.dropout)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate / 10, decay_steps=steps_per_epoch * cfg.epochs,
         warmup_target=cfg.learning_rate, warmup_steps=min(steps_per_epoch, 500),
@@ -484,8 +496,10 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
         loss={
             "fake_logit": _LogitLoss(cfg.label_smoothing, cfg.pair_loss_weight if cfg.paired else 0.0),
             "mask_logit": keras.losses.BinaryCrossentropy(from_logits=True),
+            **({"patch_logit": _LogitLoss(cfg.label_smoothing, 0.0)} if patch_hidden else {}),
         },
-        loss_weights={"fake_logit": 1.0, "mask_logit": cfg.mask_loss_weight},
+        loss_weights={"fake_logit": 1.0, "mask_logit": cfg.mask_loss_weight,
+                      **({"patch_logit": cfg.patch_loss_weight} if patch_hidden else {})},
         metrics={"fake_logit": [keras.metrics.AUC(name="auc", from_logits=True)]},
     )
     return model, trainer
@@ -758,6 +772,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         dataset = balanced_batches(shard_sources(cfg.shards, run_cfg), run_cfg, mask_size)
     else:
         dataset = training_dataset([a.split("train") for a in sets], run_cfg, mask_size)
+    if cfg.patch_loss_weight:
+        dataset = dataset.map(_with_patch_targets)
     if cfg.strategy != "default":
         # Each worker keeps its share of the batches; in-memory data has no files to split.
         options = tf.data.Options()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, make_model, view_averaged_logits,
-                            with_mask_head)
+                            with_training_heads)
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
 
@@ -21,7 +21,7 @@ def test_default_model_is_an_imagenet_mobilenet_v2_flat_and_named_for_gradcam():
     stem, random_stem = (m.get_layer("Conv1").get_weights()[0] for m in (model, scratch))
     assert not np.allclose(stem, random_stem) and np.allclose(model.get_layer("bn_Conv1").get_weights()[0], 1.0)
     # The mask head reads the first stride-8 stage.
-    assert with_mask_head(model).outputs[1].shape[1:3] == (INPUT_SIZE // 8, INPUT_SIZE // 8)
+    assert with_training_heads(model).outputs[1].shape[1:3] == (INPUT_SIZE // 8, INPUT_SIZE // 8)
 
 
 def test_a_patch_network_is_mobilenet_v2_cut_short_scoring_each_patch_and_averaging():
@@ -39,7 +39,25 @@ def test_a_patch_network_is_mobilenet_v2_cut_short_scoring_each_patch_and_averag
     assert patches.shape == (2, 16, 16, 1)
     np.testing.assert_allclose(model.predict_on_batch(x)[:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
     # Cut before the stride-8 stage, the mask head reads the patch features.
-    assert with_mask_head(model).outputs[1].shape[1:3] == (16, 16)
+    assert with_training_heads(model).outputs[1].shape[1:3] == (16, 16)
+
+
+def test_the_patch_head_scores_the_mask_head_s_features_patch_by_patch_and_averages_them():
+    model = make_model(64)
+    trainer = with_training_heads(model, patch_hidden=8)
+    assert set(trainer.output_names) >= {"fake_logit", "mask_logit", "patch_logit"}
+    x = np.random.default_rng(6).integers(0, 256, (2, 64, 64, 3)).astype("float32")
+    patches = keras.Model(trainer.inputs, trainer.get_layer(PATCH_LOGITS).output).predict_on_batch(x)
+    assert patches.shape == (2, 8, 8, 1)  # the stride-8 map the mask head reads
+    out = trainer.predict_on_batch(x)
+    np.testing.assert_allclose(out["patch_logit"][:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
+    # What ships is untouched: the network's own logit, and none of the heads' layers.
+    np.testing.assert_allclose(out["fake_logit"], model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+    assert not {"mask_logit", "patch_logit", PATCH_LOGITS} & {layer.name for layer in model.layers}
+    # Without a width there is no patch head; a patch-level network needs none.
+    assert "patch_logit" not in with_training_heads(model).output_names
+    with pytest.raises(ValueError, match="patch-level already"):
+        with_training_heads(make_model(64, patch_layer="block_2_add"), patch_hidden=8)
 
 
 @pytest.mark.parametrize("cut", sorted(PATCH_LAYERS))

@@ -2,6 +2,7 @@ import dataclasses
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -134,8 +135,10 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert shape_and_losses(configs[0][0]) == ("scratch", False, 224, 7, 0.5, 0.002, False, None) and not configs[0][1]
     assert train_script.main(["--patch-layer", "block_5_add", "--out", str(tmp_path)]) == 0
     assert configs[-1][0].patch_layer == "block_5_add" and configs[-1][0].backbone == "mobilenet_v2"
+    assert train_script.main(["--patch-loss", "0.5", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].patch_loss_weight == 0.5 and configs[-1][0].patch_layer is None
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
-    assert shape_and_losses(configs[2][0]) == shape_and_losses(TrainConfig()) and configs[2][1]
+    assert shape_and_losses(configs[3][0]) == shape_and_losses(TrainConfig()) and configs[3][1]
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
@@ -292,6 +295,17 @@ def test_one_training_step_of_a_patch_level_network_names_its_cut_in_the_card(ti
                                    steps_per_epoch=1))
     assert "per 59px patch (cut at block_5_add)" in card.architecture["summary"]
     assert card.training["config"]["patch_layer"] == "block_5_add"
+
+
+def test_one_training_step_with_a_patch_head_trains_it_on_the_label_and_ships_without_it(tiny_set, tmp_path):
+    from detector.training import train
+
+    card = train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path),
+                                   patch_loss_weight=0.5, epochs=1, steps_per_epoch=1))
+    assert card.training["history"]["patch_logit_loss"][0] > 0
+    assert card.training["config"]["patch_loss_weight"] == 0.5
+    model = keras.saving.load_model(tmp_path / "w" / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 1) and not any("patch" in layer.name for layer in model.layers)
 
 
 def test_predict_logits_traces_once_per_model_and_views_and_lets_the_model_go():
