@@ -51,6 +51,12 @@ def test_the_patch_head_scores_the_mask_head_s_features_patch_by_patch_and_avera
     assert patches.shape == (2, 8, 8, 1)  # the stride-8 map the mask head reads
     out = trainer.predict_on_batch(x)
     np.testing.assert_allclose(out["patch_logit"][:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
+    # The head cannot gain by larger features (the frozen BatchNorms would let them grow until
+    # later layers saturate): it scores them normalized, whatever their scale.
+    features = keras.Model(trainer.inputs, trainer.get_layer("block_5_add").output).predict_on_batch(x)
+    head = [trainer.get_layer(name) for name in ("patch_norm", "patch_hidden", PATCH_LOGITS)]
+    score = lambda f: np.asarray(head[2](head[1](head[0](f))))  # noqa: E731
+    np.testing.assert_allclose(score(features * 4.0), score(features), rtol=1e-3, atol=1e-3)
     # What ships is untouched: the network's own logit, and none of the heads' layers.
     np.testing.assert_allclose(out["fake_logit"], model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
     assert not {"mask_logit", "patch_logit", PATCH_LOGITS} & {layer.name for layer in model.layers}
