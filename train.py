@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "see TrainConfig.pair_loss_weight)")
     p.add_argument("--patch-loss", type=float, default=d.patch_loss_weight,
                    help="weight of a training-only head that scores the face patch by patch from the network's "
-                   f"stride-8 features (default {d.patch_loss_weight}: off; see TrainConfig.patch_loss_weight)")
+                   f"stride-8 features (default {d.patch_loss_weight}: off; tried and not shipped, docs/training.md run G)")
     p.add_argument("--val-weighting", choices=VAL_WEIGHTINGS, default=d.val_weighting,
                    help="combine the sources' validation AUCs, which pick the checkpoint, one vote per source or "
                    f"weighted by their images (default {d.val_weighting}; see TrainConfig.val_weighting)")

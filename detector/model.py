@@ -302,10 +302,10 @@ def with_training_heads(model: keras.Model, patch_hidden: int = 0, dropout: floa
     if patch_hidden:
         if PATCH_LOGITS in names:
             raise ValueError(f"model {model.name!r} is patch-level already: it needs no patch head (patch_hidden={patch_hidden})")
-        # Normalized per location first: the ImageNet BatchNorms are frozen, so nothing else
-        # stops the head from asking for ever larger features, which the later layers'
-        # ReLU6 then saturate. Without it a full run's whole-network logit went constant
-        # in its third epoch (block_16's output the same for every face).
+        # Scored normalized per location, so that the head's loss does not depend on the
+        # features' scale, which nothing else holds (the ImageNet BatchNorms are frozen). It
+        # did not make the head harmless: with and without it, full runs' whole-network logit
+        # went nearly constant for an epoch or more (docs/training.md, run G).
         normalized = layers.LayerNormalization(name="patch_norm")(features)
         outputs["patch_logit"] = layers.GlobalAveragePooling2D(name="patch_logit")(
             _patch_logits(normalized, patch_hidden, dropout))

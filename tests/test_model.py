@@ -51,8 +51,7 @@ def test_the_patch_head_scores_the_mask_head_s_features_patch_by_patch_and_avera
     assert patches.shape == (2, 8, 8, 1)  # the stride-8 map the mask head reads
     out = trainer.predict_on_batch(x)
     np.testing.assert_allclose(out["patch_logit"][:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
-    # The head cannot gain by larger features (the frozen BatchNorms would let them grow until
-    # later layers saturate): it scores them normalized, whatever their scale.
+    # The head scores the features normalized: their scale does not change its verdict.
     features = keras.Model(trainer.inputs, trainer.get_layer("block_5_add").output).predict_on_batch(x)
     head = [trainer.get_layer(name) for name in ("patch_norm", "patch_hidden", PATCH_LOGITS)]
     score = lambda f: np.asarray(head[2](head[1](head[0](f))))  # noqa: E731
