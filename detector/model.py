@@ -304,8 +304,8 @@ def with_training_heads(model: keras.Model, patch_hidden: int = 0, dropout: floa
             raise ValueError(f"model {model.name!r} is patch-level already: it needs no patch head (patch_hidden={patch_hidden})")
         # Scored normalized per location, so that the head's loss does not depend on the
         # features' scale, which nothing else holds (the ImageNet BatchNorms are frozen). It
-        # did not make the head harmless: with and without it, full runs' whole-network logit
-        # went nearly constant for an epoch or more (docs/training.md, run G).
+        # did not make the head harmless: with and without it, a full run's validation fell to
+        # chance for an epoch or more (docs/training.md, run G).
         normalized = layers.LayerNormalization(name="patch_norm")(features)
         outputs["patch_logit"] = layers.GlobalAveragePooling2D(name="patch_logit")(
             _patch_logits(normalized, patch_hidden, dropout))
