@@ -772,7 +772,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         dataset = balanced_batches(shard_sources(cfg.shards, run_cfg), run_cfg, mask_size)
     else:
         dataset = training_dataset([a.split("train") for a in sets], run_cfg, mask_size)
-    if cfg.patch_loss_weight:
+    if "patch_logit" in trainer.output_names:
         dataset = dataset.map(_with_patch_targets)
     if cfg.strategy != "default":
         # Each worker keeps its share of the batches; in-memory data has no files to split.
