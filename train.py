@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patch-layer", choices=sorted(PATCH_LAYERS), default=d.patch_layer,
                    help="cut MobileNetV2 at this layer and classify patches of the face, averaged (default: the whole "
                    "network; see model.make_model)")
+    p.add_argument("--train-batchnorm", action=argparse.BooleanOptionalAction, default=d.train_batchnorm,
+                   help="train MobileNetV2's BatchNorms from their inputs' statistics instead of freezing them (default "
+                   f"{'on' if d.train_batchnorm else 'off'}; see TrainConfig.train_batchnorm)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"most epochs (default {d.epochs})")
     p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch,
                    help=f"steps between validations (default {d.steps_per_epoch})")
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig.quick(args.out, **common)
     else:
         cfg = TrainConfig(out_dir=args.out, backbone=args.backbone, pretrained=args.pretrained,
-                          patch_layer=args.patch_layer, epochs=args.epochs,
+                          patch_layer=args.patch_layer, train_batchnorm=args.train_batchnorm, epochs=args.epochs,
                           steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate,
                           max_minutes=args.max_minutes, input_size=args.input_size, stem_stride=args.stem_stride,
                           batch_size=args.batch_size, **common)

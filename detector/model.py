@@ -25,9 +25,10 @@ normalizes inside, so callers never have to know the preprocessing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from detector.defaults import INPUT_SIZE  # noqa: F401 (re-exported: the side of the shipped crop)
@@ -91,9 +92,9 @@ def _scratch_features(x, widths: Sequence[int], blocks: Sequence[int], stem_widt
     return x
 
 
-def _mobilenet_v2_features(x, pretrained: bool, patch_layer: str | None = None):
+def _mobilenet_v2_features(x, pretrained: bool, patch_layer: str | None = None, train_batchnorm: bool = False):
     """MobileNetV2's layers, built on ``x`` in the same graph (so the model stays flat), up to
-    its last layer or to ``patch_layer``."""
+    its last layer or to ``patch_layer``; its BatchNorms frozen unless ``train_batchnorm``."""
     if x.shape[1] < 32:
         raise ValueError(f"input_size {x.shape[1]} is too small for MobileNetV2 (32 px at least)")
     base = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=None)
@@ -103,12 +104,13 @@ def _mobilenet_v2_features(x, pretrained: bool, patch_layer: str | None = None):
         # Into the whole network, which the converter expects; a cut keeps the layers' weights.
         load_imagenet_weights(base)
     for layer in base.layers:
-        if isinstance(layer, layers.BatchNormalization):
+        if isinstance(layer, layers.BatchNormalization) and not train_batchnorm:
             # The ImageNet weights come with each BatchNorm folded into the convolution before
             # it (``detector.pretrained``): the layer is then the identity plus a bias, which
             # holds only with its fixed statistics. Normalizing by batch statistics instead
             # would rescale and shift every channel, and undo what ImageNet taught. Frozen, a
-            # BatchNorm layer runs in inference mode; the convolutions still learn.
+            # BatchNorm layer runs in inference mode; the convolutions still learn. Trained,
+            # it needs its statistics first (``fit_batchnorm_statistics``).
             layer.trainable = False
     if patch_layer is None:
         features = base.output
@@ -140,6 +142,7 @@ def make_model(
     stem_stride: int = 4,
     patch_layer: str | None = None,
     patch_hidden: int = 64,
+    train_batchnorm: bool = False,
 ) -> keras.Model:
     """Builds the detector network.
 
@@ -163,14 +166,18 @@ def make_model(
             artifacts transfer across generators better than a whole face's look, and the
             patch map shows where). ``None``: the whole network and one global logit.
         patch_hidden: Width of the per-patch classifier's hidden 1x1 convolution.
+        train_batchnorm: MobileNetV2 only: train its BatchNorms (batch statistics while
+            training) instead of freezing them; give them their inputs' statistics with
+            ``fit_batchnorm_statistics`` before the first step.
 
     Returns:
         An uncompiled ``keras.Model`` mapping ``(N, S, S, 3)`` pixels in 0-255 to the
         ``(N, 1)`` fake-class logit.
 
     Raises:
-        ValueError: an unknown ``backbone``; ``widths`` and ``blocks`` differ in length; or
-            ``input_size`` is too small for the network.
+        ValueError: an unknown ``backbone``; ``widths`` and ``blocks`` differ in length;
+            ``input_size`` is too small for the network; or ``patch_layer`` or
+            ``train_batchnorm`` asked of the scratch network.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, not {backbone!r}")
@@ -178,8 +185,11 @@ def make_model(
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
     if patch_layer is not None and backbone != "mobilenet_v2":
         raise ValueError(f"patch_layer {patch_layer!r} cuts MobileNetV2; backbone is {backbone!r}")
+    if train_batchnorm and backbone != "mobilenet_v2":
+        raise ValueError(f"train_batchnorm unfreezes MobileNetV2's BatchNorms; backbone is {backbone!r}, whose are "
+                         "always trained")
     if backbone == "mobilenet_v2":
-        x = _mobilenet_v2_features(x, pretrained, patch_layer)
+        x = _mobilenet_v2_features(x, pretrained, patch_layer, train_batchnorm)
     else:
         x = _scratch_features(x, widths, blocks, stem_width, stem_stride, input_size)
     # One logit, not a sigmoid: calibration (Platt scaling) and a numerically stable loss both
@@ -192,6 +202,51 @@ def make_model(
         x = layers.Dropout(dropout)(x)
         outputs = layers.Dense(1, name="fake_logit")(x)
     return keras.Model(inputs, outputs, name="deepfake_cnn")
+
+
+def fit_batchnorm_statistics(model: keras.Model, batches: Iterable[np.ndarray]) -> None:
+    """Gives each BatchNorm of ``model`` the mean and variance of its input over ``batches``,
+    and rescales its gamma and beta so that the network's output in inference is unchanged.
+
+    The ImageNet BatchNorms are folded (mean 0, variance 1, ``detector.pretrained``): trained
+    as they are, their first batch statistics would rescale and shift every channel at once.
+    With their inputs' own statistics, normalizing by a batch's statistics gives about what
+    the folded layer gave, and from there the layers keep the later convolutions' inputs in
+    range while the network learns.
+
+    Args:
+        model: A Functional model (``make_model``'s).
+        batches: ``(B, S, S, 3)`` pixel batches in 0-255, such as the training stream's.
+
+    Raises:
+        ValueError: ``model`` has no BatchNormalization layer, or ``batches`` is empty.
+    """
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    if not norms:
+        raise ValueError(f"model {model.name!r} has no BatchNormalization layer")
+    probe = keras.Model(model.inputs, [layer.input for layer in norms])
+    # Per channel, over the images and every location; float64 so the sums keep precision.
+    sums = [np.zeros(layer.input.shape[-1]) for layer in norms]
+    squares = [np.zeros(layer.input.shape[-1]) for layer in norms]
+    count = 0
+    for images in batches:
+        for i, x in enumerate(probe(np.asarray(images, np.float32), training=False)):
+            x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+            sums[i] += x.sum(0)
+            squares[i] += (x * x).sum(0)
+        count += len(images)
+    if not count:
+        raise ValueError("batches is empty: no statistics to fit")
+    for layer, total, total_sq in zip(norms, sums, squares):
+        n = count * int(np.prod(layer.input.shape[1:-1]))
+        mean = total / n
+        var = np.maximum(total_sq / n - mean**2, 0.0)
+        # The layer computes scale * x + shift in inference; keep both with the new statistics.
+        gamma, beta, old_mean, old_var = (np.asarray(w, np.float64) for w in layer.get_weights())
+        scale = gamma / np.sqrt(old_var + layer.epsilon)
+        shift = beta - old_mean * scale
+        new = (scale * np.sqrt(var + layer.epsilon), shift + mean * scale, mean, var)
+        layer.set_weights([w.astype(np.float32) for w in new])
 
 
 def view_averaged_logits(model: keras.Model, images, views: Sequence[View]):

@@ -34,8 +34,8 @@ from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
 from detector.lite import LITE_FILE, QUANTIZATION, LiteNetwork
 from detector.lite import export as export_lite
-from detector.model import (INPUT_SIZE, PATCH_LAYERS, flops, make_model, view_averaged_logits,
-                            with_training_heads)
+from detector.model import (INPUT_SIZE, PATCH_LAYERS, fit_batchnorm_statistics, flops, make_model,
+                            view_averaged_logits, with_training_heads)
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
 
@@ -58,6 +58,9 @@ class TrainConfig:
         patch_layer: Cut MobileNetV2 at this layer (``model.PATCH_LAYERS``) and classify
             patches of the face, averaged (``model.make_model``); ``None``: the whole network.
         patch_hidden: Width of the per-patch classifier.
+        train_batchnorm: Train MobileNetV2's BatchNorms (batch statistics while training),
+            after giving them their inputs' statistics on the first training batches
+            (``model.fit_batchnorm_statistics``), instead of keeping them frozen.
         input_size: Side of the square face crops.
         face_margin: Side of a face crop relative to the face finder's box, in training and,
             through the card, at run time (``faces.FACE_MARGIN``).
@@ -132,6 +135,7 @@ class TrainConfig:
     pretrained: bool = True
     patch_layer: str | None = None
     patch_hidden: int = 64
+    train_batchnorm: bool = False
     input_size: int = INPUT_SIZE
     face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
@@ -176,6 +180,9 @@ class TrainConfig:
         base.update(overrides)
         return cls(**base)
 
+
+#: Training batches whose statistics the BatchNorms start from (``TrainConfig.train_batchnorm``).
+BATCHNORM_FIT_BATCHES = 8
 
 #: Each model's traced scoring functions, by views; entries go when their model does.
 _scorers: "weakref.WeakKeyDictionary[keras.Model, dict[tuple[View, ...], Any]]" = weakref.WeakKeyDictionary()
@@ -484,7 +491,7 @@ def build_trainer(cfg: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, 
         multi-output model that trains it (they share every layer).
     """
     model = make_model(cfg.input_size, cfg.backbone, cfg.pretrained, cfg.dropout, cfg.widths, cfg.blocks, cfg.stem_width,
-                       cfg.stem_stride, cfg.patch_layer, cfg.patch_hidden)
+                       cfg.stem_stride, cfg.patch_layer, cfg.patch_hidden, cfg.train_batchnorm)
     patch_hidden = cfg.patch_hidden if cfg.patch_loss_weight else 0
     trainer = with_training_heads(model, patch_hidden, cfg.dropout)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -774,6 +781,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         dataset = training_dataset([a.split("train") for a in sets], run_cfg, mask_size)
     if "patch_logit" in trainer.output_names:
         dataset = dataset.map(_with_patch_targets)
+    if cfg.train_batchnorm and not state:  # a resumed run's statistics come with its weights
+        fit_batchnorm_statistics(model, (images for images, *_ in dataset.take(BATCHNORM_FIT_BATCHES)))
     if cfg.strategy != "default":
         # Each worker keeps its share of the batches; in-memory data has no files to split.
         options = tf.data.Options()
@@ -877,6 +886,8 @@ def architecture_summary(model: keras.Model, cfg: TrainConfig) -> dict[str, Any]
     if cfg.backbone == "mobilenet_v2":
         start = "ImageNet weights (third_party/, converted by detector.pretrained)" if cfg.pretrained else "random weights"
         summary = f"MobileNetV2 (alpha 1.0) from {start}, fine-tuned; {cfg.input_size}px input, one logit"
+        if cfg.train_batchnorm:
+            summary = summary.replace("fine-tuned", "fine-tuned with its BatchNorms")
         if cfg.patch_layer:
             summary += (f" per {PATCH_LAYERS[cfg.patch_layer]}px patch (cut at {cfg.patch_layer}), averaged over the "
                         "face")

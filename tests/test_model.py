@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, make_model, view_averaged_logits,
-                            with_training_heads)
+from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, fit_batchnorm_statistics,
+                            make_model, view_averaged_logits, with_training_heads)
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
 
@@ -140,6 +140,33 @@ def test_views_reaching_far_past_the_crop_are_refused():
         view_averaged_logits(model, np.zeros((1, 32, 32, 3), "float32"), [(1.0, 0.25, 0.0, False)])
 
 
+def test_fitted_batchnorm_statistics_keep_the_network_and_let_batch_statistics_give_the_same():
+    frozen = make_model(32, dropout=0.0)
+    model = make_model(32, dropout=0.0, train_batchnorm=True)
+    model.set_weights(frozen.get_weights())
+    assert len(model.trainable_weights) > len(frozen.trainable_weights)  # gamma and beta of each BatchNorm
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+    before = np.asarray(model(images, training=False))
+    # The folded ImageNet statistics (mean 0, variance 1) are not a batch's: normalizing by
+    # the batch's own changes the logit. (A training call moves the statistics: put them back.)
+    assert not np.allclose(np.asarray(model(images, training=True)), before, atol=1e-2)
+    model.set_weights(frozen.get_weights())
+    fit_batchnorm_statistics(model, [images[:4], images[4:]])
+    np.testing.assert_allclose(np.asarray(model(images, training=False)), before, atol=1e-4)
+    # The first BatchNorm now holds its input's mean per channel.
+    conv = keras.Model(model.inputs, model.get_layer("Conv1").output)(images)
+    np.testing.assert_allclose(model.get_layer("bn_Conv1").moving_mean, np.mean(conv, axis=(0, 1, 2)), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(images, training=True)), before, atol=1e-3)
+
+
+def test_fitting_batchnorm_statistics_needs_batchnorms_and_images():
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        fit_batchnorm_statistics(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), [np.zeros((1, 4))])
+    with pytest.raises(ValueError, match="empty"):
+        fit_batchnorm_statistics(make_model(32), [])
+
+
 def test_model_round_trips_through_safe_keras_file(tmp_path):
     model = make_model(32, backbone="scratch", widths=(8, 16), blocks=(1, 1), stem_width=8)
     path = tmp_path / "m.keras"
@@ -156,6 +183,7 @@ def test_model_round_trips_through_safe_keras_file(tmp_path):
     (dict(backbone="resnet"), "'resnet'"),
     (dict(patch_layer="block_4_add"), "'block_4_add'"),
     (dict(backbone="scratch", patch_layer="block_5_add"), "'scratch'"),
+    (dict(backbone="scratch", train_batchnorm=True), "'scratch'"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -137,8 +137,10 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert configs[-1][0].patch_layer == "block_5_add" and configs[-1][0].backbone == "mobilenet_v2"
     assert train_script.main(["--patch-loss", "0.5", "--out", str(tmp_path)]) == 0
     assert configs[-1][0].patch_loss_weight == 0.5 and configs[-1][0].patch_layer is None
+    assert train_script.main(["--train-batchnorm", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].train_batchnorm and not TrainConfig().train_batchnorm
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
-    assert shape_and_losses(configs[3][0]) == shape_and_losses(TrainConfig()) and configs[3][1]
+    assert shape_and_losses(configs[4][0]) == shape_and_losses(TrainConfig()) and configs[4][1]
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
@@ -351,6 +353,19 @@ def test_augment_is_seeded_and_zero_strengths_turn_every_change_off():
         x, _ = augment(image, mask, tf.constant([s, 1], tf.int64), mask_size=8, cfg=off)
         original = image.numpy().astype(np.float32)
         assert np.array_equal(x, original) or np.array_equal(x, original[:, ::-1])  # a flip at most
+
+
+def test_one_training_step_with_trained_batchnorms_starts_them_from_the_data_s_statistics(tiny_set, tmp_path):
+    from detector.training import train
+
+    card = train(TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path),
+                                   backbone="mobilenet_v2", train_batchnorm=True, input_size=32, epochs=1,
+                                   steps_per_epoch=1))
+    assert "fine-tuned with its BatchNorms" in card.architecture["summary"]
+    model = keras.saving.load_model(tmp_path / "w" / "model.keras", safe_mode=True)
+    # Not the folded ImageNet statistics (mean 0, variance 1 - epsilon) any more.
+    norm = model.get_layer("bn_Conv1")
+    assert norm.trainable and not np.allclose(norm.moving_mean, 0.0) and not np.allclose(norm.moving_variance, 0.999)
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch_with_its_optimizer(tiny_set, tmp_path):
