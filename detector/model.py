@@ -37,6 +37,9 @@ from detector.views import View
 #: Name of the last convolution: what Grad-CAM explains.
 GRADCAM_LAYER = "gradcam_target"
 
+#: Momentum of MobileNetV2's BatchNorm statistics when they are trained (``make_model``).
+BATCHNORM_MOMENTUM = 0.99
+
 #: The networks ``make_model`` builds.
 BACKBONES = ("mobilenet_v2", "scratch")
 
@@ -104,7 +107,12 @@ def _mobilenet_v2_features(x, pretrained: bool, patch_layer: str | None = None, 
         # Into the whole network, which the converter expects; a cut keeps the layers' weights.
         load_imagenet_weights(base)
     for layer in base.layers:
-        if isinstance(layer, layers.BatchNormalization) and not train_batchnorm:
+        if isinstance(layer, layers.BatchNormalization) and train_batchnorm:
+            # Keras' MobileNetV2 averages its statistics over about 1000 steps (momentum 0.999):
+            # in fine-tuning, whose weights move fast, that lags by epochs, and validation would
+            # run on statistics of a network that is gone. 0.99 follows the last ~100 steps.
+            layer.momentum = BATCHNORM_MOMENTUM
+        elif isinstance(layer, layers.BatchNormalization):
             # The ImageNet weights come with each BatchNorm folded into the convolution before
             # it (``detector.pretrained``): the layer is then the identity plus a bias, which
             # holds only with its fixed statistics. Normalizing by batch statistics instead

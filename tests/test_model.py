@@ -145,6 +145,7 @@ def test_fitted_batchnorm_statistics_keep_the_network_and_let_batch_statistics_g
     model = make_model(32, dropout=0.0, train_batchnorm=True)
     model.set_weights(frozen.get_weights())
     assert len(model.trainable_weights) > len(frozen.trainable_weights)  # gamma and beta of each BatchNorm
+    assert model.get_layer("Conv_1_bn").momentum == 0.99 and frozen.get_layer("Conv_1_bn").momentum == 0.999
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
     before = np.asarray(model(images, training=False))
     # The folded ImageNet statistics (mean 0, variance 1) are not a batch's: normalizing by
