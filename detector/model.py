@@ -174,9 +174,10 @@ def make_model(
             artifacts transfer across generators better than a whole face's look, and the
             patch map shows where). ``None``: the whole network and one global logit.
         patch_hidden: Width of the per-patch classifier's hidden 1x1 convolution.
-        train_batchnorm: MobileNetV2 only: train its BatchNorms (batch statistics while
+        train_batchnorm: MobileNetV2: train its BatchNorms (batch statistics while
             training) instead of freezing them; give them their inputs' statistics with
-            ``fit_batchnorm_statistics`` before the first step.
+            ``fit_batchnorm_statistics`` before the first step. The scratch network's
+            BatchNorms always train.
 
     Returns:
         An uncompiled ``keras.Model`` mapping ``(N, S, S, 3)`` pixels in 0-255 to the
@@ -184,8 +185,8 @@ def make_model(
 
     Raises:
         ValueError: an unknown ``backbone``; ``widths`` and ``blocks`` differ in length;
-            ``input_size`` is too small for the network; or ``patch_layer`` or
-            ``train_batchnorm`` asked of the scratch network.
+            ``input_size`` is too small for the network; or ``patch_layer`` asked of the
+            scratch network.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, not {backbone!r}")
@@ -193,9 +194,6 @@ def make_model(
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
     if patch_layer is not None and backbone != "mobilenet_v2":
         raise ValueError(f"patch_layer {patch_layer!r} cuts MobileNetV2; backbone is {backbone!r}")
-    if train_batchnorm and backbone != "mobilenet_v2":
-        raise ValueError(f"train_batchnorm unfreezes MobileNetV2's BatchNorms; backbone is {backbone!r}, whose are "
-                         "always trained")
     if backbone == "mobilenet_v2":
         x = _mobilenet_v2_features(x, pretrained, patch_layer, train_batchnorm)
     else:
@@ -366,9 +364,9 @@ def with_training_heads(model: keras.Model, patch_hidden: int = 0, dropout: floa
         if PATCH_LOGITS in names:
             raise ValueError(f"model {model.name!r} is patch-level already: it needs no patch head (patch_hidden={patch_hidden})")
         # Scored normalized per location, so that the head's loss does not depend on the
-        # features' scale, which nothing else holds (the ImageNet BatchNorms are frozen). It
-        # did not make the head harmless: with and without it, a full run's validation fell to
-        # chance for an epoch or more (docs/training.md, run G).
+        # features' scale, which nothing else holds when the ImageNet BatchNorms are frozen.
+        # It did not make the head harmless: with and without it, a full run with frozen
+        # BatchNorms fell to chance validation for an epoch or more (docs/training.md, run G).
         normalized = layers.LayerNormalization(name="patch_norm")(features)
         outputs["patch_logit"] = layers.GlobalAveragePooling2D(name="patch_logit")(
             _patch_logits(normalized, patch_hidden, dropout))

@@ -60,7 +60,9 @@ class TrainConfig:
         patch_hidden: Width of the per-patch classifier.
         train_batchnorm: Train MobileNetV2's BatchNorms (batch statistics while training),
             after giving them their inputs' statistics on the first training batches
-            (``model.fit_batchnorm_statistics``), instead of keeping them frozen.
+            (``model.fit_batchnorm_statistics``); ``False`` keeps them frozen, as the
+            weights before run H were trained (docs/training.md). The scratch network's
+            always train.
         input_size: Side of the square face crops.
         face_margin: Side of a face crop relative to the face finder's box, in training and,
             through the card, at run time (``faces.FACE_MARGIN``).
@@ -135,7 +137,7 @@ class TrainConfig:
     pretrained: bool = True
     patch_layer: str | None = None
     patch_hidden: int = 64
-    train_batchnorm: bool = False
+    train_batchnorm: bool = True
     input_size: int = INPUT_SIZE
     face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
@@ -781,7 +783,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         dataset = training_dataset([a.split("train") for a in sets], run_cfg, mask_size)
     if "patch_logit" in trainer.output_names:
         dataset = dataset.map(_with_patch_targets)
-    if cfg.train_batchnorm and not state:  # a resumed run's statistics come with its weights
+    # MobileNetV2's folded statistics are not its inputs'; a resumed run's come with its weights.
+    if cfg.train_batchnorm and cfg.backbone == "mobilenet_v2" and not state:
         fit_batchnorm_statistics(model, (images for images, *_ in dataset.take(BATCHNORM_FIT_BATCHES)))
     if cfg.strategy != "default":
         # Each worker keeps its share of the batches; in-memory data has no files to split.

@@ -184,7 +184,6 @@ def test_model_round_trips_through_safe_keras_file(tmp_path):
     (dict(backbone="resnet"), "'resnet'"),
     (dict(patch_layer="block_4_add"), "'block_4_add'"),
     (dict(backbone="scratch", patch_layer="block_5_add"), "'scratch'"),
-    (dict(backbone="scratch", train_batchnorm=True), "'scratch'"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -137,8 +137,8 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert configs[-1][0].patch_layer == "block_5_add" and configs[-1][0].backbone == "mobilenet_v2"
     assert train_script.main(["--patch-loss", "0.5", "--out", str(tmp_path)]) == 0
     assert configs[-1][0].patch_loss_weight == 0.5 and configs[-1][0].patch_layer is None
-    assert train_script.main(["--train-batchnorm", "--out", str(tmp_path)]) == 0
-    assert configs[-1][0].train_batchnorm and not TrainConfig().train_batchnorm
+    assert train_script.main(["--no-train-batchnorm", "--out", str(tmp_path)]) == 0
+    assert not configs[-1][0].train_batchnorm and TrainConfig().train_batchnorm
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
     assert shape_and_losses(configs[4][0]) == shape_and_losses(TrainConfig()) and configs[4][1]
 
