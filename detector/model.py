@@ -115,8 +115,8 @@ def _mobilenet_v2_features(x, pretrained: bool, patch_layer: str | None = None, 
         elif isinstance(layer, layers.BatchNormalization):
             # The ImageNet weights come with each BatchNorm folded into the convolution before
             # it (``detector.pretrained``): the layer is then the identity plus a bias, which
-            # holds only with its fixed statistics. Normalizing by batch statistics instead
-            # would rescale and shift every channel, and undo what ImageNet taught. Frozen, a
+            # holds only with its fixed statistics. Trained from these, normalizing by batch
+            # statistics would rescale and shift every channel, and undo what ImageNet taught. Frozen, a
             # BatchNorm layer runs in inference mode; the convolutions still learn. Trained,
             # it needs its statistics first (``fit_batchnorm_statistics``).
             layer.trainable = False

@@ -888,9 +888,8 @@ def architecture_summary(model: keras.Model, cfg: TrainConfig) -> dict[str, Any]
     """The card's ``architecture``: the network in words, its parameters and FLOPs."""
     if cfg.backbone == "mobilenet_v2":
         start = "ImageNet weights (third_party/, converted by detector.pretrained)" if cfg.pretrained else "random weights"
-        summary = f"MobileNetV2 (alpha 1.0) from {start}, fine-tuned; {cfg.input_size}px input, one logit"
-        if cfg.train_batchnorm:
-            summary = summary.replace("fine-tuned", "fine-tuned with its BatchNorms")
+        tuned = "fine-tuned with its BatchNorms" if cfg.train_batchnorm else "fine-tuned"
+        summary = f"MobileNetV2 (alpha 1.0) from {start}, {tuned}; {cfg.input_size}px input, one logit"
         if cfg.patch_layer:
             summary += (f" per {PATCH_LAYERS[cfg.patch_layer]}px patch (cut at {cfg.patch_layer}), averaged over the "
                         "face")
