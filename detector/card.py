@@ -221,18 +221,34 @@ class ModelCard:
                      and set(source.split(" + ")) <= held_out and isinstance(row.get("roc_auc"), (int, float))]
         return rows
 
-    def unseen_table(self) -> str | None:
-        """The leave-one-source-out figures as a short Markdown table; ``None`` without them."""
+    def unseen_table(self, with_runs: bool = False) -> str | None:
+        """The leave-one-source-out figures as a short Markdown table; ``None`` without them.
+
+        Args:
+            with_runs: Also give each row's number of test faces and its run's epochs and
+                minutes (the card has room for them; the README keeps the short table).
+        """
         rows = self.unseen_rows()
         if not rows:
             return None
-        lines = ["| kind of fake held out | tested on | ROC-AUC | fakes called fake | reals called fake |",
-                 "|---|---|---|---|---|"]
+        runs = self.extra[UNSEEN_SECTION]
+        extra_heads = " test faces | epochs | minutes |" if with_runs else ""
+        lines = ["| kind of fake held out | tested on | ROC-AUC | fakes called fake | reals called fake |" + extra_heads,
+                 "|---|---|---|---|---|" + "---|" * extra_heads.count("|")]
         for family, source, row in rows:
             cells = [row.get("recall_fake"), None if row.get("recall_real") is None else 1 - row["recall_real"]]
-            lines.append(f"| {family} | {source} | {row['roc_auc']:.3f} | "
-                         + " | ".join("–" if c is None else f"{c:.3f}" for c in cells) + " |")
+            line = (f"| {family} | {source} | {row['roc_auc']:.3f} | "
+                    + " | ".join("–" if c is None else f"{c:.3f}" for c in cells) + " |")
+            if with_runs:
+                line += "".join(f" {_cell(v)} |" for v in (row.get("n", "–"), runs[family].get("epochs", "–"),
+                                                          runs[family].get("minutes", "–")))
+            lines.append(line)
         return "\n".join(lines)
+
+    def unseen_intro(self) -> str:
+        """The sentence that says how the leave-one-source-out figures were made."""
+        return (f"Kinds of fake left out of training, one run each (`python train.py --leave-one-out`, "
+                f"{_leave_one_out_schedule(self)}), tested on the held-out test split with that run's own threshold:")
 
     def metrics_table(self, split: str = "test") -> str:
         """A Markdown table of the headline metrics of one split, one row per set."""
@@ -292,6 +308,9 @@ class ModelCard:
             "",
         ]
         for title, block in self.extra.items():
+            if title == UNSEEN_SECTION and (table := self.unseen_table(with_runs=True)):
+                parts += [f"## {title}", "", self.unseen_intro(), "", table, ""]
+                continue
             table = _runs_table(block)
             parts += [f"## {title}", "", table or f"```json\n{json.dumps(block, indent=2)}\n```", ""]
         parts += [
@@ -429,7 +448,8 @@ def _cell(value: Any) -> str:
 def _runs_table(block: Any) -> str | None:
     """A Markdown table of a report shaped ``{run: {field: value, ..., tested_set: {metric:
     value}}}`` (one row per run and tested set, the run's plain fields beside the set's
-    metrics), as the cross-set report is; ``None`` for any other shape.
+    metrics), as the cross-set report is; a single row reads down as ``field | value``;
+    ``None`` for any other shape.
     """
     if not isinstance(block, dict) or not block:
         return None
@@ -445,6 +465,12 @@ def _runs_table(block: Any) -> str | None:
                 rows.append((run, tested, plain, metrics))
     if not rows:
         return None
+    if len(rows) == 1:
+        # One run (the video calibration): a column per field would squeeze each into a few
+        # letters on the page, so it reads down, a field per line.
+        ((run, tested, plain, metrics),) = rows
+        fields = {"run": run, "tested on": tested, **plain, **metrics}
+        return "\n".join(["| field | value |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in fields.items())])
     plain_cols = list(dict.fromkeys(k for _, _, plain, _ in rows for k in plain))
     metric_cols = list(dict.fromkeys(k for *_, metrics in rows for k in metrics))
     lines = ["| run | tested on | " + " | ".join(plain_cols + metric_cols) + " |",
@@ -470,9 +496,7 @@ def readme_metrics(card: ModelCard) -> str:
         "",
         card.metrics_table("test"),
         "",
-        *([f"Kinds of fake left out of training, one run each (`python train.py --leave-one-out`, "
-           f"{_leave_one_out_schedule(card)}), tested on the held-out test split with that run's own threshold:",
-           "", table, ""] if (table := card.unseen_table()) else []),
+        *([card.unseen_intro(), "", table, ""] if (table := card.unseen_table()) else []),
         README_END,
     ])
 

@@ -76,6 +76,15 @@ def test_cross_set_reports_render_as_a_table_and_other_reports_as_json():
     assert '"note": "free text"' in markdown.split("## Other", 1)[1]
 
 
+def test_a_one_run_report_reads_down_a_field_per_line():
+    card = ModelCard.load(WEIGHTS_DIR)
+    card.extra = {"Video calibration": {"mean": {"temperature": 1.17375, "threshold": 0.8877,
+                                                 "validation clips": {"clips": 3859, "ROC-AUC mean": 0.92644}}}}
+    section = card.to_markdown().split("## Video calibration", 1)[1]
+    assert section.lstrip().startswith("| field | value |\n|---|---|\n| run | mean |\n| tested on | validation clips |\n")
+    assert "| temperature | 1.174 |" in section and "| clips | 3859 |" in section and "| ROC-AUC mean | 0.926 |" in section
+
+
 def _card(**fields) -> ModelCard:
     return ModelCard(input_size=32, face_margin=1.3, **fields)
 
@@ -109,7 +118,9 @@ def test_the_unseen_summary_names_the_sources_and_each_held_out_family_s_roc_auc
     assert "| face swaps | dfdc_faces | 0.563 | 0.200 | 0.100 |" in readme
     assert "| text-to-image | sfhq_t2i + utkface_wild_crops | 0.812 | 0.500 | 0.100 |" in readme
     assert "| 0.910 |" not in readme
-    assert "| face swaps | dfdc_faces | dfdc_faces | 20.5 | 8 | 0.563 | 0.2 | 0.9 | 3284 |" in markdown
+    card_part = markdown.split(f"## {UNSEEN_SECTION}", 1)[1].split("\n## ", 1)[0]  # the card: with each run's size
+    assert "| face swaps | dfdc_faces | 0.563 | 0.200 | 0.100 | 3284 | 8 | 20.5 |" in card_part
+    assert "0.910" not in card_part, "a set the run was trained on is not an unseen figure"
 
 
 def test_without_held_out_figures_the_summary_says_none_are_recorded():
