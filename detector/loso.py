@@ -54,12 +54,14 @@ def held_out_row(model, card: ModelCard, held_out: list, cfg: TrainConfig) -> di
         model: The run's network as its ``Detector`` scores on it (``training.scoring_network``).
         card: Its card (calibration, threshold, views).
         held_out: The held-out sets' folders.
-        cfg: The run's configuration (crop size, margin, cache).
+        cfg: The run's configuration (cache, limit).
 
     Returns:
         ``{source name: {"roc_auc", "recall_fake", "recall_real", "n"}}``.
     """
-    parts = [load_set(s, cfg.input_size, cfg.cache_dir, cfg.limit, margin=cfg.face_margin).split("test").with_faces()
+    # Crops as the run's network takes them: a run kept from before the recipe's crop size or
+    # margin changed (``keep_finished``) is scored as it was trained, not as ``cfg`` says.
+    parts = [load_set(s, card.input_size, cfg.cache_dir, cfg.limit, margin=card.face_margin).split("test").with_faces()
              for s in held_out]
     row = {}
     for source in group_sources(parts):

@@ -50,6 +50,11 @@ def test_each_family_is_trained_without_and_tested_on(two_sets, tiny_weights, tm
     assert card.unseen_recipe_changes() == ["augment"]
     assert "before its augment changed" in card.unseen_summary()
     assert "trained before the recipe's augment changed" in readme_metrics(card)
+    # A run kept from before the crop size changed is scored on crops of its own size.
+    resized = dataclasses.replace(cfg, input_size=cfg.input_size + 16)
+    kept = leave_one_out_report(resized, tmp_path / "runs", catalogue=catalogue, families=["Beta fakes"],
+                                keep_finished=True)
+    assert kept["Beta fakes"]["recipe_differs"] == ["input_size"] and kept["Beta fakes"]["beta"] == report["Beta fakes"]["beta"]
     leave_one_out_report(changed, tmp_path / "runs", catalogue=catalogue, families=["Beta fakes"])
     assert len(trained_on) == 3  # not asked to keep it: trained again with the new recipe
 
