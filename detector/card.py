@@ -232,9 +232,9 @@ class ModelCard:
         if not rows:
             return None
         runs = self.extra[UNSEEN_SECTION]
-        extra_heads = " test faces | epochs | minutes |" if with_runs else ""
-        lines = ["| kind of fake held out | tested on | ROC-AUC | fakes called fake | reals called fake |" + extra_heads,
-                 "|---|---|---|---|---|" + "---|" * extra_heads.count("|")]
+        heads = ["kind of fake held out", "tested on", "ROC-AUC", "fakes called fake", "reals called fake",
+                 *(["test faces", "epochs", "minutes"] if with_runs else [])]
+        lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         for family, source, row in rows:
             cells = [row.get("recall_fake"), None if row.get("recall_real") is None else 1 - row["recall_real"]]
             line = (f"| {family} | {source} | {row['roc_auc']:.3f} | "
