@@ -36,6 +36,11 @@ LITE_COMMAND = "python -m detector lite"
 #: "recall_real", "n"}}}``. ``ModelCard.unseen_summary`` reads it to the page.
 UNSEEN_SECTION = "Unseen fakes (leave one source out)"
 
+#: What the top-level keys of an ``extra`` section name, where they are not runs: the video
+#: calibration (``pooling.CARD_KEY``, not imported: it would bring SciPy into this light module;
+#: tests/test_pooling.py renders it) is keyed by the way it pools a face's frames.
+ROW_NAMES = {"Video calibration": "frames pooled by"}
+
 #: Where each shared set's images come from and under which terms (``../shared/data/README.md``).
 PROVENANCE = {
     "dfdc_faces": "Deepfake Detection Challenge videos, DFDC terms (research use, no redistribution)",
@@ -311,7 +316,7 @@ class ModelCard:
             if title == UNSEEN_SECTION and (table := self.unseen_table(with_runs=True)):
                 parts += [f"## {title}", "", self.unseen_intro(), "", table, ""]
                 continue
-            table = _runs_table(block)
+            table = _runs_table(block, ROW_NAMES.get(title, "run"))
             parts += [f"## {title}", "", table or f"```json\n{json.dumps(block, indent=2)}\n```", ""]
         parts += [
             "## Limits",
@@ -445,11 +450,15 @@ def _cell(value: Any) -> str:
     return f"{round(value, 3):g}" if isinstance(value, float) else str(value)
 
 
-def _runs_table(block: Any) -> str | None:
+def _runs_table(block: Any, row_name: str = "run") -> str | None:
     """A Markdown table of a report shaped ``{run: {field: value, ..., tested_set: {metric:
     value}}}`` (one row per run and tested set, the run's plain fields beside the set's
     metrics), as the cross-set report is; a single row reads down as ``field | value``;
     ``None`` for any other shape.
+
+    Args:
+        block: The report.
+        row_name: What the report's top-level keys are (the first column's header).
     """
     if not isinstance(block, dict) or not block:
         return None
@@ -469,11 +478,11 @@ def _runs_table(block: Any) -> str | None:
         # One run (the video calibration): a column per field would squeeze each into a few
         # letters on the page, so it reads down, a field per line.
         ((run, tested, plain, metrics),) = rows
-        fields = {"run": run, "tested on": tested, **plain, **metrics}
+        fields = {row_name: run, "tested on": tested, **plain, **metrics}
         return "\n".join(["| field | value |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in fields.items())])
     plain_cols = list(dict.fromkeys(k for _, _, plain, _ in rows for k in plain))
     metric_cols = list(dict.fromkeys(k for *_, metrics in rows for k in metrics))
-    lines = ["| run | tested on | " + " | ".join(plain_cols + metric_cols) + " |",
+    lines = [f"| {row_name} | tested on | " + " | ".join(plain_cols + metric_cols) + " |",
              "|---|---|" + "---|" * (len(plain_cols) + len(metric_cols))]
     for run, tested, plain, metrics in rows:
         cells = [_cell(plain.get(c, "–")) for c in plain_cols] + [_cell(metrics.get(c, "–")) for c in metric_cols]

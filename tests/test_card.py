@@ -81,7 +81,7 @@ def test_a_one_run_report_reads_down_a_field_per_line():
     card.extra = {"Video calibration": {"mean": {"temperature": 1.17375, "threshold": 0.8877,
                                                  "validation clips": {"clips": 3859, "ROC-AUC mean": 0.92644}}}}
     section = card.to_markdown().split("## Video calibration", 1)[1]
-    assert section.lstrip().startswith("| field | value |\n|---|---|\n| run | mean |\n| tested on | validation clips |\n")
+    assert section.lstrip().startswith("| field | value |\n|---|---|\n| frames pooled by | mean |\n| tested on | validation clips |\n")
     assert "| temperature | 1.174 |" in section and "| clips | 3859 |" in section and "| ROC-AUC mean | 0.926 |" in section
 
 
