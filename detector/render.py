@@ -139,8 +139,9 @@ def overlay(
         else:
             _rectangle(canvas, box, colour, style.line)
             tags.append((m, box, False))
+    drawn: list[Box] = []
     for number, (m, anchor, inside) in zip(numbers or range(1, len(tags) + 1), tags):  # last: no box crosses a tag
-        _tag(canvas, tag_text(m, number), anchor, m.label, style, inside)
+        drawn.append(_tag(canvas, tag_text(m, number), anchor, m.label, style, inside, drawn))
     return canvas
 
 
@@ -241,9 +242,16 @@ def _blend_heatmap(canvas: np.ndarray, heatmap: np.ndarray, region: Box, alpha: 
     canvas[y0:y1, x0:x1] = np.round(patch + weight * (colours - patch)).astype(np.uint8)
 
 
-def _tag(canvas: np.ndarray, text: str, anchor: Box, label: str, style: _Style, inside: bool) -> None:
-    """Draws ``text`` on a filled tag at the top-left of ``anchor``: above it when there is
-    room, else below it, else inside its top edge (always inside for the whole image)."""
+def _tag(
+    canvas: np.ndarray, text: str, anchor: Box, label: str, style: _Style, inside: bool, avoid: Sequence[Box] = ()
+) -> Box:
+    """Draws ``text`` on a filled tag at the top-left of ``anchor`` and returns the tag's box.
+
+    The tag goes above the anchor when there is room, else below it, else inside its top edge
+    (always inside for the whole image). In a group photo neighbouring faces' tags would cover
+    each other, so a tag that would overlap one in ``avoid`` takes the next of these places
+    that is free, then a free place further above or below; where none is, its first place.
+    """
     height, width = canvas.shape[:2]
     font_scale = style.font_scale
     (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
@@ -252,16 +260,20 @@ def _tag(canvas: np.ndarray, text: str, anchor: Box, label: str, style: _Style, 
         (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
     tag_w, tag_h = text_w + 2 * style.pad, text_h + baseline + 2 * style.pad
     half = style.line // 2  # the box's line is centred on its edge
-    if inside:
-        top = anchor.y + half
-    elif anchor.y - half - tag_h >= 0:
-        top = anchor.y - half - tag_h
-    elif anchor.y + anchor.h + half + tag_h <= height:
-        top = anchor.y + anchor.h + half
-    else:
-        top = anchor.y + half
-    top = min(max(top, 0), max(height - tag_h, 0))
+    above, below = anchor.y - half - tag_h, anchor.y + anchor.h + half
+    tops = [anchor.y + half]
+    if not inside:
+        tops = [t for t in (above, below) if 0 <= t <= height - tag_h] + tops
+        tops += [t for k in range(1, len(avoid) + 1) for t in (above - k * tag_h, below + k * tag_h)
+                 if 0 <= t <= height - tag_h]
     left = min(max(anchor.x - half, 0), max(width - tag_w, 0))
-    cv2.rectangle(canvas, (left, top), (left + tag_w - 1, top + tag_h - 1), COLOURS[label], cv2.FILLED)
-    origin = (left + style.pad, top + style.pad + text_h)
+    places = [Box(left, min(max(top, 0), max(height - tag_h, 0)), tag_w, tag_h) for top in tops]
+    place = next((p for p in places if not any(_overlap(p, other) for other in avoid)), places[0])
+    cv2.rectangle(canvas, (place.x, place.y), (place.x + tag_w - 1, place.y + tag_h - 1), COLOURS[label], cv2.FILLED)
+    origin = (place.x + style.pad, place.y + style.pad + text_h)
     cv2.putText(canvas, text, origin, _FONT, font_scale, _TEXT_COLOURS[label], style.text_thickness, cv2.LINE_AA)
+    return place
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h

@@ -149,6 +149,23 @@ def test_a_tag_wider_than_the_picture_is_shrunk_to_fit_not_cut_off():
     assert amber[rows, -1].all()
 
 
+def test_neighbouring_faces_tags_do_not_cover_each_other():
+    # Two faces side by side, the second a little lower (as in a group photo): its tag, wider
+    # than its box, would sit over the first face's tag.
+    photo = grey(400, 600)
+    first = Mark(Box(300, 150, 80, 80), 0.07, "real")
+    second = Mark(Box(200, 165, 80, 80), 0.56, "uncertain")
+    alone = overlay(photo, [first], max_side=None)
+    both = overlay(photo, [first, second], max_side=None)
+    first_tag = changed(alone, photo) & (np.arange(400) < first.box.y)[:, None]
+    assert first_tag.sum() > 500
+    assert (both[first_tag] == alone[first_tag]).all(), "the first face's tag is whole"
+    amber_rows = np.nonzero((both == COLOURS["uncertain"]).all(axis=-1).sum(axis=1) > 100)[0]
+    assert len(amber_rows) >= 10, "the second face's tag is drawn"
+    # It moved below its box rather than anywhere else.
+    assert amber_rows.min() > second.box.y + second.box.h - 2
+
+
 def test_large_photos_are_shrunk_to_max_side_with_the_boxes():
     photo = grey(2000, 3000)
     box = Box(1200, 800, 600, 600)
