@@ -17,7 +17,11 @@ source (``sampling.group_sources``: a set, or the pool of one-label sets):
 - **stream**: the same kind of statistics of what the network is trained on, the crops of
   the training stream (``sampling.training_dataset``) after its resolution matching and
   degradations: sharpness, high-frequency energy, 8x8 JPEG blockiness, brightness, contrast,
-  saturation and the border's mean and spread.
+  saturation and the border's mean and spread;
+- **stream, learned on the others**: the classifier fitted on the other sources' stream crops
+  and scored on this source's (``transfer_auc``). A network trained without a kind of fake can
+  still carry a look from the other sources to it ("sharp means fake"); near 0.5 no look
+  carries over, far from it in either direction one does (below 0.5: reversed).
 
 An AUC near 0.5 means the statistics cannot tell the labels apart; above ``SHORTCUT_AUC`` the
 source has a shortcut. The files show what a set *could* teach; the stream shows what is left
@@ -136,11 +140,35 @@ def shortcut_auc(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, f
     for train, test in splitter.split(features, labels, groups):
         if len(np.unique(labels[train])) < 2:
             return None
-        model = HistGradientBoostingClassifier(max_depth=3, max_iter=100, learning_rate=0.1, min_samples_leaf=10,
-                                               random_state=seed)
-        model.fit(features[train], labels[train])
+        model = _small_classifier(seed).fit(features[train], labels[train])
         scores[test] = model.predict_proba(features[test])[:, 1]
     return float(roc_auc_score(labels, scores))
+
+
+def _small_classifier(seed: int) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(max_depth=3, max_iter=100, learning_rate=0.1, min_samples_leaf=10,
+                                          random_state=seed)
+
+
+def transfer_auc(features: np.ndarray, labels: np.ndarray, sources: np.ndarray, held_out: int, seed: int = 0) -> float | None:
+    """ROC-AUC on one source's rows of a small classifier on trivial statistics fitted on
+    every other source's rows: whether what tells real from fake elsewhere tells it here.
+
+    Args:
+        features: ``(N, F)`` statistics.
+        labels: ``(N,)`` 0 real, 1 fake.
+        sources: ``(N,)`` source index of each row.
+        held_out: The source scored.
+        seed: Seeds the classifier.
+
+    Returns:
+        The ROC-AUC, or ``None`` when the held-out source or the others lack a label.
+    """
+    labels, test = np.asarray(labels), np.asarray(sources) == held_out
+    if len(np.unique(labels[test])) < 2 or len(np.unique(labels[~test])) < 2:
+        return None
+    model = _small_classifier(seed).fit(features[~test], labels[~test])
+    return float(roc_auc_score(labels[test], model.predict_proba(features[test])[:, 1]))
 
 
 def _balanced_rows(arrays: Arrays, limit: int | None, seed: int) -> np.ndarray:
@@ -167,7 +195,7 @@ def audit_files(sets: list[str], split: str = "train", limit: int | None = 600, 
         seed: Seeds the draw of faces and the classifier.
 
     Returns:
-        ``{source: {"n", "auc", "features": {name: single-feature AUC}}}``.
+        ``{source: {"n", "auc", "auc_from_others", "features": {name: single-feature AUC}}}``.
     """
     from detector.model import INPUT_SIZE
     from detector.sampling import group_sources
@@ -198,7 +226,7 @@ def audit_stream(sets: list[str], cfg, batches: int = 40) -> dict[str, dict[str,
         batches: Training batches drawn.
 
     Returns:
-        ``{source: {"n", "auc", "features": {name: single-feature AUC}}}``.
+        ``{source: {"n", "auc", "auc_from_others", "features": {name: single-feature AUC}}}``.
     """
     from detector.sampling import group_sources, training_dataset
 
@@ -219,7 +247,8 @@ def audit_stream(sets: list[str], cfg, batches: int = 40) -> dict[str, dict[str,
     groups = np.arange(len(labels)) // 2 if cfg.paired else np.arange(len(labels))
     for i, name in enumerate(names):
         keep = sources == i
-        out[name] = _result(x[keep], labels[keep], groups[keep], CROP_FEATURES, cfg.seed)
+        out[name] = {**_result(x[keep], labels[keep], groups[keep], CROP_FEATURES, cfg.seed),
+                     "auc_from_others": transfer_auc(x, labels, sources, i, cfg.seed)}
     return out
 
 
@@ -234,9 +263,11 @@ def _result(x: np.ndarray, labels: np.ndarray, groups: np.ndarray, names: tuple[
 
 
 def format_table(report: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The audit as a Markdown table: per source, the AUC on files and on the stream, and the
-    statistics that tell the labels apart best."""
-    lines = [f"| source | files AUC | stream AUC | strongest tells (files) |", "|---|---|---|---|"]
+    """The audit as a Markdown table: per source, the AUC on files and on the stream, that of
+    the stream classifier learned on the other sources (marked where it is as far from 0.5 as a
+    shortcut, in either direction), and the statistics that tell the labels apart best."""
+    lines = ["| source | files AUC | stream AUC | stream, learned on the others | strongest tells (files) |",
+             "|---|---|---|---|---|"]
     names = list(dict.fromkeys([*report.get("files", {}), *report.get("stream", {})]))
     for name in names:
         files, stream = report.get("files", {}).get(name, {}), report.get("stream", {}).get(name, {})
@@ -246,7 +277,9 @@ def format_table(report: dict[str, dict[str, dict[str, Any]]]) -> str:
             return "–" if auc is None else f"{auc:.2f}" + (" **shortcut**" if auc > SHORTCUT_AUC else "")
 
         tells = sorted(files.get("features", {}).items(), key=lambda kv: -kv[1])[:3]
-        lines.append(f"| {name} | {cell(files)} | {cell(stream)} | " + ", ".join(f"{k} {v:.2f}" for k, v in tells) + " |")
+        others = stream.get("auc_from_others")
+        carried = "–" if others is None else f"{others:.2f}" + (" **carries over**" if max(others, 1 - others) > SHORTCUT_AUC else "")
+        lines.append(f"| {name} | {cell(files)} | {cell(stream)} | {carried} | " + ", ".join(f"{k} {v:.2f}" for k, v in tells) + " |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from detector.audit import SHORTCUT_AUC, audit_files, audit_stream, format_table, jpeg_quality, shortcut_auc
+from detector.audit import (SHORTCUT_AUC, audit_files, audit_stream, format_table, jpeg_quality, shortcut_auc,
+                            transfer_auc)
 from detector.imaging import load_image
 from detector.training import TrainConfig
 
@@ -72,6 +73,23 @@ def test_shortcut_auc_needs_both_labels_and_keeps_groups_together():
     # The label is in the features: found out of fold.
     y = np.array([0, 1] * 20)
     assert shortcut_auc(np.c_[x, y + rng.normal(0, 0.1, 40)], y, np.arange(40)) > 0.95
+
+
+def test_a_look_shared_across_sources_carries_over_and_a_reversed_one_reverses():
+    # Four sources of 150 faces whose fakes are brighter (feature 0); in the last the tell is
+    # reversed. Feature 1 is noise.
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 300)
+    sources = np.repeat([0, 1, 2, 3], 150)
+    brightness = np.where(sources == 3, 1 - labels, labels) + rng.normal(0, 0.3, 600)
+    x = np.c_[brightness, rng.normal(size=600)]
+    assert transfer_auc(x, labels, sources, held_out=0) > 0.8
+    assert transfer_auc(x, labels, sources, held_out=3) < 0.2
+    assert 0.35 < transfer_auc(np.c_[x[:, 1], rng.normal(size=600)], labels, sources, held_out=0) < 0.65
+    assert transfer_auc(x, labels, np.zeros(600, int), held_out=0) is None, "no other source"
+    table = format_table({"stream": {"a": {"auc": 0.55, "auc_from_others": 0.2, "features": {}},
+                                     "b": {"auc": 0.55, "auc_from_others": 0.5, "features": {}}}})
+    assert "| a | – | 0.55 | 0.20 **carries over** |" in table and "| b | – | 0.55 | 0.50 |" in table
 
 
 def test_the_stream_half_reports_every_source(tiny_set, tmp_path):
