@@ -11,7 +11,7 @@ This file only wires the page: the ``detector`` package decodes, finds and score
 ``detector.render`` draws the overlay, ``detector.wording`` writes the numbers. One event is
 an API endpoint, ``/predict``: an image file in; each face's fake probability (the bars), the
 overlay image and the details (JSON) out. Everything else on the page is filled from those
-details by a private event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way.
+details (and the faces' close-ups, kept in the page's state, not in the API) by a private event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ CSS = """
 #status { min-height: 6em; }
 #status h3 { margin: 0 0 0.3em 0; }
 #status p { margin: 0.2em 0; }
+/* Gradio stretches a gallery's few pictures over the whole row: one face would be 1200 px wide. */
+#closeups .grid-container { grid-template-columns: repeat(auto-fill, minmax(150px, 200px)) !important; }
+#closeups .grid-wrap { min-height: 0 !important; height: auto !important; }
 """
 
 
@@ -88,7 +91,7 @@ def build_demo(detector) -> gr.Blocks:
     """
     card = detector.card
 
-    def predict(image: dict | None) -> tuple[dict[str, float] | None, np.ndarray | None, dict[str, Any]]:
+    def predict(image: dict | None) -> tuple[dict[str, float] | None, np.ndarray | None, dict[str, Any], list]:
         """Scores every face in a photo for signs of a deepfake.
 
         Args:
@@ -103,11 +106,13 @@ def build_demo(detector) -> gr.Blocks:
             (each with ``box`` [x, y, w, h], ``fake_probability``, ``label`` and, when
             uncertain, ``reason``), ``whole_image`` (only without a face: the image's own
             score, not a verdict) and ``error`` (why the file is not a usable image, else null).
+            Last, for the page only (a ``gr.State``, which the API leaves out): each face up
+            close with its caption (``render.closeups``).
         """
         # preprocess=False hands us the raw upload, so detector.imaging, not Pillow, judges
         # it: size limits before decoding, EXIF orientation, clear messages.
         if not image or not image.get("path"):
-            return None, None, {}
+            return None, None, {}, []
         path = image["path"]
         try:
             rgb = load_image(path)
@@ -121,10 +126,10 @@ def build_demo(detector) -> gr.Blocks:
                 log.exception("analysing %s failed", path)
                 message = f"Something went wrong while analysing '{name}'; the server log has the details."
             gr.Warning(message)
-            return None, None, {"fake_probability": None, "label": None, "faces": [], "error": message}
+            return None, None, {"fake_probability": None, "label": None, "faces": [], "error": message}, []
         # The bars: each face's fake probability; without a face, the words instead of bars.
         bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)} or NO_FACE_BARS
-        return bars, render.overlay(rgb, result), {**result.to_dict(), "error": None}
+        return bars, render.overlay(rgb, result), {**result.to_dict(), "error": None}, render.closeups(rgb, result)
 
     with gr.Blocks(title="Deepfake face detector", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(
@@ -159,6 +164,17 @@ def build_demo(detector) -> gr.Blocks:
                         height=440,
                         elem_id="overlay",
                     )
+            gr.Markdown("**Each face up close**: the square the network scored, with its Grad-CAM map.")
+            closeups = gr.Gallery(
+                label="Each face up close: the square the network scored, with its Grad-CAM map",
+                show_label=False,  # a floating label would cover the first face
+                columns=6,
+                height="auto",
+                object_fit="contain",
+                allow_preview=True,
+                elem_id="closeups",
+            )
+            faces_state = gr.State([])
             table = gr.Dataframe(
                 headers=TABLE_HEADERS,
                 label="Faces",
@@ -175,13 +191,13 @@ def build_demo(detector) -> gr.Blocks:
         image.change(
             predict,
             inputs=image,
-            outputs=[verdict, overlay, details],
+            outputs=[verdict, overlay, details, faces_state],
             api_name="predict",
             preprocess=False,
         ).then(
-            lambda d: explain(d, card),
-            inputs=details,
-            outputs=[table, status],
+            lambda d, faces: (*explain(d, card), faces),
+            inputs=[details, faces_state],
+            outputs=[table, status, closeups],
             api_visibility="private",
             queue=False,
         )

@@ -37,6 +37,9 @@ _TEXT_COLOURS = {"fake": (255, 255, 255), "real": (255, 255, 255), "uncertain": 
 #: Longest side of the drawn picture: larger photos are shrunk to it (``None`` keeps them).
 MAX_SIDE = 1600
 
+#: Side of a face's close-up (``closeups``), in pixels.
+CLOSEUP_SIDE = 224
+
 #: Opacity of the heatmap where it is strongest.
 HEATMAP_ALPHA = 0.55
 
@@ -104,13 +107,9 @@ def overlay(
             outside ``[0, 1]``, or a heatmap that is not 2-D; or ``max_side``/``alpha`` is
             out of range.
     """
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        shape, dtype = getattr(image, "shape", None), getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"overlay() takes an (H, W, 3) uint8 RGB array, not shape {shape} dtype {dtype}")
+    _check_picture("overlay", image, alpha)
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be a positive number of pixels or None, not {max_side!r}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], not {alpha!r}")
     marks = [_checked(m) for m in _marks(faces)]
 
     height, width = image.shape[:2]
@@ -124,7 +123,7 @@ def overlay(
     # Regions are worked out on the photo, where the pipeline cut them, then scaled.
     placed = []
     for m in marks:
-        region = m.region or (crop_box(m.box) if m.box is not None else centre_box(height, width))
+        region = _region(m, height, width)
         placed.append((m, _scaled(m.box, scale) if m.box is not None else None, _scaled(region, scale)))
 
     style = _Style.for_size(*canvas.shape[:2])
@@ -145,6 +144,60 @@ def overlay(
     return canvas
 
 
+def closeups(
+    image: np.ndarray,
+    faces: Result | Sequence[Mark | tuple | Any],
+    *,
+    side: int = CLOSEUP_SIDE,
+    alpha: float = HEATMAP_ALPHA,
+    numbers: Sequence[int] | None = None,
+) -> list[tuple[np.ndarray, str]]:
+    """Each face up close: the square the network scored, at ``side`` pixels, with its heatmap
+    and its box in its verdict's colour, and its tag's words as a caption.
+
+    On a group photo or a 12-megapixel one the overlay is shrunk to fit the page and a face's
+    heatmap shrinks with it to a few pixels; here every face is as large as any other.
+
+    Args:
+        image: The photo, an ``(H, W, 3)`` RGB uint8 array.
+        faces: What was scored, as ``overlay`` takes it; a photo without a face gives none.
+        side: Side of each close-up, in pixels.
+        alpha: Opacity of the heatmap where it is strongest, in ``[0, 1]``.
+        numbers: The number in each face's caption; 1, 2, ... by default.
+
+    Returns:
+        ``(picture, caption)`` per face, in the order given: ``(side, side, 3)`` RGB uint8
+        pictures (where the region reaches past the photo's border, black) and captions such
+        as ``"1: fake (93% fake)"``.
+
+    Raises:
+        ValueError: as ``overlay`` (for ``alpha``), or ``side`` is under 8 pixels.
+    """
+    _check_picture("closeups", image, alpha)
+    if side < 8:
+        raise ValueError(f"side must be at least 8 pixels, not {side!r}")
+    height, width = image.shape[:2]
+    marks = [_checked(m) for m in _marks(faces) if m.box is not None]
+    style = _Style.for_size(side, side)
+    out = []
+    for number, m in zip(numbers or range(1, len(marks) + 1), marks):
+        region = _region(m, height, width)
+        patch = np.zeros((region.h, region.w, 3), np.uint8)
+        x0, y0 = max(region.x, 0), max(region.y, 0)
+        x1, y1 = min(region.x + region.w, width), min(region.y + region.h, height)
+        if x1 > x0 and y1 > y0:
+            patch[y0 - region.y : y1 - region.y, x0 - region.x : x1 - region.x] = image[y0:y1, x0:x1]
+        shrink = region.w > side
+        canvas = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        if m.heatmap is not None:
+            _blend_heatmap(canvas, m.heatmap, Box(0, 0, side, side), alpha)
+        scale = side / region.w
+        box = Box(m.box.x - region.x, m.box.y - region.y, m.box.w, m.box.h)
+        _rectangle(canvas, _scaled(box, scale), COLOURS[m.label], max(2, style.line // 2))
+        out.append((canvas, tag_text(m, number)))
+    return out
+
+
 def tag_text(mark: Mark, number: int | None = None) -> str:
     """The tag's words (ASCII: OpenCV's fonts have nothing else).
 
@@ -159,6 +212,19 @@ def tag_text(mark: Mark, number: int | None = None) -> str:
     if mark.box is None or mark.label == NO_FACE:
         return "no face found"
     return face_phrase(mark.label, float(mark.fake_probability), number)
+
+
+def _check_picture(caller: str, image: Any, alpha: float) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape, dtype = getattr(image, "shape", None), getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"{caller}() takes an (H, W, 3) uint8 RGB array, not shape {shape} dtype {dtype}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], not {alpha!r}")
+
+
+def _region(mark: Mark, height: int, width: int) -> Box:
+    """The square the network scored for ``mark`` in a ``height`` x ``width`` photo."""
+    return mark.region or (crop_box(mark.box) if mark.box is not None else centre_box(height, width))
 
 
 def _marks(faces: Result | Sequence[Mark | tuple | Any]) -> list[Mark]:

@@ -94,6 +94,9 @@ def test_a_photo_with_faces_shows_each_face_s_verdict_and_the_overlay(browser, p
     page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)
     # The table's grid announces its rows to screen readers: a header and three faces.
     expect(page.locator("#faces [role=grid]")).to_have_attribute("aria-rowcount", "4")
+    # Each face up close, captioned with its number and verdict.
+    expect(page.locator("#closeups img")).to_have_count(3)
+    expect(page.locator("#closeups")).to_contain_text("1: ")
     screenshot(page, "faces.png")
 
 
@@ -106,6 +109,7 @@ def test_a_photo_without_a_face_gets_no_verdict(browser, page_url):
     for verdict in ("Verdict: fake", "Verdict: real", "Verdict: uncertain"):
         expect(status).not_to_contain_text(verdict)
     page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)
+    expect(page.locator("#closeups img")).to_have_count(0)
     screenshot(page, "no_face.png")
 
 

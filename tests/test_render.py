@@ -14,7 +14,7 @@ import pytest
 
 from detector import render
 from detector.faces import Box, centre_box, crop_box
-from detector.render import COLOURS, Mark, overlay, tag_text
+from detector.render import COLOURS, Mark, closeups, overlay, tag_text
 
 
 def grey(height: int, width: int, level: int = 128) -> np.ndarray:
@@ -166,6 +166,22 @@ def test_neighbouring_faces_tags_do_not_cover_each_other():
     assert amber_rows.min() > second.box.y + second.box.h - 2
 
 
+def test_each_face_gets_a_close_up_of_its_scored_square_with_heatmap_box_and_caption():
+    photo = grey(600, 800)
+    photo[100:300, 100:300] = (200, 180, 160)  # the first face's square, as it was scored
+    first = Mark(Box(120, 120, 160, 160), 0.93, "fake", np.ones((8, 8), np.float32), Box(100, 100, 200, 200))
+    second = Mark(Box(740, 550, 80, 80), 0.12, "real")  # its square reaches past the photo's corner
+    (one, one_caption), (two, two_caption) = closeups(photo, [first, second], side=100)
+    assert one.shape == two.shape == (100, 100, 3) and one.dtype == np.uint8
+    assert (one_caption, two_caption) == ("1: fake (93% fake)", "2: real (12% fake)")
+    assert (np.abs(one[50, 50].astype(int) - (200, 180, 160)).sum() > 60), "the heatmap over the face"
+    assert tuple(one[50, 10]) == COLOURS["fake"], "the face box, scaled into the close-up (x = 20 * 100 / 200)"
+    assert tuple(two[50, 50]) == (128, 128, 128) and tuple(two[95, 95]) == (0, 0, 0), "black past the border"
+    assert (two == COLOURS["real"]).all(axis=-1).any()
+    assert [c for _, c in closeups(photo, [first], numbers=[7])] == ["7: fake (93% fake)"]
+    assert closeups(photo, [Mark(None, 0.2, "no face")]) == [], "a photo without a face has no close-up"
+
+
 def test_large_photos_are_shrunk_to_max_side_with_the_boxes():
     photo = grey(2000, 3000)
     box = Box(1200, 800, 600, 600)
@@ -227,6 +243,10 @@ def test_a_bad_image_or_setting_is_refused():
         overlay(grey(20, 20), [], max_side=0)
     with pytest.raises(ValueError, match="1.2"):
         overlay(grey(20, 20), [], alpha=1.2)
+    with pytest.raises(ValueError, match="float32"):
+        closeups(np.zeros((20, 20, 3), np.float32), [])
+    with pytest.raises(ValueError, match="side must be at least 8 pixels, not 4"):
+        closeups(grey(20, 20), [], side=4)
 
 
 def test_render_imports_no_tensorflow():
