@@ -98,6 +98,19 @@ def test_match_resolution_brings_a_crop_down_to_the_target_and_never_up():
     assert _sharpness(softer[None])[0] < 0.2 * _sharpness(image.numpy()[None])[0]
 
 
+def _first_batch(reals: np.ndarray, fakes: np.ndarray, native: int | np.ndarray = 32, batch_size: int | None = None,
+                 **overrides) -> tuple[np.ndarray, np.ndarray]:
+    """The first batch of one source of these reals and fakes, undegraded: ``(images, labels)``."""
+    n = len(reals) + len(fakes)
+    arrays = Arrays("s", np.concatenate([reals, fakes]), np.array([0] * len(reals) + [1] * len(fakes)),
+                    np.array(["train"] * n), np.array([str(i) for i in range(n)]), np.array([f"{i}.png" for i in range(n)]),
+                    np.ones(n, bool), np.broadcast_to(np.asarray(native), (n,)).astype(np.int64))
+    cfg = TrainConfig.quick("unused", batch_size=batch_size or n, augment=NO_DEGRADATIONS, self_blend_share=0.0,
+                            **overrides)
+    images, targets, _ = next(iter(training_dataset([arrays], cfg, mask_size=8)))
+    return images.numpy(), targets["fake_logit"].numpy().ravel()
+
+
 def test_a_source_whose_fakes_have_fewer_pixels_trains_both_classes_at_one_resolution():
     # Reals are sharp (their files had 128 px faces), fakes soft (16 px faces blown up):
     # without matching, sharpness alone tells them apart.
@@ -105,15 +118,11 @@ def test_a_source_whose_fakes_have_fewer_pixels_trains_both_classes_at_one_resol
     reals = rng.integers(0, 256, (40, 32, 32, 3), np.uint8)
     fakes = np.stack([cv2.resize(cv2.resize(i, (8, 8), interpolation=cv2.INTER_AREA), (32, 32)) for i in
                       rng.integers(0, 256, (40, 32, 32, 3), np.uint8)])
-    arrays = Arrays("s", np.concatenate([reals, fakes]), np.array([0] * 40 + [1] * 40), np.array(["train"] * 80),
-                    np.array([str(i) for i in range(80)]), np.array([f"{i}.png" for i in range(80)]),
-                    np.ones(80, bool), np.array([128] * 40 + [8] * 40))
     gaps = {}
     for matched in (False, True):
-        cfg = TrainConfig.quick("unused", batch_size=40, augment=NO_DEGRADATIONS, self_blend_share=0.0,
-                                match_resolution=matched, match_look=False)
-        images, targets, _ = next(iter(training_dataset([arrays], cfg, mask_size=8)))
-        sharp, labels = np.log(_sharpness(images.numpy()) + 1), targets["fake_logit"].numpy().ravel()
+        images, labels = _first_batch(reals, fakes, np.array([128] * 40 + [8] * 40), batch_size=40,
+                                      match_resolution=matched, match_look=False)
+        sharp = np.log(_sharpness(images) + 1)
         gaps[matched] = sharp[labels == 0].mean() - sharp[labels == 1].mean()
     assert gaps[False] > 1.0 and abs(gaps[True]) < 0.25 * gaps[False], gaps
 
@@ -124,15 +133,10 @@ def test_a_source_whose_fakes_look_darker_trains_both_classes_at_one_brightness(
     rng = np.random.default_rng(0)
     reals = np.clip(rng.normal([170, 140, 120], 30, (60, 32, 32, 3)), 0, 255).astype(np.uint8)
     fakes = np.clip(rng.normal([60, 60, 60], 10, (60, 32, 32, 3)), 0, 255).astype(np.uint8)
-    arrays = Arrays("s", np.concatenate([reals, fakes]), np.array([0] * 60 + [1] * 60), np.array(["train"] * 120),
-                    np.array([str(i) for i in range(120)]), np.array([f"{i}.png" for i in range(120)]),
-                    np.ones(120, bool), np.full(120, 32))
     gaps = {}
     for matched in (False, True):
-        cfg = TrainConfig.quick("unused", batch_size=120, augment=NO_DEGRADATIONS, self_blend_share=0.0,
-                                match_look=matched, paired=False)
-        images, targets, _ = next(iter(training_dataset([arrays], cfg, mask_size=8)))
-        brightness, labels = images.numpy().mean(axis=(1, 2, 3)), targets["fake_logit"].numpy().ravel()
+        images, labels = _first_batch(reals, fakes, match_look=matched, paired=False)
+        brightness = images.mean(axis=(1, 2, 3))
         gaps[matched] = brightness[labels == 0].mean() - brightness[labels == 1].mean()
     assert gaps[False] > 80 and abs(gaps[True]) < 0.2 * gaps[False], gaps
 
@@ -171,15 +175,10 @@ def test_a_source_whose_fakes_are_sharper_trains_both_classes_at_one_sharpness()
     rng = np.random.default_rng(0)
     fakes = rng.integers(0, 256, (60, 32, 32, 3), np.uint8)
     reals = np.stack([cv2.GaussianBlur(i, (0, 0), 1.5) for i in rng.integers(0, 256, (60, 32, 32, 3), np.uint8)])
-    arrays = Arrays("s", np.concatenate([reals, fakes]), np.array([0] * 60 + [1] * 60), np.array(["train"] * 120),
-                    np.array([str(i) for i in range(120)]), np.array([f"{i}.png" for i in range(120)]),
-                    np.ones(120, bool), np.full(120, 32))
     gaps = {}
     for matched in (False, True):
-        cfg = TrainConfig.quick("unused", batch_size=120, augment=NO_DEGRADATIONS, self_blend_share=0.0,
-                                match_look=False, match_sharpness=matched, paired=False)
-        images, targets, _ = next(iter(training_dataset([arrays], cfg, mask_size=8)))
-        sharp, labels = np.log1p(_sharpness(images.numpy())), targets["fake_logit"].numpy().ravel()
+        images, labels = _first_batch(reals, fakes, match_look=False, match_sharpness=matched, paired=False)
+        sharp = np.log1p(_sharpness(images))
         gaps[matched] = sharp[labels == 1].mean() - sharp[labels == 0].mean()
     assert gaps[False] > 2.0 and abs(gaps[True]) < 0.25 * gaps[False], gaps
 
