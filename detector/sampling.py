@@ -26,11 +26,12 @@ look alike in everything but how the face was made:
   portraits). Half the faces, drawn at random, take on the brightness, contrast and
   colourfulness of that same random face of the other class (``match_look``): each class's
   looks are then one half its own and one half the other's, the same mixture for both.
-- **Sharpness** (``match_sharpness``, off by default). Renders are cleaner than photos: the
-  text-to-image portraits have no sensor noise or JPEG grain, the web photos they stand
-  against have plenty, and sharpness is the one statistic the audit still finds in that pool.
-  The faces that take on another's look then also take on its sharpness (the variance of the
-  Laplacian): luminance noise added where it is lower, a blur where it is higher.
+- **Sharpness** (``match_sharpness``, off by default: measured, it did not help, see
+  docs/unseen-fakes.md). The text-to-image portraits are sharper than the web photos they
+  stand against (``bench/set_looks.py``), and sharpness is the one statistic the audit still
+  finds in that pool. With it, the faces that take on another's look also take on its
+  sharpness (the variance of the Laplacian): luminance noise added where it is lower, a blur
+  where it is higher.
 - **Degradations** (``detector.augment``): flips, crops, colour, blur, rescaling and JPEG,
   drawn alike for both classes; a real face and the fake made from it (DFDC's pairs, a self-
   blend and its source) get the same draw.

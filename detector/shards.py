@@ -305,7 +305,7 @@ def read_arrays(folder: str | Path, set_name: str, splits: tuple[str, ...] = SPL
 def _looks(rows: list) -> np.ndarray:
     """An index's looks as ``(n, len(LOOK_COLUMNS))``; shards written before a column was added
     lack it, and get NaN there (which ``sampling`` leaves unmatched)."""
-    rows = np.asarray(rows, np.float32).reshape(len(rows), -1)
+    rows = np.asarray(rows, np.float32).reshape(len(rows), -1 if len(rows) else len(LOOK_COLUMNS))
     return np.pad(rows, ((0, 0), (0, len(LOOK_COLUMNS) - rows.shape[1])), constant_values=np.nan)
 
 

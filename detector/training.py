@@ -91,8 +91,8 @@ class TrainConfig:
         match_look: Give half the faces the brightness, contrast and colourfulness of that
             random face of the other class (``sampling.match_look``).
         match_sharpness: Give those faces that face's sharpness too, with luminance noise or a
-            blur (``sampling.match_sharpness``): renders are cleaner than photos. Off: measured
-            in docs/training.md, not shipped.
+            blur (``sampling.match_sharpness``). Off: measured with StyleGAN held out, it
+            called more unseen real portraits fake (docs/unseen-fakes.md).
         self_blend_share: Share of each source's fakes that are self-blended images made from
             its real faces (``augment.self_blend``); 0 turns them off.
         paired: Train on real/fake pairs: each fake next to the real face it was made from

@@ -10,7 +10,7 @@ from conftest import REPO
 from detector.data import load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
 from detector.sampling import balanced_batches, training_dataset
-from detector.shards import read_arrays, read_index, read_shards, shard_pattern, shard_sources, write_shards
+from detector.shards import _looks, read_arrays, read_index, read_shards, shard_pattern, shard_sources, write_shards
 from detector.training import TrainConfig, train
 
 
@@ -113,6 +113,7 @@ def test_shards_written_before_the_sharpness_column_still_train(arrays, shards, 
     assert all(np.isnan(looks[:, -1]).all() and looks.shape[1] == 5 for looks in source.looks.values())
     x, _, _ = next(iter(balanced_batches([source], cfg, mask_size=8)))
     assert np.isfinite(x.numpy()).all()
+    assert _looks([]).shape == (0, 5), "a one-label set has no looks of the other label"
 
 
 def test_training_from_shards(arrays, shards, tmp_path):
