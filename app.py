@@ -11,7 +11,8 @@ This file only wires the page: the ``detector`` package decodes, finds and score
 ``detector.render`` draws the overlay, ``detector.wording`` writes the numbers. One event is
 an API endpoint, ``/predict``: an image file in; each face's fake probability (the bars), the
 overlay image and the details (JSON) out. Everything else on the page is filled from those
-details (and the faces' close-ups, kept in the page's state, not in the API) by a private event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way.
+details (and the faces' close-ups, kept in the page's state, not in the API) by a private
+event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way.
 """
 
 from __future__ import annotations

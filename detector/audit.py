@@ -278,8 +278,11 @@ def format_table(report: dict[str, dict[str, dict[str, Any]]]) -> str:
 
         tells = sorted(files.get("features", {}).items(), key=lambda kv: -kv[1])[:3]
         others = stream.get("auc_from_others")
-        carried = "–" if others is None else f"{others:.2f}" + (" **carries over**" if max(others, 1 - others) > SHORTCUT_AUC else "")
-        lines.append(f"| {name} | {cell(files)} | {cell(stream)} | {carried} | " + ", ".join(f"{k} {v:.2f}" for k, v in tells) + " |")
+        carried = "–" if others is None else f"{others:.2f}"
+        if others is not None and max(others, 1 - others) > SHORTCUT_AUC:
+            carried += " **carries over**"
+        lines.append(f"| {name} | {cell(files)} | {cell(stream)} | {carried} | "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in tells) + " |")
     return "\n".join(lines)
 
 
