@@ -119,7 +119,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with tqdm(total=total, unit="img", file=sys.stderr, disable=not show_bar, leave=False) as bar:
         if not args.json:
             tqdm.write(table_header(path_width), file=sys.stdout)
-        for record in score_paths(detector, iter_inputs(args.paths), args.workers, args.batch_size):
+        for record in score_paths(detector, iter_inputs(args.paths), args.workers, args.batch_size,
+                                  overlays=args.overlays):
             failed += record["error"] is not None
             tqdm.write(json.dumps(record) if args.json else table_row(record, path_width), file=sys.stdout)
             sys.stdout.flush()
@@ -254,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
     p.add_argument("--workers", type=non_negative, default=PREDICT_WORKERS,
                    help=f"threads that read images and find faces (default {PREDICT_WORKERS}; 0: one input at a time)")
+    p.add_argument("--overlays", metavar="DIR", default=None,
+                   help="also write each image with its faces boxed over their Grad-CAM maps, as the page "
+                        "shows it, to DIR/<its path>.png (slower: each face's Grad-CAM, each image decoded again)")
     p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
                    help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
     p.set_defaults(func=cmd_predict)

@@ -33,6 +33,7 @@ import numpy as np
 
 from detector.defaults import PREDICT_BATCH_SIZE, PREDICT_WORKERS
 from detector.faces import FaceFinder
+from detector.overlay_files import write_overlay
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector, FaceCrops
@@ -118,13 +119,15 @@ def prepare(detector: "Detector", path: str | Path) -> Prepared:
         return Prepared(record)
 
 
-def finish(detector: "Detector", items: list[Prepared]) -> list[dict[str, Any]]:
+def finish(detector: "Detector", items: list[Prepared], overlays: str | Path | None = None) -> list[dict[str, Any]]:
     """The second stage: the crops of ``items`` through the network in one call, each image
     judged from its logits.
 
     Args:
         detector: The detector.
         items: Prepared inputs, in input order.
+        overlays: A folder for each image's overlay (``overlay_files``): its faces then also
+            get Grad-CAM maps, and its record the PNG's path as ``overlay``.
 
     Returns:
         Their records, in the same order.
@@ -140,7 +143,13 @@ def finish(detector: "Detector", items: list[Prepared]) -> list[dict[str, Any]]:
             ends = np.cumsum([item.crop_count for item in images])
             for item, image_logits in zip(images, np.split(logits, ends[:-1])):
                 try:
-                    item.record.update(detector.judge(item.faces, image_logits).to_dict())
+                    maps = None
+                    if overlays is not None and item.faces.found:
+                        maps = detector.explainer().heatmaps(item.faces.crops.astype(np.float32), image_logits)
+                    result = detector.judge(item.faces, image_logits, maps)
+                    item.record.update(result.to_dict())
+                    if overlays is not None:
+                        item.record["overlay"] = str(write_overlay(item.record["path"], result, overlays))
                 except Exception as err:  # noqa: BLE001
                     item.record["error"] = error_message(item.record["path"], err)
     return [item.record for item in items]
@@ -153,6 +162,7 @@ def score_paths(
     batch_size: int = PREDICT_BATCH_SIZE,
     depth: int | None = None,
     new_finder: Callable[[], Any] = FaceFinder,
+    overlays: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Scores images and videos, pipelined, yielding their records in input order.
 
@@ -166,6 +176,7 @@ def score_paths(
         depth: Inputs in flight at most; by default ``2 * batch_size`` or ``4 * workers``,
             whichever is larger.
         new_finder: Makes each worker's face finder (anything with ``find(rgb)``).
+        overlays: A folder for each image's overlay with its Grad-CAM maps (``finish``).
 
     Yields:
         One CLI record per input, in the order of ``paths``.
@@ -177,7 +188,7 @@ def score_paths(
         raise ValueError(f"workers must be >= 0 and batch_size >= 1, not workers={workers}, batch_size={batch_size}")
     if workers == 0:
         for path in paths:
-            yield from finish(detector, [prepare(detector, path)])
+            yield from finish(detector, [prepare(detector, path)], overlays)
         return
 
     depth = depth or max(2 * batch_size, 4 * workers)
@@ -211,7 +222,7 @@ def score_paths(
                     group.append(pending.popleft().result())
                     crops += group[-1].crop_count
                 top_up()  # the workers go on while the network runs
-                yield from finish(detector, group)
+                yield from finish(detector, group, overlays)
         finally:  # the consumer stopped early (an interrupt): drop the work not yet started
             for future in pending:
                 future.cancel()

@@ -69,6 +69,25 @@ def test_predict_json_contract_and_exit_status(tiny_weights, inputs):
     assert not any(notice in done.stderr for notice in TF_NOTICES), done.stderr
 
 
+def test_overlays_draw_each_image_under_its_path_without_changing_a_verdict(tiny_weights, inputs, tmp_path):
+    from detector.overlay_files import overlay_path
+
+    plain = run_cli("--weights", tiny_weights, "predict", "--json", inputs)
+    drawn = run_cli("--weights", tiny_weights, "predict", "--json", "--overlays", tmp_path / "ov", inputs)
+    assert drawn.returncode == plain.returncode == 1, drawn.stderr  # broken.png
+    records = [json.loads(line) for line in drawn.stdout.splitlines()]
+    assert [{k: v for k, v in r.items() if k != "overlay"} for r in records] == \
+        [json.loads(line) for line in plain.stdout.splitlines()]
+    for record in records:
+        if record["error"]:
+            assert "overlay" not in record
+            continue
+        assert record["overlay"] == str(overlay_path(tmp_path / "ov", record["path"]))
+        picture, photo = cv2.imread(record["overlay"]), cv2.imread(record["path"])
+        assert picture.shape == photo.shape and (picture != photo).any(), "the photo, with its verdicts drawn"
+    assert sorted(p.name for p in (tmp_path / "ov").rglob("*.png")) == ["face.jpg.png", "fake.jpg.png", "flat.png.png"]
+
+
 def test_the_table_gives_every_verdict_its_reason_and_the_json_s_numbers(tiny_weights, inputs):
     table = run_cli("--weights", tiny_weights, "predict", inputs, inputs / "missing.jpg")
     records = [json.loads(line) for line in run_cli("--weights", tiny_weights, "predict", "--json", inputs,

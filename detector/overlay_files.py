@@ -1,0 +1,58 @@
+"""Overlay pictures for ``python -m detector predict --overlays DIR``: where the network looked,
+for photos scored from the command line.
+
+The page shows every photo with its faces boxed, tagged and covered by their Grad-CAM maps
+(``detector.render.overlay``); ``predict`` on a folder prints verdicts only. With
+``--overlays DIR`` each image it scores also gets that picture, as a PNG under ``DIR`` at the
+input's own path (``photos/a.jpg`` -> ``DIR/photos/a.jpg.png``), and its JSON record names it
+(``"overlay"``). The picture is drawn from the very verdicts the record holds
+(``batch_scoring.finish`` adds the Grad-CAM maps to them). Videos get none (the page's Video
+tab shows their most suspicious frame).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+
+from detector import render
+from detector.imaging import load_image
+
+if TYPE_CHECKING:
+    from detector.pipeline import Result
+
+
+def overlay_path(out_dir: str | Path, path: str | Path) -> Path:
+    """Where the overlay of ``path`` goes: its path under ``out_dir``, with ``.png`` added.
+
+    An absolute path loses its root and a relative one its ``..`` parts, so every overlay
+    stays inside ``out_dir``; the input's own suffix stays, so ``a.jpg`` and ``a.png`` do not
+    share one.
+    """
+    parts = [p for p in Path(path).parts if p not in ("..", ".") and p != Path(path).anchor]
+    return Path(out_dir).joinpath(*parts).with_name(Path(path).name + ".png")
+
+
+def write_overlay(path: str | Path, result: "Result", out_dir: str | Path) -> Path:
+    """Writes the overlay of an image that was scored with Grad-CAM maps.
+
+    Args:
+        path: The image file (decoded again: the pipeline keeps only its face crops).
+        result: Its ``Result``, with the faces' heatmaps.
+        out_dir: The folder the overlays go under (``overlay_path``).
+
+    Returns:
+        The PNG written.
+
+    Raises:
+        detector.imaging.ImageError: the file is not a usable image.
+        OSError: the PNG cannot be written.
+    """
+    picture = render.overlay(load_image(path), result)
+    target = overlay_path(out_dir, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(target), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {target}")
+    return target
