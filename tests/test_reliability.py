@@ -29,6 +29,7 @@ import pytest
 
 from conftest import REPO
 from corpus import BIG_SIZE, EXPECTED, REAL_PHOTOS, SAME_PIXELS, write_corpus
+from detector import render
 from detector.card import ModelCard, WeightsError, sha256_of
 from detector.imaging import ImageError
 from detector.pipeline import Detector, Result
@@ -248,9 +249,9 @@ def call_app(app_predict, path: Path) -> tuple[tuple, list[str], float]:
 def test_app_shows_a_clear_message_for_a_bad_file(name, app_predict, corpus, first_pass, detector):
     import app
 
-    (verdict, overlay, details), shown, seconds = call_app(app_predict, corpus[name])
+    (verdict, overlay, details, closeups), shown, seconds = call_app(app_predict, corpus[name])
 
-    assert verdict is None and overlay is None and details["label"] is None
+    assert verdict is None and overlay is None and details["label"] is None and closeups == []
     message = details["error"]
     # The ImageError's message, with the visitor's file name instead of the server's path.
     assert message == str(first_pass[name].error).replace(str(corpus[name]), name)
@@ -263,7 +264,7 @@ def test_app_shows_a_clear_message_for_a_bad_file(name, app_predict, corpus, fir
 def test_app_scores_an_odd_image(name, app_predict, corpus, first_pass):
     import app
 
-    (verdict, overlay, details), shown, seconds = call_app(app_predict, corpus[name])
+    (verdict, overlay, details, closeups), shown, seconds = call_app(app_predict, corpus[name])
 
     assert details["error"] is None, f"{name}: {details['error']}"
     assert shown == []
@@ -272,6 +273,9 @@ def test_app_scores_an_odd_image(name, app_predict, corpus, first_pass):
     bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)}
     assert verdict == (bars or app.NO_FACE_BARS)
     assert isinstance(overlay, np.ndarray) and overlay.ndim == 3
+    # Each face up close for the page (its state, not the API), captioned as the overlay tags it.
+    assert [caption for _, caption in closeups] == [render.tag_text(face, i) for i, face in enumerate(result.faces, 1)]
+    assert all(picture.shape == (render.CLOSEUP_SIDE, render.CLOSEUP_SIDE, 3) for picture, _ in closeups)
     assert seconds < SECONDS_PER_FILE, f"{name} took {seconds:.1f} s"
 
 
