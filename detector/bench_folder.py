@@ -7,7 +7,8 @@ many files, against the Xception reference measured in the same run.
   defaults and one input at a time (``--workers 0``, the path before the pipeline). Start-up
   is left out: the detector is loaded and warmed up first;
 * a folder of 12-megapixel photos (the benchmark's group photo, each copy re-encoded with a
-  different JPEG quality so no two files are equal), at the CLI's defaults.
+  different JPEG quality so no two files are equal), at the CLI's defaults, and with
+  ``--overlays`` (each photo's Grad-CAM maps and overlay PNG as well).
 
 Each figure is the median of repeated passes over the whole folder; throughput counts the crops
 that went through the network (a face each, or the whole image where no face was found).
@@ -127,5 +128,8 @@ def folder_figures(detector, crop_jpeg: bytes, photo_jpeg: bytes, reference_rate
                                   met=None if goal is None else bool(ratio >= GOAL_RATIO)))
         _, photo_rate = folder_throughput(detector, photos, PREDICT_WORKERS, PREDICT_BATCH_SIZE, repeats)
         figures.append(Figure("folder_photos_per_s", "folder of 12 MP photos, predict", "photos/s", photo_rate))
+        _, drawn_rate = folder_throughput(detector, photos, PREDICT_WORKERS, PREDICT_BATCH_SIZE, repeats,
+                                          overlays=folder / "overlays")
+        figures.append(Figure("folder_photos_overlays_per_s", "  the same with --overlays", "photos/s", drawn_rate))
     return figures, source
 
