@@ -65,9 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--match-look", action=argparse.BooleanOptionalAction, default=d.match_look,
                    help="give half the faces the brightness, contrast and colour of a face of the other class of "
                    "their source (default on; see TrainConfig.match_look)")
-    p.add_argument("--match-sharpness", action=argparse.BooleanOptionalAction, default=d.match_sharpness,
-                   help="give the faces that take on another's look its sharpness too: noise or blur "
-                   f"(default {'on' if d.match_sharpness else 'off'}; see TrainConfig.match_sharpness)")
     p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
                    help="train each fake beside the real face it was made from, augmented alike "
                    f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
@@ -108,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                   face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss,
                   patch_loss_weight=args.patch_loss,
                   val_weighting=args.val_weighting, match_resolution=args.match_resolution,
-                  match_look=args.match_look, match_sharpness=args.match_sharpness)
+                  match_look=args.match_look)
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

@@ -2,10 +2,11 @@
 
 For every shared set (or ``--sets``) and label, the medians (and 10th and 90th percentiles) of
 the columns of ``sampling.LOOK_COLUMNS`` over its training crops as they are cached, before
-any matching or degradation: the face's resolution in its file, brightness, contrast,
-colourfulness and sharpness (``log1p`` of the variance of the Laplacian). The shortcut audit
-says *whether* a statistic tells a source's labels apart; this says which way, and how each
-set stands against the others. docs/unseen-fakes.md quotes it.
+any matching or degradation (the face's resolution in its file, brightness, contrast,
+colourfulness), and of the audit's sharpness (``log1p`` of the variance of the Laplacian,
+``audit.crop_statistics``). The shortcut audit says *whether* a statistic tells a source's
+labels apart; this says which way, and how each set stands against the others.
+docs/unseen-fakes.md quotes it.
 
     python bench/set_looks.py
     python bench/set_looks.py --sets my_set/ --limit 500
@@ -31,13 +32,15 @@ def main() -> None:
 
     import numpy as np
 
+    from detector.audit import crop_statistics
     from detector.data import load_set
     from detector.sampling import LOOK_COLUMNS, crop_looks
     from detector.training import TrainConfig
 
     cfg = TrainConfig(sets=args.sets)
-    print("| set | label | crops | " + " | ".join(f"{c} (p10 / median / p90)" for c in LOOK_COLUMNS) + " |")
-    print("|---|---|---|" + "---|" * len(LOOK_COLUMNS))
+    columns = (*LOOK_COLUMNS, "sharpness")
+    print("| set | label | crops | " + " | ".join(f"{c} (p10 / median / p90)" for c in columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
     for folder in args.sets:
         train = load_set(folder, cfg.input_size, cfg.cache_dir, margin=cfg.face_margin).split("train")
         for label, name in ((0, "real"), (1, "fake")):
@@ -45,8 +48,9 @@ def main() -> None:
             if not len(rows):
                 continue
             rows = np.random.default_rng(0).choice(rows, min(args.limit, len(rows)), replace=False)
-            looks = crop_looks(train.images[rows], train.native[rows])
-            cells = [" / ".join(f"{v:.3g}" for v in np.percentile(looks[:, j], [10, 50, 90])) for j in range(len(LOOK_COLUMNS))]
+            sharpness = [crop_statistics(crop)["sharpness"] for crop in train.images[rows]]
+            looks = np.c_[crop_looks(train.images[rows], train.native[rows]), sharpness]
+            cells = [" / ".join(f"{v:.3g}" for v in np.percentile(looks[:, j], [10, 50, 90])) for j in range(len(columns))]
             print(f"| {train.name} | {name} | {len(rows)} | " + " | ".join(cells) + " |")
 
 

@@ -47,7 +47,7 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (30, 95)
 
 
-def gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
     radius = 4
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
     k = tf.exp(-(x**2) / (2.0 * sigma**2))
@@ -108,7 +108,7 @@ def augment(
     x = tf.clip_by_value(x, 0.0, 255.0)
 
     sigma = tf.random.stateless_uniform([], seeds[7], 0.3, cfg.blur_sigma)
-    x = tf.cond(chance(8, cfg.blur_prob), lambda: gaussian_blur(x, sigma), lambda: x)
+    x = tf.cond(chance(8, cfg.blur_prob), lambda: _gaussian_blur(x, sigma), lambda: x)
 
     factor = tf.random.stateless_uniform([], seeds[9], cfg.rescale_min, 1.0)
     small = tf.maximum(8, tf.cast(tf.cast(size, tf.float32) * factor, tf.int32))
@@ -158,7 +158,7 @@ def self_blend(image: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]
     offset = tf.random.stateless_uniform([3], seeds[3], -12.0, 12.0)
     source = source * gain + offset
     sigma = tf.random.stateless_uniform([], seeds[4], 0.3, 1.5)
-    source = tf.cond(tf.random.stateless_uniform([], seeds[5]) < 0.5, lambda: gaussian_blur(source, sigma), lambda: source)
+    source = tf.cond(tf.random.stateless_uniform([], seeds[5]) < 0.5, lambda: _gaussian_blur(source, sigma), lambda: source)
 
     # The mask: a soft ellipse over the inner face, of random size and softness.
     r = tf.random.stateless_uniform([4], seeds[6], [0.22, 0.28, -0.04, -0.04], [0.36, 0.42, 0.04, 0.08])

@@ -26,12 +26,6 @@ look alike in everything but how the face was made:
   portraits). Half the faces, drawn at random, take on the brightness, contrast and
   colourfulness of that same random face of the other class (``match_look``): each class's
   looks are then one half its own and one half the other's, the same mixture for both.
-- **Sharpness** (``match_sharpness``, off by default: measured, it did not help, see
-  docs/unseen-fakes.md). The text-to-image portraits are sharper than the web photos they
-  stand against (``bench/set_looks.py``), and sharpness is the one statistic the audit still
-  finds in that pool. With it, the faces that take on another's look also take on its
-  sharpness (the variance of the Laplacian): luminance noise added where it is lower, a blur
-  where it is higher.
 - **Degradations** (``detector.augment``): flips, crops, colour, blur, rescaling and JPEG,
   drawn alike for both classes; a real face and the fake made from it (DFDC's pairs, a self-
   blend and its source) get the same draw.
@@ -49,7 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
-from detector.augment import AugmentConfig, augment, gaussian_blur, self_blend
+from detector.augment import AugmentConfig, augment, self_blend
 from detector.data import MASK_SIZE, Arrays, concat, manipulation_masks
 
 if TYPE_CHECKING:
@@ -62,17 +56,8 @@ log = logging.getLogger("detector.sampling")
 LOOKS_PER_CLASS = 2048
 
 #: The columns of a look: the face's resolution in its file, then the crop's brightness
-#: (mean grey level), contrast (its spread), colourfulness (mean distance from grey) and
-#: sharpness (``log1p`` of the variance of its grey levels' Laplacian, ``sharpness``).
-LOOK_COLUMNS = ("native", "brightness", "contrast", "colour", "sharpness")
-
-#: The 4-neighbour Laplacian (OpenCV's ``Laplacian`` with ``ksize=1``). On white noise of
-#: spread s its variance is ``LAPLACIAN_NOISE_GAIN * s**2`` (16 + 4 * 1).
-LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
-LAPLACIAN_NOISE_GAIN = 20.0
-
-#: The blurs ``match_sharpness`` chooses from to soften a face (Gaussian sigmas, pixels).
-SOFTENING_SIGMAS = (0.4, 0.6, 0.8, 1.1, 1.5, 2.0)
+#: (mean grey level), contrast (its spread) and colourfulness (mean distance from grey).
+LOOK_COLUMNS = ("native", "brightness", "contrast", "colour")
 
 
 @dataclass
@@ -86,8 +71,8 @@ class Source:
             empty for a source that trains on its pairs alone.
         reals: Its real images as ``(image, native)`` for self-blending, or ``None``.
         pairs: Real/fake pairs (each part stacked ``[real, fake]``), or ``None``.
-        looks: Per label, ``(n, len(LOOK_COLUMNS))`` looks of a random sample of its faces,
-            for ``match_resolution``, ``match_look`` and ``match_sharpness``.
+        looks: Per label, ``(n, 4)`` looks (``LOOK_COLUMNS``) of a random sample of its faces,
+            for ``match_resolution`` and ``match_look``.
     """
 
     name: str
@@ -99,9 +84,9 @@ class Source:
 
 
 def crop_looks(images: np.ndarray, natives: np.ndarray) -> np.ndarray:
-    """``(N, len(LOOK_COLUMNS))`` looks of crops: ``native``, then what ``match_look`` and
-    ``match_sharpness`` measure and set: brightness, contrast, colourfulness, sharpness."""
-    out = np.zeros((len(images), len(LOOK_COLUMNS)), np.float32)
+    """``(N, 4)`` looks (``LOOK_COLUMNS``) of crops: ``native``, then what ``match_look``
+    measures and sets, brightness, contrast and colourfulness."""
+    out = np.zeros((len(images), 4), np.float32)
     out[:, 0] = natives
     for start in range(0, len(images), 1024):  # in slices: float copies of 20,000 crops would take 6 GB
         x = images[start : start + 1024].astype(np.float32)
@@ -109,17 +94,7 @@ def crop_looks(images: np.ndarray, natives: np.ndarray) -> np.ndarray:
         out[start : start + 1024, 1] = grey.mean(axis=(1, 2, 3))
         out[start : start + 1024, 2] = grey.std(axis=(1, 2, 3))
         out[start : start + 1024, 3] = np.abs(x - grey).mean(axis=(1, 2, 3))
-        out[start : start + 1024, 4] = sharpness(tf.constant(grey)).numpy()
     return out
-
-
-def sharpness(grey: tf.Tensor) -> tf.Tensor:
-    """``log1p`` of the variance of the Laplacian of ``(..., H, W, 1)`` grey levels (0-255),
-    inside the border: one value per image."""
-    batch = tf.reshape(grey, [-1, *grey.shape[-3:]]) if grey.shape.rank > 3 else grey[None]
-    lap = tf.nn.conv2d(tf.cast(batch, tf.float32), LAPLACIAN[:, :, None, None], 1, "VALID")
-    out = tf.math.log1p(tf.math.reduce_variance(lap, axis=[1, 2, 3]))
-    return tf.reshape(out, tf.shape(grey)[:-3]) if grey.shape.rank > 3 else out[0]
 
 
 def sample_looks(looks: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -291,40 +266,8 @@ def match_look(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(grey + chroma, 0.0, 255.0)
 
 
-def match_sharpness(image: tf.Tensor, target: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """A crop given the sharpness ``target`` (``LOOK_COLUMNS[4]``, as ``sharpness`` measures it).
-
-    A crop softer than the target gets luminance noise of the spread that brings its
-    Laplacian's variance to the target's; a sharper one the blur of ``SOFTENING_SIGMAS`` that
-    comes closest to it (or none). A target that is not finite leaves the crop as it is.
-
-    Args:
-        image: ``(S, S, 3)`` float pixels, 0-255.
-        target: The sharpness to take on.
-        seed: ``(2,)`` seed of the noise.
-
-    Returns:
-        ``(S, S, 3)`` float32 pixels, clipped to 0-255.
-    """
-    x = tf.cast(image, tf.float32)
-    own = sharpness(tf.reduce_mean(x, axis=-1, keepdims=True))
-    wanted = tf.math.expm1(target)
-
-    def noisier() -> tf.Tensor:
-        spread = tf.sqrt(tf.maximum(wanted - tf.math.expm1(own), 0.0) / LAPLACIAN_NOISE_GAIN)
-        noise = tf.random.stateless_normal(tf.shape(x)[:2], seed)[..., None] * spread
-        return tf.clip_by_value(x + noise, 0.0, 255.0)
-
-    def softer() -> tf.Tensor:
-        candidates = tf.stack([x] + [gaussian_blur(x, tf.constant(s)) for s in SOFTENING_SIGMAS])
-        reached = sharpness(tf.reduce_mean(candidates, axis=-1, keepdims=True))
-        return candidates[tf.argmin(tf.abs(reached - target))]
-
-    return tf.cond(tf.math.is_finite(target), lambda: tf.cond(own < target, noisier, softer), lambda: x)
-
-
 def _looks_table(sources: list[Source]) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(sources, 2, LOOKS_PER_CLASS, len(LOOK_COLUMNS))`` looks and ``(sources, 2)`` counts."""
+    """``(sources, 2, LOOKS_PER_CLASS, 4)`` looks and ``(sources, 2)`` counts of them."""
     table = np.zeros((len(sources), 2, LOOKS_PER_CLASS, len(LOOK_COLUMNS)), np.float32)
     counts = np.zeros((len(sources), 2), np.int32)
     for i, s in enumerate(sources):
@@ -402,12 +345,9 @@ def balanced_batches(sources: list[Source], cfg: "TrainConfig", mask_size: int, 
         x = tf.cast(image, tf.float32)
         if cfg.match_resolution:
             x = match_resolution(x, native, tf.where(n > 0, partner[0], native))
-        if cfg.match_look or cfg.match_sharpness:
+        if cfg.match_look:
             take = (n > 0) & (tf.random.stateless_uniform([], fold(seed, 11)) < 0.5)
-            if cfg.match_look:
-                x = tf.cond(take, lambda: match_look(x, partner[1:4]), lambda: x)
-            if cfg.match_sharpness:
-                x = tf.cond(take, lambda: match_sharpness(x, partner[4], fold(seed, 13)), lambda: x)
+            x = tf.cond(take, lambda: match_look(x, partner[1:]), lambda: x)
         image, mask = augment(x, mask, seed, mask_size, aug)
         # The mask loss is one value per pixel: its weight must be too (a per-image weight
         # would be broadcast against the pixel rows).

@@ -33,7 +33,7 @@ import tensorflow as tf
 from detector.data import LABELS, MASK_SIZE, SPLITS, Arrays, crop_records, manipulation_masks, read_records
 from detector.defaults import IMAGES_PER_SHARD  # noqa: F401 (re-exported)
 from detector.faces import FACE_MARGIN
-from detector.sampling import LOOK_COLUMNS, LOOKS_PER_CLASS, Source, crop_looks, sample_looks
+from detector.sampling import LOOKS_PER_CLASS, Source, crop_looks, sample_looks
 
 INDEX_FILE = "index.json"
 
@@ -302,13 +302,6 @@ def read_arrays(folder: str | Path, set_name: str, splits: tuple[str, ...] = SPL
     )
 
 
-def _looks(rows: list) -> np.ndarray:
-    """An index's looks as ``(n, len(LOOK_COLUMNS))``; shards written before a column was added
-    lack it, and get NaN there (which ``sampling`` leaves unmatched)."""
-    rows = np.asarray(rows, np.float32).reshape(len(rows), -1 if len(rows) else len(LOOK_COLUMNS))
-    return np.pad(rows, ((0, 0), (0, len(LOOK_COLUMNS) - rows.shape[1])), constant_values=np.nan)
-
-
 def shard_sources(folder: str | Path, cfg) -> list[Source]:
     """The training sources of a shard folder, streamed from disk (``sampling.Source``).
 
@@ -348,7 +341,7 @@ def shard_sources(folder: str | Path, cfg) -> list[Source]:
         looks = {}
         for y, label in enumerate(LABELS):
             # Each set's sample, drawn again in proportion to its faces.
-            rows = [_looks(index["train_looks"][name][label]) for name in members]
+            rows = [np.asarray(index["train_looks"][name][label], np.float32).reshape(-1, 4) for name in members]
             weights = np.concatenate([np.full(len(r), train[name][label] / max(len(r), 1)) for r, name in zip(rows, members)])
             pooled = np.concatenate(rows)
             pick = np.random.default_rng(seed).choice(len(pooled), min(len(pooled), LOOKS_PER_CLASS),

@@ -90,9 +90,6 @@ class TrainConfig:
             class of its source, when lower (``sampling.match_resolution``).
         match_look: Give half the faces the brightness, contrast and colourfulness of that
             random face of the other class (``sampling.match_look``).
-        match_sharpness: Give those faces that face's sharpness too, with luminance noise or a
-            blur (``sampling.match_sharpness``). Off: measured with StyleGAN held out, it
-            called more unseen real portraits fake (docs/unseen-fakes.md).
         self_blend_share: Share of each source's fakes that are self-blended images made from
             its real faces (``augment.self_blend``); 0 turns them off.
         paired: Train on real/fake pairs: each fake next to the real face it was made from
@@ -159,7 +156,6 @@ class TrainConfig:
     min_set_share: float = 0.08
     match_resolution: bool = True
     match_look: bool = True
-    match_sharpness: bool = False
     self_blend_share: float = 0.2
     paired: bool = True
     mask_loss_weight: float = 0.5

@@ -11,9 +11,8 @@ import tensorflow as tf
 
 from detector.augment import AugmentConfig
 from detector.data import Arrays
-from detector.sampling import (LOOK_COLUMNS, LOOKS_PER_CLASS, crop_looks, describe_sources, group_sources, match_look,
-                               match_resolution, match_sharpness, sample_looks, sharpness, source_shares,
-                               training_dataset)
+from detector.sampling import (LOOKS_PER_CLASS, describe_sources, group_sources, match_look, match_resolution,
+                               sample_looks, source_shares, training_dataset)
 from detector.training import TrainConfig
 
 NO_DEGRADATIONS = AugmentConfig(zoom=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
@@ -148,39 +147,6 @@ def test_match_look_sets_brightness_contrast_and_colour():
     grey = out.mean(axis=-1)
     assert abs(grey.mean() - 90) < 2 and abs(grey.std() - 30) < 2
     assert abs(np.abs(out - grey[..., None]).mean() - 10) < 1.5
-
-
-def _grey_sharpness(image: tf.Tensor) -> float:
-    return float(sharpness(tf.reduce_mean(tf.cast(image, tf.float32), axis=-1, keepdims=True)))
-
-
-def test_match_sharpness_adds_noise_to_a_soft_crop_and_blurs_a_sharp_one():
-    rng = np.random.default_rng(0)
-    soft = tf.constant(cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8), (0, 0), 2.0), tf.float32)
-    sharp = tf.constant(np.clip(rng.normal(128, 40, (64, 64, 3)), 0, 255), tf.float32)
-    seed = tf.constant([1, 2], tf.int64)
-    assert _grey_sharpness(soft) < 3 < 6 < _grey_sharpness(sharp)
-    assert abs(_grey_sharpness(match_sharpness(soft, tf.constant(4.5), seed)) - 4.5) < 0.05, "noise up to the target"
-    assert abs(_grey_sharpness(match_sharpness(sharp, tf.constant(4.5), seed)) - 4.5) < 0.6, "the nearest blur"
-    np.testing.assert_array_equal(match_sharpness(sharp, tf.constant(np.nan), seed).numpy(), sharp.numpy())
-    # The column crop_looks writes is the one match_sharpness reads.
-    looks = crop_looks(np.stack([soft.numpy(), sharp.numpy()]).astype(np.uint8), np.array([64, 64]))
-    assert looks.shape == (2, len(LOOK_COLUMNS))
-    np.testing.assert_allclose(looks[:, LOOK_COLUMNS.index("sharpness")],
-                               [_grey_sharpness(soft), _grey_sharpness(sharp)], atol=0.02)
-
-
-def test_a_source_whose_fakes_are_sharper_trains_both_classes_at_one_sharpness():
-    # Fakes crisp (fine texture), reals soft: without matching, sharpness alone tells them apart.
-    rng = np.random.default_rng(0)
-    fakes = rng.integers(0, 256, (60, 32, 32, 3), np.uint8)
-    reals = np.stack([cv2.GaussianBlur(i, (0, 0), 1.5) for i in rng.integers(0, 256, (60, 32, 32, 3), np.uint8)])
-    gaps = {}
-    for matched in (False, True):
-        images, labels = _first_batch(reals, fakes, match_look=False, match_sharpness=matched, paired=False)
-        sharp = np.log1p(_sharpness(images))
-        gaps[matched] = sharp[labels == 1].mean() - sharp[labels == 0].mean()
-    assert gaps[False] > 2.0 and abs(gaps[True]) < 0.25 * gaps[False], gaps
 
 
 def test_looks_are_sampled_to_a_bounded_table():

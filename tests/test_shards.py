@@ -1,5 +1,4 @@
 import json
-import shutil
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ from conftest import REPO
 from detector.data import load_set, manipulation_masks
 from detector.faces import FACE_MARGIN
 from detector.sampling import balanced_batches, training_dataset
-from detector.shards import _looks, read_arrays, read_index, read_shards, shard_pattern, shard_sources, write_shards
+from detector.shards import read_arrays, read_index, read_shards, shard_pattern, shard_sources, write_shards
 from detector.training import TrainConfig, train
 
 
@@ -98,22 +97,6 @@ def test_shard_batches_match_the_in_memory_batches_in_structure(arrays, shards, 
     for key in ("fake_logit", "mask_logit"):
         assert y[key].shape == y0[key].shape and np.shape(w[key]) == np.shape(w0[key])
     assert 0 < y["fake_logit"].numpy().mean() < 1
-
-
-def test_shards_written_before_the_sharpness_column_still_train(arrays, shards, tmp_path):
-    folder = tmp_path / "old"
-    shutil.copytree(shards, folder)
-    index = json.loads((folder / "index.json").read_text())
-    for per_label in index["train_looks"].values():
-        for label, rows in per_label.items():
-            per_label[label] = [row[:4] for row in rows]  # the four columns before "sharpness"
-    (folder / "index.json").write_text(json.dumps(index))
-    cfg = TrainConfig.quick(str(tmp_path), batch_size=16, match_sharpness=True)
-    (source,) = shard_sources(str(folder), cfg)
-    assert all(np.isnan(looks[:, -1]).all() and looks.shape[1] == 5 for looks in source.looks.values())
-    x, _, _ = next(iter(balanced_batches([source], cfg, mask_size=8)))
-    assert np.isfinite(x.numpy()).all()
-    assert _looks([]).shape == (0, 5), "a one-label set has no looks of the other label"
 
 
 def test_training_from_shards(arrays, shards, tmp_path):
