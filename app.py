@@ -32,6 +32,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+import app_closeups
 from app_video import video_tab
 from detector import render
 from detector.card import ModelCard, WeightsError
@@ -75,10 +76,7 @@ CSS = """
 #status { min-height: 6em; }
 #status h3 { margin: 0 0 0.3em 0; }
 #status p { margin: 0.2em 0; }
-/* Gradio stretches a gallery's few pictures over the whole row: one face would be 1200 px wide. */
-#closeups .grid-container { grid-template-columns: repeat(auto-fill, minmax(180px, 240px)) !important; }
-#closeups .grid-wrap { min-height: 0 !important; height: auto !important; }
-"""
+""" + app_closeups.CSS
 
 
 def build_demo(detector) -> gr.Blocks:
@@ -165,17 +163,8 @@ def build_demo(detector) -> gr.Blocks:
                         height=440,
                         elem_id="overlay",
                     )
-            with gr.Column(visible=False) as closeup_box:  # shown when a photo has faces
-                gr.Markdown("**Each face up close**: the square the network scored, with its Grad-CAM map.")
-                closeups = gr.Gallery(
-                    label="Each face up close: the square the network scored, with its Grad-CAM map",
-                    show_label=False,  # a floating label would cover the first face
-                    columns=6,
-                    height="auto",
-                    object_fit="contain",
-                    allow_preview=True,
-                    elem_id="closeups",
-                )
+            closeup_box, closeups = app_closeups.closeup_section(
+                "**Each face up close**: the square the network scored, with its Grad-CAM map.", "closeups")
             faces_state = gr.State([])
             table = gr.Dataframe(
                 headers=TABLE_HEADERS,
@@ -197,7 +186,7 @@ def build_demo(detector) -> gr.Blocks:
             api_name="predict",
             preprocess=False,
         ).then(
-            lambda d, faces: (*explain(d, card), faces, gr.Column(visible=bool(faces))),
+            lambda d, faces: (*explain(d, card), faces, app_closeups.shown(faces)),
             inputs=[details, faces_state],
             outputs=[table, status, closeups, closeup_box],
             api_visibility="private",

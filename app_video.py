@@ -3,8 +3,9 @@
 ``app.py`` builds the page and calls ``video_tab`` inside it. One event is an API endpoint,
 ``/predict_video``: a video file in; each face's fake probability (the bars), its most suspicious
 frame with the Grad-CAM map, and the details (JSON, as ``python -m detector predict --json``
-prints them, without the path) out. The plot, the table and the status line are filled from
-those details by a private event, as on the photo tab.
+prints them, without the path) out. The plot, the table, the status line and the faces up close
+are filled from those details (and the close-ups, kept in the page's state, not in the API) by a
+private event, as on the photo tab.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gradio as gr
 import numpy as np
 from matplotlib.figure import Figure
 
+import app_closeups
 from detector import render
 from detector.card import ModelCard
 from detector.imaging import ImageError
@@ -45,7 +47,7 @@ def video_tab(detector) -> None:
     card = detector.card
 
     def predict_video(video: dict | None, progress=gr.Progress()) -> tuple[dict[str, float] | None, np.ndarray | None,
-                                                                          dict[str, Any]]:
+                                                                          dict[str, Any], list]:
         """Follows every face through a video and scores it for signs of a deepfake.
 
         Args:
@@ -61,9 +63,11 @@ def video_tab(detector) -> None:
             ``fake_probability``, ``label``, ``first_s``, ``last_s``, ``frames`` of ``t``,
             ``box`` and ``fake_probability``, and ``reason`` when uncertain), ``note`` and
             ``error`` when the file is not a usable video.
+            Last, for the page only (a ``gr.State``, which the API leaves out): each face of
+            that frame up close with its caption (``render.closeups``).
         """
         if not video or not video.get("path"):
-            return None, None, {}
+            return None, None, {}, []
         path = video["path"]
         name = video.get("orig_name") or Path(path).name
 
@@ -80,10 +84,11 @@ def video_tab(detector) -> None:
         else:
             frame = result.suspicious
             picture = render.overlay(frame.rgb, frame.marks, numbers=frame.numbers) if frame else None
+            closeups = render.closeups(frame.rgb, frame.marks, numbers=frame.numbers) if frame else []
             bars = {f"face {t.id}": t.fake_probability for t in result.tracks} or NO_FACE_BARS
-            return bars, picture, {**result.to_dict(), "error": None}
+            return bars, picture, {**result.to_dict(), "error": None}, closeups
         gr.Warning(message)
-        return None, None, failed_record(message)
+        return None, None, failed_record(message), []
 
     with gr.Tab("Video"):
         with gr.Row(equal_height=False):
@@ -97,6 +102,10 @@ def video_tab(detector) -> None:
                     "At a cut, faces start new tracks. Faces the detector cannot find (turned away, tiny) "
                     "are not scored.",
                 )
+                # Beside the results, where the column is empty: the frame's faces are small there.
+                closeup_box, closeups = app_closeups.closeup_section(
+                    "**The faces of the most suspicious frame up close**, with the network's Grad-CAM map "
+                    "and each face's verdict over the whole clip.", "video-closeups", columns=2)
             with gr.Column(scale=1):
                 status = gr.Markdown(EMPTY_STATUS, elem_id="video-status")
                 verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="video-verdict")
@@ -108,12 +117,14 @@ def video_tab(detector) -> None:
                              wrap=True, elem_id="tracks")
         with gr.Accordion("Details as JSON (what the /predict_video API returns)", open=False):
             details = gr.JSON(label="Details", elem_id="video-details")
+        faces_state = gr.State([])
 
     video.change(
-        predict_video, inputs=video, outputs=[verdict, overlay, details], api_name="predict_video", preprocess=False,
+        predict_video, inputs=video, outputs=[verdict, overlay, details, faces_state], api_name="predict_video",
+        preprocess=False,
     ).then(
-        lambda d: explain_video(d, card), inputs=details, outputs=[plot, table, status],
-        api_visibility="private", queue=False,
+        lambda d, faces: (*explain_video(d, card), faces, app_closeups.shown(faces)), inputs=[details, faces_state],
+        outputs=[plot, table, status, closeups, closeup_box], api_visibility="private", queue=False,
     )
 
 

@@ -125,8 +125,8 @@ class SuspiciousFrame:
     Attributes:
         t: Seconds into the clip.
         rgb: The frame, upright RGB uint8.
-        marks: Its faces, each with its track's verdict and a Grad-CAM map.
-        numbers: The track id of each mark (the tag's number).
+        marks: Its faces, each with its track's verdict and a Grad-CAM map, in track order.
+        numbers: The track id of each mark (the tag's number), ascending.
     """
 
     t: float
@@ -341,7 +341,7 @@ def _suspicious_frame(detector: "Detector", path, sample_fps: float, max_samples
     frames.close()
     if rgb is None:
         return None
-    here = [(i, f) for i, f in faces if f.sample == best.sample]
+    here = sorted((p for p in faces if p[1].sample == best.sample), key=lambda p: p[0])  # in track order
     crops = detector.crops(rgb, [f.region for _, f in here]).astype(np.float32)
     maps = detector.explainer().heatmaps(crops, np.array([f.logit for _, f in here]))
     by_id = {t.id: t for t in result.tracks}

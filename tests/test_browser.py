@@ -10,6 +10,7 @@ video.png) for a human to look at.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,11 @@ def test_a_clip_shows_each_face_over_time_and_the_most_suspicious_frame(browser,
     page.wait_for_function(image_shown("#video-plot"), timeout=30_000)
     rows = int(page.locator("#tracks [role=grid]").get_attribute("aria-rowcount")) - 1  # less the header
     assert rows >= 2 and f"{rows} faces followed" in status.inner_text()
+    # The suspicious frame's faces up close: the deciding face among them, captioned as its track.
+    top = re.search(r"\(face (\d+)\)", status.inner_text()).group(1)
+    closeups = page.locator("#video-closeups")
+    expect(closeups).to_contain_text(f"{top}: ", timeout=30_000)
+    assert 1 <= closeups.locator("img").count() <= rows
     screenshot(page, "video.png")
 
 

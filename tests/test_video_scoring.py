@@ -122,7 +122,8 @@ def test_gradcam_marks_the_most_suspicious_frame(detector, tmp_path):
     top = max(deciding_tracks(result.tracks), key=lambda t: t.fake_probability)
     assert top.fake_probability == result.fake_probability
     best = max((f for f in top.frames if f.judged), key=lambda f: f.logit)
-    assert frame.t == best.t and frame.rgb.shape == (360, 640, 3) and top.id in frame.numbers
+    assert frame.t == best.t and frame.rgb.shape == (360, 640, 3)
+    assert top.id in frame.numbers and frame.numbers == sorted(frame.numbers)  # close-ups read 1, 2, ...
     assert len(frame.marks) == len(frame.numbers) == sum(f.t == frame.t for t in result.tracks for f in t.frames)
     for mark, number in zip(frame.marks, frame.numbers):
         track = result.tracks[number - 1]
