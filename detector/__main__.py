@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"threads that read images and find faces (default {PREDICT_WORKERS}; 0: one input at a time)")
     p.add_argument("--overlays", metavar="DIR", default=None,
                    help="also write each image with its faces boxed over their Grad-CAM maps, as the page "
-                        "shows it, to DIR/<its path>.png (slower: each face's Grad-CAM, each image decoded again)")
+                        "shows it, to DIR/<its path>.png, and each video's most suspicious frame (slower: each "
+                        "face's Grad-CAM, each image decoded again)")
     p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
                    help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
     p.set_defaults(func=cmd_predict)

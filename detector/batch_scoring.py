@@ -33,7 +33,7 @@ import numpy as np
 
 from detector.defaults import PREDICT_BATCH_SIZE, PREDICT_WORKERS
 from detector.faces import FaceFinder
-from detector.overlay_files import write_overlay
+from detector.overlay_files import write_frame_overlay, write_overlay
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector, FaceCrops
@@ -95,12 +95,14 @@ def error_message(path: str | Path, err: Exception) -> str:
     return f"internal error while scoring {path}: {type(err).__name__}: {err}"
 
 
-def prepare(detector: "Detector", path: str | Path) -> Prepared:
+def prepare(detector: "Detector", path: str | Path, overlays: str | Path | None = None) -> Prepared:
     """The first stage for one input: an image's crops, or a video's whole record.
 
     Args:
         detector: The detector (its face finder is used: one thread at a time).
         path: An image or video file.
+        overlays: A folder for each overlay (``overlay_files``): a video's most suspicious
+            frame is then drawn there with its Grad-CAM maps, and its record names the PNG.
 
     Returns:
         The ``Prepared`` input; a failure is its record's ``error``, never an exception.
@@ -111,7 +113,10 @@ def prepare(detector: "Detector", path: str | Path) -> Prepared:
     record = empty_record(path, video)
     try:
         if video:
-            record.update(detector.predict_video(path).to_dict())
+            result = detector.predict_video(path, gradcam=overlays is not None)
+            record.update(result.to_dict())
+            if overlays is not None and result.suspicious is not None:
+                record["overlay"] = str(write_frame_overlay(path, result.suspicious, overlays))
             return Prepared(record)
         return Prepared(record, detector.cut_faces(path))
     except Exception as err:  # noqa: BLE001 (error_message tells the kinds apart)
@@ -176,7 +181,8 @@ def score_paths(
         depth: Inputs in flight at most; by default ``2 * batch_size`` or ``4 * workers``,
             whichever is larger.
         new_finder: Makes each worker's face finder (anything with ``find(rgb)``).
-        overlays: A folder for each image's overlay with its Grad-CAM maps (``finish``).
+        overlays: A folder for each input's overlay with its Grad-CAM maps (``prepare`` draws
+            a video's, ``finish`` an image's).
 
     Yields:
         One CLI record per input, in the order of ``paths``.
@@ -186,9 +192,11 @@ def score_paths(
     """
     if workers < 0 or batch_size < 1:
         raise ValueError(f"workers must be >= 0 and batch_size >= 1, not workers={workers}, batch_size={batch_size}")
+    if overlays is not None:
+        detector.explainer()  # built once, here: the workers' detectors share it
     if workers == 0:
         for path in paths:
-            yield from finish(detector, [prepare(detector, path)], overlays)
+            yield from finish(detector, [prepare(detector, path, overlays)], overlays)
         return
 
     depth = depth or max(2 * batch_size, 4 * workers)
@@ -197,7 +205,7 @@ def score_paths(
     def prepare_here(path: str | Path) -> Prepared:
         if not hasattr(own, "detector"):
             own.detector = detector.with_finder(new_finder())
-        return prepare(own.detector, path)
+        return prepare(own.detector, path, overlays)
 
     inputs = iter(paths)
     pending: deque[Future[Prepared]] = deque()

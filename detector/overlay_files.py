@@ -6,8 +6,9 @@ The page shows every photo with its faces boxed, tagged and covered by their Gra
 ``--overlays DIR`` each image it scores also gets that picture, as a PNG under ``DIR`` at the
 input's own path (``photos/a.jpg`` -> ``DIR/photos/a.jpg.png``), and its JSON record names it
 (``"overlay"``). The picture is drawn from the very verdicts the record holds
-(``batch_scoring.finish`` adds the Grad-CAM maps to them). Videos get none (the page's Video
-tab shows their most suspicious frame).
+(``batch_scoring.finish`` adds the Grad-CAM maps to them). A video gets its most suspicious frame,
+as the page's Video tab draws it: its faces tagged with their tracks' verdicts (``clip.mp4`` ->
+``DIR/clip.mp4.png``); a clip without a face gets none.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
+import numpy as np
 
 from detector import render
 from detector.imaging import load_image
 
 if TYPE_CHECKING:
     from detector.pipeline import Result
+    from detector.video_scoring import SuspiciousFrame
 
 
 def overlay_path(out_dir: str | Path, path: str | Path) -> Path:
@@ -50,8 +53,27 @@ def write_overlay(path: str | Path, result: "Result", out_dir: str | Path) -> Pa
         detector.imaging.ImageError: the file is not a usable image.
         OSError: the PNG cannot be written.
     """
-    picture = render.overlay(load_image(path), result)
-    target = overlay_path(out_dir, path)
+    return _save(render.overlay(load_image(path), result), overlay_path(out_dir, path))
+
+
+def write_frame_overlay(path: str | Path, frame: "SuspiciousFrame", out_dir: str | Path) -> Path:
+    """Writes a video's most suspicious frame with its faces' Grad-CAM maps, boxes and tags.
+
+    Args:
+        path: The video file (it names the PNG).
+        frame: Its ``VideoResult.suspicious``.
+        out_dir: The folder the overlays go under (``overlay_path``).
+
+    Returns:
+        The PNG written.
+
+    Raises:
+        OSError: the PNG cannot be written.
+    """
+    return _save(render.overlay(frame.rgb, frame.marks, numbers=frame.numbers), overlay_path(out_dir, path))
+
+
+def _save(picture: np.ndarray, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {target}")

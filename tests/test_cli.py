@@ -237,6 +237,28 @@ def test_predict_takes_videos_among_images_one_json_line_each(tiny_weights, tiny
     assert f"0.9 s, 8 frames: 1: {track['label']} ({percent(track['fake_probability'])} fake) at 0-" in loop_row
 
 
+def test_overlays_draw_a_video_s_most_suspicious_frame_and_nothing_for_a_clip_without_a_face(tiny_weights, tmp_path):
+    import videos
+    from detector.overlay_files import overlay_path
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    first = videos.portrait(0)
+    videos.animated_gif(clips / "loop.gif", [(first // k).astype("uint8") for k in (1, 2, 3)] * 3)
+    videos.no_face(clips / "sky.mp4")
+    plain = run_cli("--weights", tiny_weights, "predict", "--json", clips)
+    drawn = run_cli("--weights", tiny_weights, "predict", "--json", "--overlays", tmp_path / "ov", clips)
+    assert drawn.returncode == plain.returncode == 0, drawn.stderr
+    loop, sky = map(json.loads, drawn.stdout.splitlines())
+    assert [{k: v for k, v in r.items() if k != "overlay"} for r in (loop, sky)] == \
+        [json.loads(line) for line in plain.stdout.splitlines()]  # the same verdicts, drawn or not
+    assert loop["tracks"] and loop["overlay"] == str(overlay_path(tmp_path / "ov", loop["path"]))
+    picture = cv2.cvtColor(cv2.imread(loop["overlay"]), cv2.COLOR_BGR2RGB)
+    assert picture.shape == first.shape and (picture != first).any(), "a frame of the clip, with its faces drawn"
+    assert sky["label"] == "no face" and "overlay" not in sky
+    assert [p.name for p in (tmp_path / "ov").rglob("*.png")] == ["loop.gif.png"]
+
+
 def test_one_input_at_a_time_prints_what_the_pipeline_prints(tiny_weights, inputs):
     from test_batch_scoring import assert_same_records
 
