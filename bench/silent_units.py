@@ -56,7 +56,7 @@ def main() -> None:
                 val = load_set(SHARED_DATA / set_name, size, margin=margin).split("val").with_faces()
                 parts.append(val.images[rng.permutation(len(val.images))[: args.per_set]])
             crops[size, margin] = np.concatenate(parts)
-        probe = keras.Model(model.inputs, model.get_layer(LAYER).output)
+        probe = keras.Model(model.input, model.get_layer(LAYER).output)
         acts = np.concatenate([np.asarray(probe(crops[size, margin][i:i + 64].astype("float32"), training=False))
                                for i in range(0, len(crops[size, margin]), 64)])
         zero, ceiling = float(np.mean(acts == 0)), float(np.mean(acts >= 6))

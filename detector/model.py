@@ -230,7 +230,7 @@ def fit_batchnorm_statistics(model: keras.Model, batches: Iterable[np.ndarray]) 
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     if not norms:
         raise ValueError(f"model {model.name!r} has no BatchNormalization layer")
-    probe = keras.Model(model.inputs, [layer.input for layer in norms])
+    probe = keras.Model(model.input, [layer.input for layer in norms])
     # Per channel, over the images and every location; float64 so the sums keep precision.
     sums = [np.zeros(layer.input.shape[-1]) for layer in norms]
     squares = [np.zeros(layer.input.shape[-1]) for layer in norms]
@@ -370,7 +370,7 @@ def with_training_heads(model: keras.Model, patch_hidden: int = 0, dropout: floa
         normalized = layers.LayerNormalization(name="patch_norm")(features)
         outputs["patch_logit"] = layers.GlobalAveragePooling2D(name="patch_logit")(
             _patch_logits(normalized, patch_hidden, dropout))
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_with_heads")
+    return keras.Model(model.input, outputs, name=f"{model.name}_with_heads")
 
 
 def flops(model: keras.Model) -> int:

@@ -35,7 +35,7 @@ def test_a_patch_network_is_mobilenet_v2_cut_short_scoring_each_patch_and_averag
                                   whole.get_layer("block_2_project").get_weights()[0])
     # One logit per location of the stride-4 map, and the verdict is their mean.
     x = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype("float32")
-    patches = keras.Model(model.inputs, model.get_layer(PATCH_LOGITS).output).predict_on_batch(x)
+    patches = keras.Model(model.input, model.get_layer(PATCH_LOGITS).output).predict_on_batch(x)
     assert patches.shape == (2, 16, 16, 1)
     np.testing.assert_allclose(model.predict_on_batch(x)[:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
     # Cut before the stride-8 stage, the mask head reads the patch features.
@@ -47,12 +47,12 @@ def test_the_patch_head_scores_the_mask_head_s_features_patch_by_patch_and_avera
     trainer = with_training_heads(model, patch_hidden=8)
     assert set(trainer.output_names) >= {"fake_logit", "mask_logit", "patch_logit"}
     x = np.random.default_rng(6).integers(0, 256, (2, 64, 64, 3)).astype("float32")
-    patches = keras.Model(trainer.inputs, trainer.get_layer(PATCH_LOGITS).output).predict_on_batch(x)
+    patches = keras.Model(trainer.input, trainer.get_layer(PATCH_LOGITS).output).predict_on_batch(x)
     assert patches.shape == (2, 8, 8, 1)  # the stride-8 map the mask head reads
     out = trainer.predict_on_batch(x)
     np.testing.assert_allclose(out["patch_logit"][:, 0], patches.mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
     # The head scores the features normalized: their scale does not change its verdict.
-    features = keras.Model(trainer.inputs, trainer.get_layer("block_5_add").output).predict_on_batch(x)
+    features = keras.Model(trainer.input, trainer.get_layer("block_5_add").output).predict_on_batch(x)
     head = [trainer.get_layer(name) for name in ("patch_norm", "patch_hidden", PATCH_LOGITS)]
     score = lambda f: np.asarray(head[2](head[1](head[0](f))))  # noqa: E731
     np.testing.assert_allclose(score(features * 4.0), score(features), rtol=1e-3, atol=1e-3)
@@ -70,7 +70,7 @@ def test_each_cut_sees_the_patch_side_it_is_listed_with(cut):
     import tensorflow as tf
 
     model = make_model(128, patch_layer=cut, pretrained=False)  # wide enough that no field meets an edge
-    features = keras.Model(model.inputs, model.get_layer(GRADCAM_LAYER).output)
+    features = keras.Model(model.input, model.get_layer(GRADCAM_LAYER).output)
     x = tf.Variable(np.random.default_rng(5).uniform(0, 255, (1, 128, 128, 3)).astype("float32"))
     with tf.GradientTape() as tape:
         out = features(x)
@@ -155,7 +155,7 @@ def test_fitted_batchnorm_statistics_keep_the_network_and_let_batch_statistics_g
     fit_batchnorm_statistics(model, [images[:4], images[4:]])
     np.testing.assert_allclose(np.asarray(model(images, training=False)), before, atol=1e-4)
     # The first BatchNorm now holds its input's mean per channel.
-    conv = keras.Model(model.inputs, model.get_layer("Conv1").output)(images)
+    conv = keras.Model(model.input, model.get_layer("Conv1").output)(images)
     np.testing.assert_allclose(model.get_layer("bn_Conv1").moving_mean, np.mean(conv, axis=(0, 1, 2)), rtol=1e-4,
                                atol=1e-5)
     np.testing.assert_allclose(np.asarray(model(images, training=True)), before, atol=1e-3)
