@@ -12,7 +12,8 @@ This file only wires the page: the ``detector`` package decodes, finds and score
 an API endpoint, ``/predict``: an image file in; each face's fake probability (the bars), the
 overlay image and the details (JSON) out. Everything else on the page is filled from those
 details (and the faces' close-ups, kept in the page's state, not in the API) by a private
-event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way.
+event. The Video tab (``app_video.py``) adds ``/predict_video`` the same way; the "Several
+photos" tab (``app_batch.py``) scores many photos at once, without an endpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import argparse
-import logging
 import socket
 import sys
 from pathlib import Path
@@ -32,15 +32,14 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-import app_closeups
+import app_common
+from app_batch import batch_tab
 from app_video import video_tab
 from detector import render
 from detector.card import ModelCard, WeightsError
-from detector.imaging import ImageError, load_image
 from detector.startup import import_tensorflow
-from detector.wording import NO_FACE, percent, reasons_summary
+from detector.wording import NO_FACE, percent, reasons_summary, verdict_rule
 
-log = logging.getLogger("app")
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: Shown first in the gallery: one face, two faces, three faces, then the rest.
@@ -76,7 +75,7 @@ CSS = """
 #status { min-height: 6em; }
 #status h3 { margin: 0 0 0.3em 0; }
 #status p { margin: 0.2em 0; }
-""" + app_closeups.CSS
+""" + app_common.CSS
 
 
 def build_demo(detector) -> gr.Blocks:
@@ -112,20 +111,11 @@ def build_demo(detector) -> gr.Blocks:
         # it: size limits before decoding, EXIF orientation, clear messages.
         if not image or not image.get("path"):
             return None, None, {}, []
-        path = image["path"]
-        try:
-            rgb = load_image(path)
-            result = detector.predict(rgb, gradcam=True)
-        except Exception as err:
-            name = image.get("orig_name") or Path(path).name
-            if isinstance(err, ImageError):
-                # The message names the file: show the user's file name, not the server's path.
-                message = str(err).replace(path, name)
-            else:  # a bug: the log gets the traceback, the visitor a plain sentence
-                log.exception("analysing %s failed", path)
-                message = f"Something went wrong while analysing '{name}'; the server log has the details."
-            gr.Warning(message)
-            return None, None, {"fake_probability": None, "label": None, "faces": [], "error": message}, []
+        scored = app_common.score_upload(detector, *app_common.upload_name(image))
+        if isinstance(scored, str):
+            gr.Warning(scored)
+            return None, None, {"fake_probability": None, "label": None, "faces": [], "error": scored}, []
+        result, rgb = scored
         # The bars: each face's fake probability; without a face, the words instead of bars.
         bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)} or NO_FACE_BARS
         return bars, render.overlay(rgb, result), {**result.to_dict(), "error": None}, render.closeups(rgb, result)
@@ -163,7 +153,7 @@ def build_demo(detector) -> gr.Blocks:
                         height=440,
                         elem_id="overlay",
                     )
-            closeup_box, closeups = app_closeups.closeup_section(
+            closeup_box, closeups = app_common.closeup_section(
                 "**Each face up close**: the square the network scored, with its Grad-CAM map.", "closeups")
             faces_state = gr.State([])
             table = gr.Dataframe(
@@ -175,6 +165,7 @@ def build_demo(detector) -> gr.Blocks:
             )
             with gr.Accordion("Details as JSON (what the /predict API returns)", open=False):
                 details = gr.JSON(label="Details", elem_id="details")
+        batch_tab(detector)
         video_tab(detector)
         with gr.Tab("About the model"):
             gr.Markdown(card.to_markdown(), elem_id="about")
@@ -186,7 +177,7 @@ def build_demo(detector) -> gr.Blocks:
             api_name="predict",
             preprocess=False,
         ).then(
-            lambda d, faces: (*explain(d, card), faces, app_closeups.shown(faces)),
+            lambda d, faces: (*explain(d, card), faces, app_common.shown(faces)),
             inputs=[details, faces_state],
             outputs=[table, status, closeups, closeup_box],
             api_visibility="private",
@@ -230,9 +221,7 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
             "(The JSON details keep the whole image's score as `whole_image`: it is not a verdict.)",
             seen,
         ])
-    lo, hi = card.uncertain_band
-    rule = f"A face is called fake from a fake probability of {percent(card.threshold)}"
-    rule += f"; between {percent(lo)} and {percent(hi)} it is uncertain." if hi > lo else "."
+    rule = verdict_rule(card.threshold, card.uncertain_band)
     faces = details["faces"]
     top = max(range(len(faces)), key=lambda i: faces[i]["fake_probability"])
     lines = [

@@ -18,12 +18,12 @@ import gradio as gr
 import numpy as np
 from matplotlib.figure import Figure
 
-import app_closeups
+import app_common
 from detector import render
 from detector.card import ModelCard
 from detector.imaging import ImageError
 from detector.pooling import VideoCalibration
-from detector.wording import face_phrase, percent, reasons_summary
+from detector.wording import face_phrase, percent, reasons_summary, verdict_rule
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, SUPPORTED, VIDEO_SUFFIXES
 from detector.video_scoring import failed_record
 
@@ -103,7 +103,7 @@ def video_tab(detector) -> None:
                     "are not scored.",
                 )
                 # Beside the results, where the column is empty: the frame's faces are small there.
-                closeup_box, closeups = app_closeups.closeup_section(
+                closeup_box, closeups = app_common.closeup_section(
                     "**The faces of the most suspicious frame up close**, with the network's Grad-CAM map "
                     "and each face's verdict over the whole clip.", "video-closeups", columns=2)
             with gr.Column(scale=1):
@@ -123,7 +123,7 @@ def video_tab(detector) -> None:
         predict_video, inputs=video, outputs=[verdict, overlay, details, faces_state], api_name="predict_video",
         preprocess=False,
     ).then(
-        lambda d, faces: (*explain_video(d, card), faces, app_closeups.shown(faces)), inputs=[details, faces_state],
+        lambda d, faces: (*explain_video(d, card), faces, app_common.shown(faces)), inputs=[details, faces_state],
         outputs=[plot, table, status, closeups, closeup_box], api_visibility="private", queue=False,
     )
 
@@ -190,9 +190,7 @@ def _status(details: dict[str, Any], calibration: VideoCalibration, seen: str) -
                  f"The detector judges faces and found none in the {frames} frames it scored of this {length}, "
                  "so it gives no verdict."]
     else:
-        lo, hi = calibration.uncertain_band
-        rule = f"A face is called fake from a fake probability of {percent(calibration.threshold)}"
-        rule += f"; between {percent(lo)} and {percent(hi)} it is uncertain." if hi > lo else "."
+        rule = verdict_rule(calibration.threshold, calibration.uncertain_band)
         top = max(details["tracks"], key=lambda t: t["fake_probability"])
         lines = [f"### Verdict: {details['label']}",
                  f"{n} face{'s' if n > 1 else ''} followed through {frames} frames of a {length}; the highest fake "

@@ -42,7 +42,7 @@ from detector.defaults import (
     VIDEO_EVAL_SETS,
 )
 from detector.startup import import_tensorflow
-from detector.wording import face_phrase, percent
+from detector.wording import percent, record_details
 
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
@@ -69,38 +69,14 @@ def table_header(path_width: int) -> str:
 
 
 def table_row(record: dict, path_width: int) -> str:
-    """One input's line: its verdict, highest fake probability, face count, and the details:
-    each face's verdict and fake probability (with the reason when it is uncertain), why no
-    face was judged, or the error; for a video, each face followed and when it was seen."""
+    """One input's line: its verdict, highest fake probability, face count, and the details
+    (``wording.record_details``)."""
     (_, vw), (_, pw), (_, fw) = COLUMNS
     p = record["fake_probability"]
     items = record["tracks"] if record["kind"] == "video" else record["faces"]
-    if record["error"]:
-        details = record["error"]
-    elif record["kind"] == "video":
-        details = _video_details(record)
-    elif not record["faces"]:
-        details = record.get("reason") or ""
-    else:
-        details = "; ".join(_face_details(i, face) for i, face in enumerate(record["faces"], 1))
     label, faces = record["label"] or "error", "" if record["error"] else len(items)
     prob = "" if p is None else percent(p)
-    return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {details}"
-
-
-def _face_details(number: int, face: dict) -> str:
-    """``"2: uncertain (45% fake) - fake probability in the uncertain band"``."""
-    phrase = face_phrase(face["label"], face["fake_probability"], number)
-    return f"{phrase} - {face['reason']}" if face.get("reason") else phrase
-
-
-def _video_details(record: dict) -> str:
-    """``"10.0 s, 20 frames: 1: real (14% fake) at 0-9.5 s; 2: fake (91% fake) at 0-9.5 s"``,
-    and the note."""
-    tracks = "; ".join(f"{_face_details(t['id'], {**t, 'reason': None})} at {t['first_s']:g}-{t['last_s']:g} s"
-                       + (f" - {t['reason']}" if t.get("reason") else "") for t in record["tracks"])
-    details = f"{record['duration_s'] or 0:.1f} s, {record['frames_scored']} frames"
-    return "; ".join(filter(None, [f"{details}: {tracks}" if tracks else details, record["note"]]))
+    return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {record_details(record)}"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

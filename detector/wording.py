@@ -33,6 +33,19 @@ def percent(probability: float) -> str:
     return f"{math.floor(probability * 100 + 0.5):d}%"
 
 
+def verdict_rule(threshold: float, band: tuple[float, float]) -> str:
+    """The rule a face's verdict follows, in a sentence, e.g. ``"A face is called fake from a
+    fake probability of 91%; between 50% and 91% it is uncertain."``
+
+    Args:
+        threshold: The calibrated fake probability from which a face is called fake.
+        band: The "uncertain" band ``(low, high)``; an empty one is not mentioned.
+    """
+    lo, hi = band
+    rule = f"A face is called fake from a fake probability of {percent(threshold)}"
+    return rule + (f"; between {percent(lo)} and {percent(hi)} it is uncertain." if hi > lo else ".")
+
+
 def face_phrase(label: str, probability: float, number: int | None = None) -> str:
     """A face's verdict and fake probability in a few words, e.g. ``"2: real (30% fake)"``.
 
@@ -69,3 +82,36 @@ def reasons_summary(uncertain: list[tuple[int, str | None]], numbered: bool = Tr
             who = ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
             clauses.append(f"faces {who}: {reason}")
     return "; ".join(clauses) or None
+
+
+def record_details(record: dict) -> str:
+    """A scored input's details in one line, as the CLI's table and the page's Photos tab
+    write them: each face's verdict and fake probability (with the reason when it is
+    uncertain), why no face was judged, or the error; for a video, each face followed and when
+    it was seen.
+
+    Args:
+        record: The input's record, as ``python -m detector predict --json`` prints it.
+    """
+    if record["error"]:
+        return record["error"]
+    if record["kind"] == "video":
+        return _video_details(record)
+    if not record["faces"]:
+        return record.get("reason") or ""
+    return "; ".join(_face_details(i, face) for i, face in enumerate(record["faces"], 1))
+
+
+def _face_details(number: int, face: dict) -> str:
+    """``"2: uncertain (45% fake) - fake probability in the uncertain band"``."""
+    phrase = face_phrase(face["label"], face["fake_probability"], number)
+    return f"{phrase} - {face['reason']}" if face.get("reason") else phrase
+
+
+def _video_details(record: dict) -> str:
+    """``"10.0 s, 20 frames: 1: real (14% fake) at 0-9.5 s; 2: fake (91% fake) at 0-9.5 s"``,
+    and the note."""
+    tracks = "; ".join(f"{_face_details(t['id'], {**t, 'reason': None})} at {t['first_s']:g}-{t['last_s']:g} s"
+                       + (f" - {t['reason']}" if t.get("reason") else "") for t in record["tracks"])
+    details = f"{record['duration_s'] or 0:.1f} s, {record['frames_scored']} frames"
+    return "; ".join(filter(None, [f"{details}: {tracks}" if tracks else details, record["note"]]))

@@ -309,3 +309,37 @@ def test_video_status_gives_the_rule_and_why_a_face_is_uncertain():
     legend = [text.get_text() for text in plot.axes[0].get_legend().get_texts()]
     assert legend == ["uncertain", "fake from 60%", "face 1: real (30% fake)", "face 2: uncertain (65% fake)"]
     assert explain_video({}, CARD)[1:] == ([], EMPTY_STATUS)
+
+
+def test_several_photos_each_get_the_cli_s_row_and_the_tab_counts_the_verdicts():
+    from app_batch import MAX_PHOTOS, batch_status, table_row
+
+    face = {"box": [10, 20, 50, 60], "fake_probability": 0.65, "label": "uncertain", "reason": "fake probability in the uncertain band"}
+    records = [
+        {"path": "a.jpg", "kind": "image", "fake_probability": 0.65, "label": "uncertain", "faces": [face], "error": None},
+        {"path": "b.png", "kind": "image", "fake_probability": None, "label": "no face", "faces": [],
+         "reason": "no face found: the detector judges faces, so this photo gets no verdict", "error": None},
+        {"path": "c.jpg", "kind": "image", "fake_probability": None, "label": None, "faces": [],
+         "error": "File 'c.jpg' is text, not an image."},
+    ]
+    assert [table_row(r) for r in records] == [
+        ["a.jpg", "uncertain", "65%", "1", "1: uncertain (65% fake) - fake probability in the uncertain band"],
+        ["b.png", "no face", "", "0", "no face found: the detector judges faces, so this photo gets no verdict"],
+        ["c.jpg", "error", "", "", "File 'c.jpg' is text, not an image."],
+    ]
+    status = batch_status(records, 3, CARD)
+    assert status.startswith("### 3 photos: 1 uncertain, 1 no face, 1 could not be read\n")
+    assert "from a fake probability of 60%; between 50% and 70% it is uncertain" in status
+    assert "What this model has seen" in status and "Only the first" not in status
+    assert f"Only the first 3 of the {MAX_PHOTOS + 5} photos dropped were scored" in batch_status(records, MAX_PHOTOS + 5, CARD)
+
+
+def test_an_unreadable_photo_among_several_is_named_as_the_visitor_named_it(tmp_path):
+    from app_batch import score_one
+
+    upload = tmp_path / "gradio-cache-7f3a" / "notes.jpg"
+    upload.parent.mkdir()
+    upload.write_text("shopping list\n")
+    record, picture = score_one(None, {"path": str(upload), "orig_name": "holiday.jpg"})  # never reaches a model
+    assert picture is None and record["label"] is None and record["path"] == "holiday.jpg"
+    assert "'holiday.jpg' is text, not an image" in record["error"] and str(upload) not in record["error"]

@@ -1,10 +1,11 @@
 """A person's first visit, in a real browser: drop a photo on the page, read the verdict.
 
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
-download is not used). Four visits: a photo with two faces, a photo without a face and a
-file that is not an image, the About tab, and a clip of two people on the Video tab. Their
-screenshots land in artifacts/screenshots/ (faces.png, no_face.png, bad_file.png, about.png,
-video.png) for a human to look at.
+download is not used). The visits: a photo with two faces, a photo without a face and a
+file that is not an image, the About tab, a clip of two people on the Video tab, and four files
+at once on the "Several photos" tab. Their screenshots land in artifacts/screenshots/
+(faces.png, no_face.png, bad_file.png, about.png, video.png, several_photos.png) for a human
+to look at.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ PHOTO = EXAMPLES / "facerec_obama_and_biden.jpg"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing: apt-get install chromium")
 
-# What a file manager hands the page on a drop: a DataTransfer holding the file.
-MAKE_DROP = """([b64, name, type]) => {
-    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+# What a file manager hands the page on a drop: a DataTransfer holding the files.
+MAKE_DROP = """(files) => {
     const data = new DataTransfer();
-    data.items.add(new File([bytes], name, {type}));
+    for (const [b64, name, type] of files) {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        data.items.add(new File([bytes], name, {type}));
+    }
     return data;
 }"""
 PHOTO_ZONE = '#photo [aria-label="Drop an image file here to upload"]'
@@ -160,15 +163,40 @@ def test_a_clip_shows_each_face_over_time_and_the_most_suspicious_frame(browser,
     screenshot(page, "video.png")
 
 
+def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url):
+    from playwright.sync_api import expect
+
+    two = EXAMPLES / "facerec_two_people.jpg"
+    files = [(PHOTO.name, PHOTO.read_bytes(), "image/jpeg"), (two.name, two.read_bytes(), "image/jpeg"),
+             ("landscape.png", landscape_png(), "image/png"), ("notes.jpg", b"<html>not a photo</html>", "image/jpeg")]
+    page = drop_files(browser, page_url, files, tab="Several photos", zone="#photos [aria-dropeffect]")
+    status = page.locator("#batch-status")
+    expect(status).to_contain_text("4 photos:", timeout=120_000)
+    expect(status).to_contain_text("1 no face, 1 could not be read")
+    table = page.locator("#batch-table")
+    expect(table.locator("[role=grid]")).to_have_attribute("aria-rowcount", "5")  # a header and a row each
+    for name in (PHOTO.name, two.name, "landscape.png", "notes.jpg"):
+        expect(table).to_contain_text(name)
+    expect(table).to_contain_text("'notes.jpg' is")  # why, naming the visitor's file
+    expect(page.locator("#batch-overlays img")).to_have_count(3)  # the unreadable file has none
+    expect(page.locator("#batch-overlays")).to_contain_text(f"fake) · {PHOTO.name}")  # its verdict, then its name
+    screenshot(page, "several_photos.png")
+
+
 def drop(browser, url: str, name: str, data: bytes, mime: str, tab: str | None = None, zone: str = PHOTO_ZONE):
     """Opens the page (on ``tab``) and drops a file on a drop zone (the Photo box), as a file
     manager would."""
+    return drop_files(browser, url, [(name, data, mime)], tab, zone)
+
+
+def drop_files(browser, url: str, files: list[tuple[str, bytes, str]], tab: str | None = None, zone: str = PHOTO_ZONE):
+    """Opens the page (on ``tab``) and drops ``(name, data, mime)`` files on a drop zone at once."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(url)
     if tab:
         page.get_by_role("tab", name=tab).click()
     zone = page.locator(zone)
-    handle = page.evaluate_handle(MAKE_DROP, [base64.b64encode(data).decode(), name, mime])
+    handle = page.evaluate_handle(MAKE_DROP, [[base64.b64encode(data).decode(), name, mime] for name, data, mime in files])
     for event in ("dragenter", "dragover", "drop"):
         zone.dispatch_event(event, {"dataTransfer": handle})
     return page

@@ -1,4 +1,8 @@
-"""The page's "each face up close" section, shared by the photo and the Video tab.
+"""What the page's tabs share: scoring an uploaded photo, and the "each face up close" section.
+
+``score_upload`` reads and scores one uploaded photo the way every tab does: Grad-CAM maps on,
+a bad file turned into a sentence that names the visitor's file (never the server's path), a bug
+logged with its traceback and told as a plain sentence.
 
 On a group photo, a 12-megapixel one or a video frame, the overlay is shrunk to fit the page and
 a small face's heat map to a few pixels; the close-ups (``detector.render.closeups``) show every
@@ -8,7 +12,19 @@ endpoints keep the outputs they document, and the section stays hidden until the
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import gradio as gr
+import numpy as np
+
+from detector.imaging import ImageError, load_image
+
+if TYPE_CHECKING:
+    from detector.pipeline import Detector, Result
+
+log = logging.getLogger("app")
 
 #: Style of every close-up gallery (``launch()`` takes it with the page's CSS).
 CSS = """
@@ -16,6 +32,34 @@ CSS = """
 .closeups .grid-container { grid-template-columns: repeat(auto-fill, minmax(180px, 240px)) !important; }
 .closeups .grid-wrap { min-height: 0 !important; height: auto !important; }
 """
+
+
+def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", np.ndarray] | str:
+    """Reads and scores one uploaded photo, with a Grad-CAM map per face.
+
+    Args:
+        detector: The loaded detector.
+        path: Where the server keeps the upload.
+        name: The visitor's name for the file (what messages call it).
+
+    Returns:
+        ``(result, rgb)``, or the message that says why the file could not be scored.
+    """
+    try:
+        rgb = load_image(path)
+        return detector.predict(rgb, gradcam=True), rgb
+    except ImageError as err:  # the message names the file: the visitor's name, not the server's path
+        return str(err).replace(path, name)
+    except Exception:  # a bug: the log gets the traceback, the visitor a plain sentence
+        log.exception("analysing %s failed", path)
+        return f"Something went wrong while analysing '{name}'; the server log has the details."
+
+
+def upload_name(upload: dict | str) -> tuple[str, str]:
+    """``(server path, the visitor's file name)`` of an upload (a Gradio file dict or a path)."""
+    if isinstance(upload, str):
+        return upload, Path(upload).name
+    return upload["path"], upload.get("orig_name") or Path(upload["path"]).name
 
 
 def closeup_section(title: str, elem_id: str, columns: int = 6) -> tuple[gr.Column, gr.Gallery]:

@@ -1,0 +1,110 @@
+"""The demo's "Several photos" tab: drop up to ``MAX_PHOTOS`` photos at once, get a verdict for each.
+
+Each photo is scored as the Detector tab scores one (``app_common.score_upload``) and written as
+the command line writes it (``python -m detector predict``: verdict, highest fake probability,
+faces, details), and drawn as the Detector tab draws it. A visitor on a hosted demo has no
+command line: this is their folder. The event is private: an API client sends photos one by one
+to ``/predict``, and a folder goes to the CLI.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+import app_common
+from detector import render
+from detector.card import ModelCard
+from detector.imaging import IMAGE_SUFFIXES, SUPPORTED_FORMATS
+from detector.wording import NO_FACE, face_phrase, percent, record_details, verdict_rule
+
+#: Photos scored per drop. Each takes 0.1-1 s with its Grad-CAM maps on a 2-core CPU, and the
+#: page waits for all of them: more belong on the command line.
+MAX_PHOTOS = 20
+BATCH_HEADERS = ["photo", "verdict", "fake prob.", "faces", "details"]
+#: Room for a file name and a verdict; the details take the rest (they wrap).
+COLUMN_WIDTHS = ["21%", "13%", "9%", "8%", "49%"]
+EMPTY_STATUS = (f"Drop up to {MAX_PHOTOS} photos ({', '.join(SUPPORTED_FORMATS)}) into the Photos box: each gets its "
+                "verdict and its faces drawn as on the Detector tab.")
+#: The order verdicts are counted in, the most pressing first.
+VERDICTS = ("fake", "uncertain", "real", NO_FACE, "error")
+
+
+def batch_tab(detector) -> None:
+    """Adds the "Several photos" tab to the ``gr.Blocks`` being built (a private event).
+
+    Args:
+        detector: A loaded ``detector.pipeline.Detector``.
+    """
+    card = detector.card
+
+    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str]:
+        if not files:
+            return [], [], EMPTY_STATUS
+        records, pictures = [], []
+        for upload in progress.tqdm(files[:MAX_PHOTOS], desc="Scoring photos", unit="photos"):
+            record, picture = score_one(detector, upload)
+            records.append(record)
+            if picture is not None:
+                pictures.append(picture)
+        return [table_row(r) for r in records], pictures, batch_status(records, len(files), card)
+
+    with gr.Tab("Several photos"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                photos = gr.File(file_count="multiple", file_types=sorted(IMAGE_SUFFIXES), type="filepath",
+                                 label=f"Photos (up to {MAX_PHOTOS} at once)", height=200, elem_id="photos")
+                gr.Markdown("For a folder of any size, use the command line: "
+                            "`python -m detector predict --overlays out/ photos/`.")
+            with gr.Column(scale=2):
+                status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
+                table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
+                                     column_widths=COLUMN_WIDTHS, elem_id="batch-table")
+        gallery = gr.Gallery(label="Where the network looked (Grad-CAM), photo by photo", columns=4, height="auto",
+                             object_fit="contain", allow_preview=True, elem_id="batch-overlays")
+
+    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status], api_visibility="private")
+
+
+def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[np.ndarray, str] | None]:
+    """One photo's record, as ``python -m detector predict --json`` prints it but named as the
+    visitor named the file, and its overlay with a caption (``None`` for an unusable file)."""
+    path, name = app_common.upload_name(upload)
+    scored = app_common.score_upload(detector, path, name)
+    if isinstance(scored, str):
+        return {"path": name, "kind": "image", "fake_probability": None, "label": None, "faces": [],
+                "error": scored}, None
+    result, rgb = scored
+    record = {"path": name, "kind": "image", **result.to_dict(), "error": None}
+    said = face_phrase(result.label, result.fake_probability) if result.faces else "no face found"
+    return record, (render.overlay(rgb, result), f"{said} · {name}")  # the verdict first: a long name is cut
+
+
+def table_row(record: dict[str, Any]) -> list[str]:
+    """A record's row: the photo, its verdict, highest fake probability, faces and details."""
+    p = record["fake_probability"]
+    return [record["path"], record["label"] or "error", "" if p is None else percent(p),
+            "" if record["error"] else str(len(record["faces"])), record_details(record)]
+
+
+def batch_status(records: list[dict[str, Any]], dropped: int, card: ModelCard) -> str:
+    """The tab's summary: how many photos got each verdict, the rule, and what the model has seen.
+
+    Args:
+        records: The scored photos' records.
+        dropped: How many photos were dropped (more than ``MAX_PHOTOS`` are not scored).
+        card: The model card (threshold, band, what the model has seen).
+    """
+    counts = Counter(r["label"] or "error" for r in records)
+    summary = ", ".join(f"{counts[v]} {'could not be read' if v == 'error' else v}" for v in VERDICTS if counts[v])
+    lines = [f"### {len(records)} photo{'s' if len(records) > 1 else ''}: {summary}"]
+    if dropped > len(records):
+        lines.append(f"Only the first {len(records)} of the {dropped} photos dropped were scored; "
+                     "score the others in another drop, or a folder with the command line.")
+    lines.append(f"{verdict_rule(card.threshold, card.uncertain_band)} A photo is fake if any face is, else "
+                 "uncertain if any face is, else real.")
+    lines.append(f"*What this model has seen:* {card.unseen_summary()}")
+    return "\n\n".join(lines)
