@@ -1,8 +1,8 @@
 """What the page's tabs share: scoring an uploaded photo, and the "each face up close" section.
 
-``score_upload`` reads and scores one uploaded photo the way every tab does: Grad-CAM maps on,
-a bad file turned into a sentence that names the visitor's file (never the server's path), a bug
-logged with its traceback and told as a plain sentence.
+``guarded`` runs a tab's work on an upload the way every tab does: a bad file turned into a
+sentence that names the visitor's file (never the server's path), a bug logged with its
+traceback and told as a plain sentence; ``score_upload`` scores a photo so, Grad-CAM maps on.
 
 On a group photo, a 12-megapixel one or a video frame, the overlay is shrunk to fit the page and
 a small face's heat map to a few pixels; the close-ups (``detector.render.closeups``) show every
@@ -13,8 +13,9 @@ endpoints keep the outputs they document, and the section stays hidden until the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from detector.pipeline import Detector, Result
 
 log = logging.getLogger("app")
+T = TypeVar("T")
 
 #: Style of every close-up gallery (``launch()`` takes it with the page's CSS).
 CSS = """
@@ -34,25 +36,40 @@ CSS = """
 """
 
 
-def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", np.ndarray] | str:
-    """Reads and scores one uploaded photo, with a Grad-CAM map per face.
+def guarded(work: Callable[[], T], path: str, name: str) -> T | str:
+    """Runs ``work`` on an upload; a file that cannot be used, or a bug, becomes the sentence to
+    show the visitor instead.
 
     Args:
-        detector: The loaded detector.
+        work: What to do with the upload.
         path: Where the server keeps the upload.
         name: The visitor's name for the file (what messages call it).
 
     Returns:
-        ``(result, rgb)``, or the message that says why the file could not be scored.
+        What ``work`` returned, or the message: an ``ImageError``'s, naming the visitor's file
+        rather than the server's path; for any other error (logged with its traceback), a
+        plain sentence.
     """
     try:
-        rgb = load_image(path)
-        return detector.predict(rgb, gradcam=True), rgb
-    except ImageError as err:  # the message names the file: the visitor's name, not the server's path
+        return work()
+    except ImageError as err:
         return str(err).replace(path, name)
-    except Exception:  # a bug: the log gets the traceback, the visitor a plain sentence
+    except Exception:
         log.exception("analysing %s failed", path)
         return f"Something went wrong while analysing '{name}'; the server log has the details."
+
+
+def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", np.ndarray] | str:
+    """Reads and scores one uploaded photo, with a Grad-CAM map per face (``guarded``).
+
+    Returns:
+        ``(result, rgb)``, or the message that says why the file could not be scored.
+    """
+    def work() -> tuple["Result", np.ndarray]:
+        rgb = load_image(path)
+        return detector.predict(rgb, gradcam=True), rgb
+
+    return guarded(work, path, name)
 
 
 def upload_name(upload: dict | str) -> tuple[str, str]:

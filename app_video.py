@@ -10,8 +10,6 @@ private event, as on the photo tab.
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -21,13 +19,10 @@ from matplotlib.figure import Figure
 import app_common
 from detector import render
 from detector.card import ModelCard
-from detector.imaging import ImageError
 from detector.pooling import VideoCalibration
 from detector.wording import face_phrase, percent, reasons_summary, verdict_rule
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, SUPPORTED, VIDEO_SUFFIXES
 from detector.video_scoring import failed_record
-
-log = logging.getLogger("app")
 
 TRACK_HEADERS = ["face", "seen (s)", "frames", "fake probability", "verdict", "reason (when uncertain)"]
 #: What the bars show for a clip without a face, as on the photo tab.
@@ -68,27 +63,21 @@ def video_tab(detector) -> None:
         """
         if not video or not video.get("path"):
             return None, None, {}, []
-        path = video["path"]
-        name = video.get("orig_name") or Path(path).name
+        path, name = app_common.upload_name(video)
 
         def report(done: int, total: int) -> None:
             progress((done, total), desc="Scoring frames", unit="frames")
 
-        try:
-            result = detector.predict_video(path, gradcam=True, progress=report)
-        except ImageError as err:  # a VideoError is one: the message names the file
-            message = str(err).replace(path, name)
-        except Exception:  # a bug: the log gets the traceback, the visitor a plain sentence
-            log.exception("analysing %s failed", path)
-            message = f"Something went wrong while analysing '{name}'; the server log has the details."
-        else:
-            frame = result.suspicious
-            picture = render.overlay(frame.rgb, frame.marks, numbers=frame.numbers) if frame else None
-            closeups = render.closeups(frame.rgb, frame.marks, numbers=frame.numbers) if frame else []
-            bars = {f"face {t.id}": t.fake_probability for t in result.tracks} or NO_FACE_BARS
-            return bars, picture, {**result.to_dict(), "error": None}, closeups
-        gr.Warning(message)
-        return None, None, failed_record(message), []
+        # A VideoError is an ImageError: its message names the file.
+        result = app_common.guarded(lambda: detector.predict_video(path, gradcam=True, progress=report), path, name)
+        if isinstance(result, str):
+            gr.Warning(result)
+            return None, None, failed_record(result), []
+        frame = result.suspicious
+        picture = render.overlay(frame.rgb, frame.marks, numbers=frame.numbers) if frame else None
+        closeups = render.closeups(frame.rgb, frame.marks, numbers=frame.numbers) if frame else []
+        bars = {f"face {t.id}": t.fake_probability for t in result.tracks} or NO_FACE_BARS
+        return bars, picture, {**result.to_dict(), "error": None}, closeups
 
     with gr.Tab("Video"):
         with gr.Row(equal_height=False):
