@@ -21,8 +21,9 @@ from detector.card import ModelCard
 from detector.imaging import IMAGE_SUFFIXES, SUPPORTED_FORMATS
 from detector.wording import NO_FACE, face_phrase, percent, record_details, verdict_rule
 
-#: Photos scored per drop. Each takes 0.1-1 s with its Grad-CAM maps on a 2-core CPU, and the
-#: page waits for all of them: more belong on the command line.
+#: Photos scored per drop. A 12-megapixel photo takes about 0.12 s here with its Grad-CAM maps
+#: (docs/speed.md), uploading it longer, and the page waits for all of them: more belong on the
+#: command line.
 MAX_PHOTOS = 20
 BATCH_HEADERS = ["photo", "verdict", "fake prob.", "faces", "details"]
 #: Room for a file name and a verdict; the details take the rest (they wrap).
