@@ -1,4 +1,5 @@
-"""Bad input through every path: ``Detector.predict``, the CLI and the app's /predict function.
+"""Bad input through every path: ``Detector.predict``, the CLI, the app's /predict function and
+its "Several photos" tab.
 
 Each file of the corpus (``tests/corpus.py``: empty, text, HTML, SVG, random bytes, truncated,
 decompression bombs, 1-pixel and 1-pixel-thin, animated, 16-bit, gray, alpha, CMYK,
@@ -33,6 +34,7 @@ from detector import render
 from detector.card import ModelCard, WeightsError, sha256_of
 from detector.imaging import ImageError
 from detector.pipeline import Detector, Result
+from detector.wording import percent
 
 #: Most seconds one file may take on any path (the 45-megapixel photo takes ~3 s).
 SECONDS_PER_FILE = 10.0
@@ -277,6 +279,37 @@ def test_app_scores_an_odd_image(name, app_predict, corpus, first_pass):
     assert [caption for _, caption in closeups] == [render.tag_text(face, i) for i, face in enumerate(result.faces, 1)]
     assert all(picture.shape == (render.CLOSEUP_SIDE, render.CLOSEUP_SIDE, 3) for picture, _ in closeups)
     assert seconds < SECONDS_PER_FILE, f"{name} took {seconds:.1f} s"
+
+
+def test_several_photos_give_each_odd_file_the_verdict_the_detector_gives_it(detector, corpus, first_pass):
+    """The whole corpus dropped at once on the "Several photos" tab: the first ``MAX_PHOTOS``
+    scored, each as ``Detector.predict`` scores it alone, or refused with its own message."""
+    import app
+    from app_batch import MAX_PHOTOS
+
+    demo = app.build_demo(detector)
+    (score_photos,) = [f.fn for f in demo.fns.values() if f.fn.__name__ == "score_photos"]
+    names = list(corpus)
+    assert len(names) > MAX_PHOTOS  # so that the cut is tested too
+
+    class NoBar:  # what gr.Progress does outside a request: nothing
+        def tqdm(self, iterable, **_):
+            return iterable
+
+    start = time.perf_counter()
+    rows, pictures, status = score_photos([str(corpus[name]) for name in names], progress=NoBar())
+    assert time.perf_counter() - start < SECONDS_PER_FILE * MAX_PHOTOS
+    assert [row[0] for row in rows] == names[:MAX_PHOTOS]
+    for (name, verdict, probability, _, details) in rows:
+        outcome = first_pass[name]
+        if outcome.error is not None:
+            assert verdict == "error" and details == str(outcome.error).replace(str(corpus[name]), name)
+        else:
+            assert verdict == outcome.result.label, name
+            p = outcome.result.fake_probability
+            assert probability == ("" if p is None else percent(p)), name
+    assert len(pictures) == sum(first_pass[name].error is None for name in names[:MAX_PHOTOS])
+    assert f"Only the first {MAX_PHOTOS} of the {len(names)} photos dropped were scored" in status
 
 
 # -- integrity: what test_pipeline.py leaves out ---------------------------------------------
