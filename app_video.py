@@ -10,6 +10,7 @@ private event, as on the photo tab.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -29,6 +30,8 @@ TRACK_HEADERS = ["face", "seen (s)", "frames", "fake probability", "verdict", "r
 NO_FACE_BARS = "no face found"
 EMPTY_STATUS = (f"Drop a video ({SUPPORTED}) into the Video box. "
                 f"{SAMPLE_FPS:g} frames a second are scored, up to the first {MAX_SAMPLES / SAMPLE_FPS:g} s.")
+#: The tab's example: two real photos filmed in turn, with a cut (examples/make_clip.py).
+EXAMPLE_CLIP = Path(__file__).resolve().parent / "examples" / "two_scenes.mp4"
 #: Line colours of the faces, in turn (matplotlib's default cycle).
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -86,6 +89,9 @@ def video_tab(detector) -> None:
                 # AVI, MKV), and gr.Video refuses an animated GIF and flags the rest "not playable".
                 video = gr.File(file_types=[*sorted(VIDEO_SUFFIXES), ".gif"], type="filepath",
                                 label=f"Video ({SUPPORTED})", height=200, elem_id="video")
+                if EXAMPLE_CLIP.is_file():
+                    gr.Examples([str(EXAMPLE_CLIP)], inputs=video, api_visibility="private",
+                                label="Example: two real photos filmed in turn, with a cut (examples/README.md)")
                 gr.Markdown(
                     "Every face is followed from frame to frame and gets one verdict from all its frames. "
                     "At a cut, faces start new tracks. Faces the detector cannot find (turned away, tiny) "

@@ -2,10 +2,10 @@
 
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
 download is not used). The visits: a photo with two faces, a photo without a face and a
-file that is not an image, the About tab, a clip of two people on the Video tab, and four files
-at once on the "Several photos" tab. Their screenshots land in artifacts/screenshots/
-(faces.png, no_face.png, bad_file.png, about.png, video.png, several_photos.png) for a human
-to look at.
+file that is not an image, the About tab, a clip of two people and the example clip on the Video
+tab, and four files at once on the "Several photos" tab. Their screenshots land in
+artifacts/screenshots/ (faces.png, no_face.png, bad_file.png, about.png, video.png,
+video_example.png, several_photos.png) for a human to look at.
 """
 
 from __future__ import annotations
@@ -161,6 +161,23 @@ def test_a_clip_shows_each_face_over_time_and_the_most_suspicious_frame(browser,
     expect(closeups).to_contain_text(f"{top}: ", timeout=30_000)
     assert 1 <= closeups.locator("img").count() <= rows
     screenshot(page, "video.png")
+
+
+def test_the_video_tab_s_example_clip_shows_new_tracks_after_its_cut(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("tab", name="Video").click()
+    page.get_by_text("two_scenes.mp4").first.click()  # the example under the Video box
+    status = page.locator("#video-status")
+    expect(status).to_contain_text("Verdict:", timeout=120_000)
+    expect(status).to_contain_text("followed through 12 frames of a 6.0 s clip")
+    # Two people in the first scene and at least two in the second: a cut starts new tracks.
+    rows = int(page.locator("#tracks [role=grid]").get_attribute("aria-rowcount")) - 1
+    assert rows >= 4, rows
+    expect(page.locator("#video-closeups img").first).to_be_visible()
+    screenshot(page, "video_example.png")
 
 
 def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url):
