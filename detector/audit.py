@@ -195,7 +195,7 @@ def audit_files(sets: list[str], split: str = "train", limit: int | None = 600, 
         seed: Seeds the draw of faces and the classifier.
 
     Returns:
-        ``{source: {"n", "auc", "auc_from_others", "features": {name: single-feature AUC}}}``.
+        ``{source: {"n", "auc", "features": {name: single-feature AUC}}}``.
     """
     from detector.model import INPUT_SIZE
     from detector.sampling import group_sources
