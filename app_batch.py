@@ -17,6 +17,7 @@ import numpy as np
 
 import app_common
 from detector import render
+from detector.batch_scoring import empty_record
 from detector.card import ModelCard
 from detector.imaging import IMAGE_SUFFIXES, SUPPORTED_FORMATS
 from detector.wording import NO_FACE, face_phrase, percent, record_details, verdict_rule
@@ -75,11 +76,11 @@ def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[np.nd
     visitor named the file, and its overlay with a caption (``None`` for an unusable file)."""
     path, name = app_common.upload_name(upload)
     scored = app_common.score_upload(detector, path, name)
+    record = empty_record(name, video=False)
     if isinstance(scored, str):
-        return {"path": name, "kind": "image", "fake_probability": None, "label": None, "faces": [],
-                "error": scored}, None
+        return {**record, "error": scored}, None
     result, rgb = scored
-    record = {"path": name, "kind": "image", **result.to_dict(), "error": None}
+    record.update(result.to_dict())
     said = face_phrase(result.label, result.fake_probability) if result.faces else "no face found"
     return record, (render.overlay(rgb, result), f"{said} · {name}")  # the verdict first: a long name is cut
 
@@ -100,7 +101,7 @@ def batch_status(records: list[dict[str, Any]], dropped: int, card: ModelCard) -
         card: The model card (threshold, band, what the model has seen).
     """
     counts = Counter(r["label"] or "error" for r in records)
-    summary = ", ".join(f"{counts[v]} {'could not be read' if v == 'error' else v}" for v in VERDICTS if counts[v])
+    summary = ", ".join(f"{counts[v]} {'could not be scored' if v == 'error' else v}" for v in VERDICTS if counts[v])
     lines = [f"### {len(records)} photo{'s' if len(records) > 1 else ''}: {summary}"]
     if dropped > len(records):
         lines.append(f"Only the first {len(records)} of the {dropped} photos dropped were scored; "

@@ -328,7 +328,7 @@ def test_several_photos_each_get_the_cli_s_row_and_the_tab_counts_the_verdicts()
         ["c.jpg", "error", "", "", "File 'c.jpg' is text, not an image."],
     ]
     status = batch_status(records, 3, CARD)
-    assert status.startswith("### 3 photos: 1 uncertain, 1 no face, 1 could not be read\n")
+    assert status.startswith("### 3 photos: 1 uncertain, 1 no face, 1 could not be scored\n")
     assert "from a fake probability of 60%; between 50% and 70% it is uncertain" in status
     assert "What this model has seen" in status and "Only the first" not in status
     assert f"Only the first 3 of the {MAX_PHOTOS + 5} photos dropped were scored" in batch_status(records, MAX_PHOTOS + 5, CARD)

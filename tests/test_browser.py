@@ -189,7 +189,7 @@ def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url)
     page = drop_files(browser, page_url, files, tab="Several photos", zone="#photos [aria-dropeffect]")
     status = page.locator("#batch-status")
     expect(status).to_contain_text("4 photos:", timeout=120_000)
-    expect(status).to_contain_text("1 no face, 1 could not be read")
+    expect(status).to_contain_text("1 no face, 1 could not be scored")
     table = page.locator("#batch-table")
     expect(table.locator("[role=grid]")).to_have_attribute("aria-rowcount", "5")  # a header and a row each
     for name in (PHOTO.name, two.name, "landscape.png", "notes.jpg"):
