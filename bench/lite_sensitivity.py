@@ -8,8 +8,8 @@ adds uniform noise of ``±A`` grey levels (0-255 scale) to the scoring windows o
 and reports how much each window's logit moves, on both runtimes; the float Keras network
 moves in proportion to the noise, the copy by whole steps. It says how exactly a re-implemented
 window cut must match the one the card's calibration went through (TensorFlow's
-``crop_and_resize`` in ``model.view_windows``): an OpenCV cut that differed by 0.004 grey levels
-moved logits as much as the row for that amplitude here.
+``crop_and_resize`` in ``model.view_windows``): an OpenCV cut equal to it to far below a grey
+level was tried and not adopted (docs/SCALE.md).
 
     python bench/lite_sensitivity.py                       # weights/, FFHQ test crops
     python bench/lite_sensitivity.py --crops 300 --amplitudes 0.004 0.5 2
