@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help=f"time budget (default {d.max_minutes})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--input-size", type=int, default=d.input_size, help=f"crop side in px (default {d.input_size})")
+    p.add_argument("--second-size", type=int, default=d.second_size or 0,
+                   help="also train a second network on crops of this side and ship the two fused, the mean of their "
+                   f"calibrated logits (default {d.second_size or 0}; 0: one network; see TrainConfig.second_size)")
+    p.add_argument("--second-epochs", type=int, default=d.second_epochs,
+                   help=f"most epochs of the second network (default {d.second_epochs})")
     p.add_argument("--stem-stride", type=int, default=d.stem_stride,
                    help=f"scratch network: side and stride of the patchify stem; scale it with --input-size to keep the "
                    f"network's cost (default {d.stem_stride}; 1 for a 3x3 full-resolution stem)")
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                           patch_layer=args.patch_layer, train_batchnorm=args.train_batchnorm, epochs=args.epochs,
                           steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate,
                           max_minutes=args.max_minutes, input_size=args.input_size, stem_stride=args.stem_stride,
+                          second_size=args.second_size or None, second_epochs=args.second_epochs,
                           batch_size=args.batch_size, **common)
     if args.leave_one_out is not None:
         from detector.loso import leave_one_out_report

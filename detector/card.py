@@ -301,7 +301,11 @@ class ModelCard:
             f"- Time: {train.get('minutes', '?')} minutes on {train.get('machine', '?')}",
             f"- Epochs: {train.get('epochs_run', '?')} (best at epoch {train.get('best_epoch', '?')}, "
             f"validation AUC {train.get('best_val_auc', float('nan')):.4f})"
-            if isinstance(train.get("best_val_auc"), float) else "",
+            if isinstance(train.get("best_val_auc"), float) else None,
+            *([f"- Networks, trained one after the other: " + "; ".join(
+                f"{m['input_size']} px, {m['epochs_run']} epochs (best at epoch {m['best_epoch']}, validation AUC "
+                f"{m['best_val_auc']:.4f}), {m['minutes']} minutes" for m in train["members"])]
+              if train.get("members") else []),
             "",
             "## Test metrics",
             "",

@@ -27,27 +27,33 @@ import tensorflow as tf
 from tf_keras_vis.utils import normalize
 from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradcam
 
-from detector.model import GRADCAM_LAYER
+from detector.model import GRADCAM_LAYER, gradcam_layers
 
 
 class GradCamExplainer:
     """Builds the Grad-CAM graph once per model and reuses it for every call.
 
+    A fused network (``model.fuse``) has a ``GRADCAM_LAYER`` per member: its map is the sum
+    of the members' maps, each brought to the crop's size, then normalized. Its logit is a
+    weighted sum of theirs, so each member's map is the Grad-CAM of its own share of it.
+
     Args:
-        model: The detector CNN (flat Functional, with a layer named ``GRADCAM_LAYER``).
+        model: The detector CNN (flat Functional, with a layer named ``GRADCAM_LAYER``, or
+            one per member).
 
     Raises:
-        ValueError: the model has no layer named ``GRADCAM_LAYER``.
+        ValueError: the model has no such layer.
     """
 
     def __init__(self, model: keras.Model) -> None:
-        try:
-            model.get_layer(GRADCAM_LAYER)
-        except ValueError:
-            raise ValueError(f"model {model.name!r} has no layer named {GRADCAM_LAYER!r} for Grad-CAM") from None
-        # Outputs [fake logit, GRADCAM_LAYER features]; the layers (and weights) are shared
+        targets = gradcam_layers(model)
+        if not targets:
+            raise ValueError(f"model {model.name!r} has no layer named {GRADCAM_LAYER!r} for Grad-CAM")
+        # Outputs [fake logit, each target's features]; the layers (and weights) are shared
         # with ``model``, nothing is copied.
-        self._cam_model = ExtractIntermediateLayerForGradcam(GRADCAM_LAYER, seek_conv_layer=False)(model)
+        self._cam_model = model
+        for name in targets:
+            self._cam_model = ExtractIntermediateLayerForGradcam(name, seek_conv_layer=False)(self._cam_model)
         size = model.input_shape[1:]
         self._cams = tf.function(
             self._class_activation_maps,
@@ -55,16 +61,16 @@ class GradCamExplainer:
             reduce_retracing=True,
         )
 
-    def _class_activation_maps(self, crops: tf.Tensor, signs: tf.Tensor) -> tf.Tensor:
+    def _class_activation_maps(self, crops: tf.Tensor, signs: tf.Tensor) -> list[tf.Tensor]:
         """Grad-CAM as ``Gradcam`` computes it (ReLU of the gradient-weighted feature
-        sum), at the feature maps' resolution and not normalized: ``(N, h, w)``."""
+        sum), at each target's resolution and not normalized: ``(N, h, w)`` per target."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(crops)
-            logits, features = self._cam_model(crops, training=False)
+            logits, *features = self._cam_model(crops, training=False)
             scores = logits[:, 0] * signs
         grads = tape.gradient(scores, features)
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
+        return [tf.nn.relu(tf.reduce_sum(f * tf.reduce_mean(g, axis=(1, 2), keepdims=True), axis=-1))
+                for f, g in zip(features, grads)]
 
     def heatmaps(self, crops: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Grad-CAM maps for a batch of face crops.
@@ -81,8 +87,8 @@ class GradCamExplainer:
         if len(crops) == 0:
             return np.zeros((0, height, width), np.float32)
         signs = np.where(np.asarray(logits).reshape(-1) >= 0, 1.0, -1.0).astype(np.float32)
-        cams = self._cams(np.asarray(crops, np.float32), signs).numpy()
-        maps = _linear_zoom(cams.shape[1], height) @ cams @ _linear_zoom(cams.shape[2], width).T
+        maps = sum(_linear_zoom(cams.shape[1], height) @ cams.numpy() @ _linear_zoom(cams.shape[2], width).T
+                   for cams in self._cams(np.asarray(crops, np.float32), signs))
         return np.nan_to_num(normalize(maps)).astype(np.float32)
 
 

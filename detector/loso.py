@@ -27,7 +27,8 @@ from detector import evaluation
 from detector.card import MODEL_FILE, UNSEEN_SECTION, ModelCard, WeightsError
 from detector.data import load_set
 from detector.sampling import group_sources
-from detector.training import TrainConfig, predict_logits, read_state, recipe_differences, same_recipe, scoring_network, train
+from detector.training import (TrainConfig, epochs_run, predict_logits, recipe_differences, resumable, same_recipe,
+                               scoring_network, train)
 
 log = logging.getLogger("detector.loso")
 
@@ -116,11 +117,11 @@ def leave_one_out_report(
         card = _finished(run_cfg, keep_finished)
         if card is None:
             log.info("leave one out: training without %s", family)
-            card = train(run_cfg, resume=resume and read_state(Path(run_cfg.out_dir) / "run") is not None)
+            card = train(run_cfg, resume=resume and resumable(run_cfg))
         model = keras.saving.load_model(Path(run_cfg.out_dir) / MODEL_FILE, safe_mode=True, compile=False)
         model = scoring_network(run_cfg.out_dir, card, model)
         report[family] = {"held_out": " + ".join(names), "minutes": card.training.get("minutes"),
-                          "epochs": card.training.get("epochs_run"), "recipe_differs": recipe_differences(card, run_cfg),
+                          "epochs": epochs_run(card), "recipe_differs": recipe_differences(card, run_cfg),
                           **held_out_row(model, card, held_out, run_cfg)}
     if card_dir is not None:
         shipped = ModelCard.load(card_dir)

@@ -25,6 +25,7 @@ normalizes inside, so callers never have to know the preprocessing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import keras
@@ -371,6 +372,69 @@ def with_training_heads(model: keras.Model, patch_hidden: int = 0, dropout: floa
         outputs["patch_logit"] = layers.GlobalAveragePooling2D(name="patch_logit")(
             _patch_logits(normalized, patch_hidden, dropout))
     return keras.Model(model.input, outputs, name=f"{model.name}_with_heads")
+
+
+#: Prefix of the layers of member ``i`` of a fused network (``fuse``): ``member0_``...
+MEMBER_PREFIX = "member{}_"
+
+
+def fuse(members: Sequence[tuple[keras.Model, float, float]], name: str = "deepfake_cnn_pair") -> keras.Model:
+    """One flat network whose logit is the mean of its members' calibrated logits.
+
+    Two networks trained alike at different input sizes err on different faces: averaged,
+    they call fewer real portraits fake than either alone (``bench/ensemble.py``,
+    docs/training.md). Fused into one Functional graph, the pair is scored, quantized,
+    calibrated and explained as a single network: the input is the largest member's, the
+    smaller members see it resized, every member's layers keep their names behind
+    ``MEMBER_PREFIX`` (so Grad-CAM finds each ``GRADCAM_LAYER``), and a fixed ``fake_logit``
+    layer averages their logits, each through its own Platt scaling.
+
+    Args:
+        members: ``(network, temperature, bias)`` per member: a single-output network from
+            ``make_model`` and the calibration of its card (``z / temperature + bias``).
+        name: The fused model's name.
+
+    Returns:
+        A model mapping ``(N, S, S, 3)`` pixels in 0-255 (``S`` the largest member's side) to
+        the ``(N, 1)`` mean calibrated logit; its weights are copies of the members'.
+
+    Raises:
+        ValueError: fewer than two members, or a member that is not a single-logit network.
+    """
+    if len(members) < 2:
+        raise ValueError(f"fusing needs two members or more, got {len(members)}")
+    for network, *_ in members:
+        if len(network.inputs) != 1 or tuple(network.output_shape) != (None, 1):
+            raise ValueError(f"member {network.name!r} maps {network.input_shape} -> {network.output_shape}, "
+                             "not one image to one logit")
+    size = max(network.input_shape[1] for network, *_ in members)
+    pixels = keras.Input((size, size, 3), name="pixels")
+    logits = []
+    for i, (network, _, _) in enumerate(members):
+        prefix = MEMBER_PREFIX.format(i)
+        side = network.input_shape[1]
+        # Bilinear: LiteRT has no area resampling, and the step from the largest side is small.
+        x = pixels if side == size else layers.Resizing(side, side, name=f"{prefix}resize")(pixels)
+        # Replays the member's graph on x with renamed copies of its layers (what
+        # keras.models.clone_model does, which accepts only Input tensors as a start).
+        logits.append(network._run_through_graph(
+            x, operation_fn=lambda layer, prefix=prefix: layer.__class__.from_config(
+                {**layer.get_config(), "name": prefix + layer.name})))
+    mean = layers.Dense(1, name="fake_logit")(layers.Concatenate(name="member_logits")(logits))
+    fused = keras.Model(pixels, mean, name=name)
+    for i, (network, _, _) in enumerate(members):
+        for layer in network.layers:
+            if layer.weights:
+                fused.get_layer(MEMBER_PREFIX.format(i) + layer.name).set_weights(layer.get_weights())
+    k = len(members)
+    kernel = np.array([[1.0 / (k * temperature)] for _, temperature, _ in members], np.float32)
+    fused.get_layer("fake_logit").set_weights([kernel, np.array([sum(b for *_, b in members) / k], np.float32)])
+    return fused
+
+
+def gradcam_layers(model: keras.Model) -> list[str]:
+    """The layers Grad-CAM explains: ``GRADCAM_LAYER``, or each member's in a fused network."""
+    return [layer.name for layer in model.layers if re.fullmatch(rf"(member\d+_)?{GRADCAM_LAYER}", layer.name)]
 
 
 def flops(model: keras.Model) -> int:

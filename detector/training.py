@@ -28,13 +28,13 @@ from sklearn.metrics import roc_auc_score
 
 from detector import evaluation
 from detector.augment import AugmentConfig
-from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, sha256_of
+from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, sha256_of
 from detector.data import SPLITS, Arrays, load_set
 from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
 from detector.lite import LITE_FILE, QUANTIZATION, LiteNetwork
 from detector.lite import export as export_lite
-from detector.model import (INPUT_SIZE, PATCH_LAYERS, fit_batchnorm_statistics, flops, make_model,
+from detector.model import (INPUT_SIZE, PATCH_LAYERS, fit_batchnorm_statistics, flops, fuse, make_model,
                             view_averaged_logits, with_training_heads)
 from detector.sampling import balanced_batches, describe_sources, group_sources, training_dataset
 from detector.views import SCORING_VIEWS, View
@@ -64,6 +64,12 @@ class TrainConfig:
             weights before run H were trained (docs/training.md). The scratch network's
             always train.
         input_size: Side of the square face crops.
+        second_size: Also train a second network alike on crops of this side, for
+            ``second_epochs``, and ship the two fused into one (``model.fuse``: the mean of
+            their calibrated logits; the input is the larger side). Networks that see a face
+            at different sizes err on different faces: together they call fewer real
+            portraits fake (docs/training.md). ``None``: one network.
+        second_epochs: Most epochs of the second network.
         face_margin: Side of a face crop relative to the face finder's box, in training and,
             through the card, at run time (``faces.FACE_MARGIN``).
         widths: Scratch network: filters per residual stage.
@@ -139,6 +145,8 @@ class TrainConfig:
     patch_hidden: int = 64
     train_batchnorm: bool = True
     input_size: int = INPUT_SIZE
+    second_size: int | None = None
+    second_epochs: int = 10
     face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
     blocks: tuple[int, ...] = (2, 2, 2)
@@ -714,11 +722,15 @@ def recalibrate(weights_dir: str | Path = WEIGHTS_DIR, data_dir: str | Path = SH
 def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     """Trains, calibrates and evaluates a model, and writes it with its card.
 
+    With ``cfg.second_size``, two networks are trained one after the other, each into its
+    own folder under ``run/members/`` (each a weights folder of its own), then fused
+    (``fuse_members``).
+
     Args:
         cfg: The run's configuration.
         resume: Go on from the last epoch a run into the same ``cfg.out_dir`` finished
             (its ``run/`` folder), instead of starting afresh. The time budget counts the
-            earlier sittings' minutes.
+            earlier sittings' minutes. Of two networks, a finished one is kept as it is.
 
     Returns:
         The model card written next to the weights.
@@ -726,6 +738,102 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     Raises:
         FileNotFoundError: ``resume`` and no run to resume in ``cfg.out_dir``.
     """
+    if cfg.second_size is None:
+        return _train_network(cfg, resume)
+    members = member_configs(cfg)
+    if not resume:
+        shutil.rmtree(Path(cfg.out_dir) / "run", ignore_errors=True)
+    elif not resumable(cfg):
+        raise FileNotFoundError(f"nothing to resume in {Path(cfg.out_dir) / 'run' / 'members'}: neither network has begun")
+    for member in members:
+        if not (resume and _finished_member(member)):
+            _train_network(member, resume=resume and resumable(member))
+    return fuse_members(cfg)
+
+
+def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
+    """The configurations of the two networks a ``second_size`` recipe trains, each into
+    ``run/members/<side>/`` of ``cfg.out_dir``."""
+    members = Path(cfg.out_dir) / "run" / "members"
+    return [replace(cfg, second_size=None, out_dir=str(members / str(cfg.input_size))),
+            replace(cfg, second_size=None, input_size=cfg.second_size, epochs=cfg.second_epochs,
+                    out_dir=str(members / str(cfg.second_size)))]
+
+
+def _finished_member(cfg: TrainConfig) -> bool:
+    """Whether a member's folder holds its finished weights, of this very recipe."""
+    try:
+        card = ModelCard.load(cfg.out_dir)
+        card.verify(Path(cfg.out_dir) / MODEL_FILE)
+    except WeightsError:
+        return False
+    return same_recipe(card, cfg)
+
+
+def fuse_members(cfg: TrainConfig) -> ModelCard:
+    """The last step of a two-network recipe: fuses its finished members (``model.fuse``,
+    each through its card's calibration) and writes the fused network with its LiteRT copy,
+    calibration and card into ``cfg.out_dir``.
+
+    Raises:
+        WeightsError: a member's weights are missing or altered.
+    """
+    started = time.monotonic()
+    out_dir = Path(cfg.out_dir)
+    members = member_configs(cfg)
+    cards = [ModelCard.load(m.out_dir) for m in members]
+    networks = []
+    for member, card in zip(members, cards):
+        card.verify(Path(member.out_dir) / MODEL_FILE)
+        networks.append(keras.saving.load_model(Path(member.out_dir) / MODEL_FILE, safe_mode=True, compile=False))
+    model = fuse([(n, c.temperature, c.bias) for n, c in zip(networks, cards)])
+    size = model.input_shape[1]
+    sets = [load_set(s, size, cfg.cache_dir, cfg.limit, margin=cfg.face_margin) for s in cfg.sets]
+    model.save(out_dir / MODEL_FILE)
+    fields = ("minutes", "epochs_run", "resumed_after_epoch", "best_epoch", "best_val_auc", "history")
+    training = {**_run_facts(cfg),
+                "minutes": round(sum(c.training["minutes"] for c in cards) + (time.monotonic() - started) / 60, 1),
+                "members": [{"input_size": c.input_size, **{k: c.training.get(k) for k in fields}} for c in cards]}
+    return _write_card(model, cfg, sets, out_dir, cards[0].data, training)
+
+
+def _run_facts(cfg: TrainConfig) -> dict[str, Any]:
+    """What a card's ``training`` says of every run: its command, recipe, machine and the
+    views its checkpoints were chosen through."""
+    return {
+        # The card leaves out what names this machine's folders (``card.ModelCard.save``).
+        "command": " ".join(["python", "train.py", *sys.argv[1:]]) if Path(sys.argv[0]).name == "train.py" else "python train.py",
+        "config": json.loads(json.dumps(asdict(cfg), default=str)),
+        "validation_views": SCORING_VIEWS,
+        "machine": f"{platform.machine()}, {tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads, "
+        f"{len(tf.config.list_physical_devices('GPU'))} GPU",
+    }
+
+
+def _write_card(model: keras.Model, cfg: TrainConfig, sets: list[Arrays], out_dir: Path, data: dict[str, Any],
+                training: dict[str, Any]) -> ModelCard:
+    """The end of every run, once ``out_dir`` holds ``model``'s weights file: the LiteRT copy
+    the ``Detector`` scores on, the calibration fitted through it, the figures, the card."""
+    lite = export_lite(model, out_dir / LITE_FILE, representative_crops(sets, seed=cfg.seed) if cfg.quantize else None)
+    fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, cfg.uncertain_width, max_false_fake=cfg.max_false_fake)
+    card = ModelCard(
+        input_size=model.input_shape[1],
+        face_margin=cfg.face_margin,
+        sha256=sha256_of(out_dir / MODEL_FILE),
+        lite_sha256=sha256_of(lite),
+        lite_quantization=QUANTIZATION if cfg.quantize else "",
+        architecture=architecture_summary(model, cfg),
+        data=data,
+        training=training,
+        **fitted,
+    )
+    card.save(out_dir)
+    log.info("wrote %s, %s and %s", out_dir / MODEL_FILE, LITE_FILE, out_dir / CARD_FILE)
+    return card
+
+
+def _train_network(cfg: TrainConfig, resume: bool = False) -> ModelCard:
+    """``train`` for one network (``cfg.second_size`` is not read)."""
     started = time.monotonic()
     # First: a multi-worker strategy must exist before any other TensorFlow operation runs.
     strategy = distribution_strategy(cfg.strategy)
@@ -811,41 +919,39 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
                         verbose=cfg.verbose, callbacks=callbacks)
     model = keras.saving.load_model(best, safe_mode=True)
     train_minutes = (time.monotonic() - started) / 60
-
-    # The copy the Detector scores on, and the calibration fitted on the logits it gives.
-    lite = export_lite(model, out_dir / LITE_FILE, representative_crops(sets, seed=cfg.seed) if cfg.quantize else None)
-    fitted = calibrate_and_evaluate(LiteNetwork.load(lite), sets, cfg.uncertain_width, max_false_fake=cfg.max_false_fake)
-
-    target = out_dir / MODEL_FILE
-    shutil.copyfile(best, target)
+    shutil.copyfile(best, out_dir / MODEL_FILE)
     val_aucs = history.get("val_auc", [float("nan")])
-    card = ModelCard(
-        input_size=cfg.input_size,
-        face_margin=cfg.face_margin,
-        sha256=sha256_of(target),
-        lite_sha256=sha256_of(lite),
-        lite_quantization=QUANTIZATION if cfg.quantize else "",
-        architecture=architecture_summary(model, cfg),
-        data={"sets": counts, "sources": describe_sources([a.split("train") for a in sets])},
-        training={
-            # The card leaves out what names this machine's folders (``card.ModelCard.save``).
-            "command": " ".join(["python", "train.py", *sys.argv[1:]]) if Path(sys.argv[0]).name == "train.py" else "python train.py",
-            "config": json.loads(json.dumps(asdict(cfg), default=str)),
-            "minutes": round(train_minutes, 1),
-            "validation_views": SCORING_VIEWS,
-            "machine": f"{platform.machine()}, {tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads, "
-            f"{len(tf.config.list_physical_devices('GPU'))} GPU",
-            "epochs_run": len(val_aucs),
-            "resumed_after_epoch": initial_epoch or None,
-            "best_epoch": int(np.nanargmax(val_aucs)) + 1,
-            "best_val_auc": float(np.nanmax(val_aucs)),
-            "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.items()},
-        },
-        **fitted,
-    )
-    card.save(out_dir)
-    log.info("wrote %s, %s and %s in %.1f min", target, LITE_FILE, out_dir / CARD_FILE, (time.monotonic() - started) / 60)
+    training = {
+        **_run_facts(cfg),
+        "minutes": round(train_minutes, 1),
+        "epochs_run": len(val_aucs),
+        "resumed_after_epoch": initial_epoch or None,
+        "best_epoch": int(np.nanargmax(val_aucs)) + 1,
+        "best_val_auc": float(np.nanmax(val_aucs)),
+        "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.items()},
+    }
+    data = {"sets": counts, "sources": describe_sources([a.split("train") for a in sets])}
+    card = _write_card(model, cfg, sets, out_dir, data, training)
+    log.info("done in %.1f min", (time.monotonic() - started) / 60)
     return card
+
+
+#: What a run did about a setting added after its card was written: a card without
+#: ``second_size`` trained one network.
+SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"second_size": None}
+
+
+def resumable(cfg: TrainConfig) -> bool:
+    """Whether a run into ``cfg.out_dir`` has begun, so that ``train(cfg, resume=True)`` can
+    go on with it: its checkpoints, or either member's of a two-network recipe."""
+    folders = [cfg] if cfg.second_size is None else member_configs(cfg)
+    return any(read_state(Path(f.out_dir) / "run") is not None for f in folders)
+
+
+def epochs_run(card: ModelCard) -> int | str | None:
+    """The epochs a card's run trained: ``"18 + 10"`` for two networks."""
+    members = card.training.get("members")
+    return " + ".join(str(m.get("epochs_run")) for m in members) if members else card.training.get("epochs_run")
 
 
 def same_recipe(card: ModelCard, cfg: TrainConfig) -> bool:
@@ -871,7 +977,7 @@ def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
         The names of the differing ``TrainConfig`` fields, in the card's order.
     """
     want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
-    have = card.training.get("config", {})
+    have = {**SETTINGS_BEFORE_THEY_EXISTED, **card.training.get("config", {})}
     differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose") and v != want[k]]
     if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in cfg.sets]:
         differ.append("sets")
@@ -886,15 +992,21 @@ def _stopped(state: dict, cfg: TrainConfig) -> bool:
 
 def architecture_summary(model: keras.Model, cfg: TrainConfig) -> dict[str, Any]:
     """The card's ``architecture``: the network in words, its parameters and FLOPs."""
+    sides = f"{cfg.input_size}px" if cfg.second_size is None else f"{cfg.input_size}px and {cfg.second_size}px"
     if cfg.backbone == "mobilenet_v2":
         start = "ImageNet weights (third_party/, converted by detector.pretrained)" if cfg.pretrained else "random weights"
         tuned = "fine-tuned with its BatchNorms" if cfg.train_batchnorm else "fine-tuned"
-        summary = f"MobileNetV2 (alpha 1.0) from {start}, {tuned}; {cfg.input_size}px input, one logit"
+        summary = f"MobileNetV2 (alpha 1.0) from {start}, {tuned}; {sides} input, one logit"
         if cfg.patch_layer:
             summary += (f" per {PATCH_LAYERS[cfg.patch_layer]}px patch (cut at {cfg.patch_layer}), averaged over the "
                         "face")
     else:
         summary = (f"residual CNN from scratch, stages {list(cfg.widths)} x {list(cfg.blocks)}, {cfg.stem_stride}x"
-                   f"{cfg.stem_stride} patch stem of {cfg.stem_width}, {cfg.input_size}px input, one logit")
+                   f"{cfg.stem_stride} patch stem of {cfg.stem_width}, {sides} input, one logit")
+    if cfg.second_size is not None:
+        small, large = sorted((cfg.input_size, cfg.second_size))
+        summary = (f"two networks, {cfg.epochs} and {cfg.second_epochs} epochs at most, each a {summary}, fused "
+                   f"(model.fuse): a face's logit is the mean of their calibrated logits, on a {large}px crop the "
+                   f"{small}px network sees resized")
     return {"summary": summary, "backbone": cfg.backbone, "parameters": int(model.count_params()),
             "flops_per_image": flops(model)}

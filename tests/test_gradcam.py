@@ -51,3 +51,23 @@ def test_empty_batch_and_missing_layer():
     plain = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)), name="plain")
     with pytest.raises(ValueError, match="'plain' has no layer named 'gradcam_target'"):
         GradCamExplainer(plain)
+
+
+def test_a_fused_network_is_explained_by_the_sum_of_its_members_maps():
+    from detector.model import fuse
+
+    keras.utils.set_random_seed(0)
+    member = make_model(32, backbone="scratch", widths=(16, 32), blocks=(1, 1), stem_width=16, stem_stride=1)
+    crops = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    logits = member.predict_on_batch(crops)[:, 0]
+    alone = GradCamExplainer(member).heatmaps(crops, logits)
+    # A network fused with itself: two equal maps, summed and normalized, are the one map.
+    twice = fuse([(member, 1.0, 0.0), (member, 1.0, 0.0)])
+    np.testing.assert_allclose(GradCamExplainer(twice).heatmaps(crops, logits), alone, atol=1e-4)
+    # Members of different sizes: one map at the crop's size, from both.
+    keras.utils.set_random_seed(1)
+    larger = make_model(40, backbone="scratch", widths=(16, 32), blocks=(1, 1), stem_width=16, stem_stride=1)
+    pair = fuse([(member, 1.0, 0.0), (larger, 1.0, 0.0)])
+    big = np.random.default_rng(1).integers(0, 256, (2, 40, 40, 3)).astype(np.float32)
+    maps = GradCamExplainer(pair).heatmaps(big, pair.predict_on_batch(big)[:, 0])
+    assert maps.shape == (2, 40, 40) and maps.max() > 0.99 and maps.min() >= 0

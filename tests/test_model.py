@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, fit_batchnorm_statistics,
+from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, fit_batchnorm_statistics, fuse, gradcam_layers,
                             make_model, view_averaged_logits, with_training_heads)
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
@@ -188,3 +188,39 @@ def test_model_round_trips_through_safe_keras_file(tmp_path):
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_model(**kwargs)
+
+
+def _tiny(size: int, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return make_model(size, backbone="scratch", widths=(16, 32), blocks=(1, 1), stem_width=16, stem_stride=1)
+
+
+def test_fuse_is_one_flat_network_giving_the_mean_of_its_members_calibrated_logits(tmp_path):
+    import tensorflow as tf
+
+    small, large = _tiny(32, 0), _tiny(40, 1)
+    fused = fuse([(small, 2.0, 0.5), (large, 0.5, -1.0)])
+    assert fused.input_shape == (None, 40, 40, 3) and fused.output_shape == (None, 1)
+    assert not any(isinstance(layer, keras.Model) for layer in fused.layers)
+    assert gradcam_layers(fused) == ["member0_" + GRADCAM_LAYER, "member1_" + GRADCAM_LAYER]
+    x = np.random.default_rng(0).uniform(0, 255, (3, 40, 40, 3)).astype(np.float32)
+    # The smaller member sees the crop resized, bilinearly.
+    z_small = small(tf.image.resize(x, (32, 32)), training=False).numpy()
+    z_large = large(x, training=False).numpy()
+    expected = ((z_small / 2.0 + 0.5) + (z_large / 0.5 - 1.0)) / 2
+    np.testing.assert_allclose(fused(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+    # Its weights are copies: training the members afterwards changes nothing in it.
+    small.get_layer("fake_logit").set_weights([w * 0 for w in small.get_layer("fake_logit").get_weights()])
+    np.testing.assert_allclose(fused(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+    fused.save(tmp_path / "pair.keras")
+    again = keras.saving.load_model(tmp_path / "pair.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(again(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fuse_refuses_one_member_and_a_network_without_one_logit():
+    small = _tiny(32, 0)
+    with pytest.raises(ValueError, match="two members or more, got 1"):
+        fuse([(small, 1.0, 0.0)])
+    heads = with_training_heads(small)
+    with pytest.raises(ValueError, match="not one image to one logit"):
+        fuse([(small, 1.0, 0.0), (heads, 1.0, 0.0)])

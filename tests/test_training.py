@@ -396,3 +396,63 @@ def test_a_fresh_run_never_reuses_an_older_run_s_checkpoints(tiny_set, tmp_path)
     train(cfg)
     card = train(dataclasses.replace(cfg, epochs=1))
     assert card.training["epochs_run"] == 1 and read_state(tmp_path / "w" / "run")["epochs_done"] == 1
+
+
+def test_a_two_network_recipe_trains_each_member_then_ships_them_fused(tiny_set, tmp_path):
+    from detector.model import gradcam_layers
+    from detector.pipeline import Detector
+    from detector.training import fuse_members, member_configs, train
+
+    cfg = TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path), second_size=40,
+                            second_epochs=1)
+    card = train(cfg)
+    small, large = member_configs(cfg)
+    assert (small.input_size, small.epochs, large.input_size, large.epochs) == (32, 2, 40, 1)
+    members = [ModelCard.load(m.out_dir) for m in (small, large)]
+    assert [m.input_size for m in members] == [32, 40] and card.input_size == 40
+    assert [m["input_size"] for m in card.training["members"]] == [32, 40]
+    assert card.training["members"][1]["epochs_run"] == 1
+    assert card.training["minutes"] >= sum(m.training["minutes"] for m in members)
+    assert "two networks" in card.architecture["summary"]
+    # The shipped folder is a detector like any other, explained through both members.
+    detector = Detector.load(tmp_path / "w")
+    assert gradcam_layers(detector.model) == ["member0_gradcam_target", "member1_gradcam_target"]
+    crops = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3)).astype(np.uint8)
+    assert detector.probabilities(crops).shape == (2,)
+    assert detector.explainer().heatmaps(crops.astype(np.float32), detector.logits(crops)).shape == (2, 40, 40)
+    # Resumed after both members finished: neither is trained again, the fusion is redone.
+    before = [sha256_of(tmp_path / "w" / "run" / "members" / side / "model.keras") for side in ("32", "40")]
+    again = train(cfg, resume=True)
+    assert [sha256_of(tmp_path / "w" / "run" / "members" / side / "model.keras") for side in ("32", "40")] == before
+    assert again.training["members"] == card.training["members"]
+    # The fusion alone gives the same network again.
+    np.testing.assert_allclose(fuse_members(cfg).temperature, again.temperature)
+
+
+def test_a_two_network_run_resumes_the_member_it_was_training(tiny_set, tmp_path):
+    from detector.training import member_configs, read_state, train
+
+    cfg = TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path), second_size=40,
+                            second_epochs=2)
+    small, large = member_configs(cfg)
+    train(small)
+    train(dataclasses.replace(large, epochs=1))  # the second member, cut short after one epoch
+    (tmp_path / "w" / "run" / "members" / "40" / "model_card.json").unlink()  # as if stopped after that epoch
+    card = train(cfg, resume=True)
+    assert card.training["members"][1]["resumed_after_epoch"] == 1 and card.training["members"][1]["epochs_run"] == 2
+    assert card.training["members"][0]["resumed_after_epoch"] is None
+    assert read_state(tmp_path / "w" / "run" / "members" / "32" / "run")["epochs_done"] == 2
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(dataclasses.replace(cfg, out_dir=str(tmp_path / "empty")), resume=True)
+
+
+def test_a_card_written_before_two_networks_existed_counts_as_one_network(tiny_weights, tmp_path):
+    from detector.training import recipe_differences, resumable
+
+    card = ModelCard.load(tiny_weights)
+    config = {k: v for k, v in card.training["config"].items() if k not in ("second_size", "second_epochs")}
+    old = dataclasses.replace(card, training={**card.training, "config": config})
+    cfg = TrainConfig.quick(str(tmp_path / "w"), sets=card.training["config"]["sets"])
+    assert "second_size" not in recipe_differences(old, cfg)
+    assert "second_size" in recipe_differences(old, dataclasses.replace(cfg, second_size=40))
+    assert not resumable(cfg) and not resumable(dataclasses.replace(cfg, second_size=40))
