@@ -1,13 +1,14 @@
 """Regenerate ``weights/`` from labelled face sets.
 
-    python train.py                      # the shipped model, from the six sets of ../shared/data (< 150 min, 2 CPU cores)
+    python train.py                      # the shipped model, from the six sets of ../shared/data (< 150 min, 2 CPU cores):
+                                         # a network at 160 px, one at 192 px, fused (--second-size 0: the first alone)
     python train.py --resume             # go on from the last finished epoch of an interrupted run
     python train.py --quick --out /tmp/w # seconds, on a tiny subset: a smoke test
     python train.py --sets my_set/ other_set/ --out my_weights/
     python train.py --backbone scratch --stem-stride 5 --out runs/scratch   # the from-scratch network, for comparison
     python train.py --patch-layer block_5_add --out runs/patch5   # the patch-level network, for comparison
     python train.py --patch-loss 0.5 --out runs/patch-head   # the whole network, with a training-only patch head
-    python train.py --leave-one-out --max-minutes 40   # one run per fake family held out, tested on it (into the card)
+    python train.py --leave-one-out --epochs 3 --second-epochs 3   # one run per fake family held out, tested on it (into the card)
     python train.py --strategy mirrored  # one replica per GPU of this host
     TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
         python train.py --strategy multiworker --shards gs://bucket/shards   # on each host, with its own task index

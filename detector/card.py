@@ -204,8 +204,7 @@ class ModelCard:
         if not unseen:
             return (f"{self.trained_on_sentence()} No figures on kinds of fake it was never trained on are "
                     "recorded for these weights: on other generators and edits, its verdicts are untested.")
-        recipe = f"the recipe as it was before its {_and_list(changed)} changed" if (changed := self.unseen_recipe_changes()) \
-            else "the same recipe"
+        recipe = "the same recipe" + (f" ({note})" if (note := self.unseen_recipe_note()) else "")
         return (f"{self.trained_on_sentence()} Tested on kinds of fake left out of its training (one family at "
                 f"a time), {recipe} scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.")
 
@@ -214,6 +213,16 @@ class ModelCard:
         reported for (``recipe_differs``, written by ``loso.leave_one_out_report``)."""
         runs = (self.extra.get(UNSEEN_SECTION) or {}).values()
         return sorted({k for run in runs if isinstance(run, dict) for k in run.get("recipe_differs") or []})
+
+    def unseen_recipe_note(self) -> str:
+        """Which leave-one-source-out runs were trained before the recipe changed, and how it
+        changed (``CHANGED_SETTINGS``), in words; empty when every run used the recipe."""
+        runs = {f: run for f, run in (self.extra.get(UNSEEN_SECTION) or {}).items() if isinstance(run, dict)}
+        older = [family for family, run in runs.items() if run.get("recipe_differs")]
+        if not older:
+            return ""
+        changes = _and_list([CHANGED_SETTINGS.get(k, f"its {k} changed") for k in self.unseen_recipe_changes()])
+        return f"{'every run' if len(older) == len(runs) else _and_list(older)} trained before {changes}"
 
     def unseen_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(family, held-out source, its test metrics)`` of the leave-one-source-out runs
@@ -338,6 +347,11 @@ class ModelCard:
             "",
         ]
         return "\n".join(p for p in parts if p is not None)
+
+
+#: How a recipe setting that changed since a leave-one-source-out run reads in the card:
+#: "... trained before the second network was added" (other settings: "before its X changed").
+CHANGED_SETTINGS = {"second_size": "the second network was added"}
 
 
 def _and_list(items: list[str]) -> str:
@@ -517,12 +531,13 @@ def readme_metrics(card: ModelCard) -> str:
 def _leave_one_out_schedule(card: ModelCard) -> str:
     """"3 epochs" or "3-5 epochs": how long the leave-one-source-out runs trained, and which
     settings of the recipe changed since, if any."""
-    epochs = sorted({run.get("epochs") for run in card.extra.get(UNSEEN_SECTION, {}).values()
-                     if isinstance(run.get("epochs"), int)})
+    runs = [run for run in card.extra.get(UNSEEN_SECTION, {}).values() if isinstance(run, dict)]
+    epochs = sorted({run["epochs"] for run in runs if isinstance(run.get("epochs"), int)})
     schedule = "a shorter schedule" if not epochs else f"{epochs[0]} epochs" if len(epochs) == 1 \
         else f"{epochs[0]}–{epochs[-1]} epochs"
-    changed = card.unseen_recipe_changes()
-    return schedule + (f"; trained before the recipe's {_and_list(changed)} changed" if changed else "")
+    # Two networks' runs record "3 + 3": each network's epochs.
+    schedule += "".join(f", {e} for two networks" for e in sorted({r["epochs"] for r in runs if isinstance(r.get("epochs"), str)}))
+    return schedule + (f"; {note}" if (note := card.unseen_recipe_note()) else "")
 
 
 def update_readme(readme: str | Path, card: ModelCard) -> bool:

@@ -113,7 +113,8 @@ class TrainConfig:
         max_minutes: Stop after the epoch that passes this wall-clock budget, counted from
             the start of the run (decoding a cold crop cache included, and the time of
             earlier sittings of a resumed run); calibration and evaluation take a few more
-            minutes.
+            minutes. With ``second_size``, the budget of both networks together: the second
+            gets what the first left.
         seed: Seeds weights, shuffling and augmentation.
         limit: Use only this many images per (split, label) of each set (quick runs).
         cache_dir: Where decoded crops are cached; ``None`` for the default.
@@ -184,7 +185,7 @@ class TrainConfig:
     @classmethod
     def quick(cls, out_dir: str, **overrides) -> "TrainConfig":
         """A run of seconds on a tiny subset with a tiny network, for tests and smoke checks."""
-        base = dict(out_dir=out_dir, backbone="scratch", input_size=32, widths=(8, 16), blocks=(1, 1), stem_width=8,
+        base = dict(out_dir=out_dir, backbone="scratch", input_size=32, second_size=None, widths=(8, 16), blocks=(1, 1), stem_width=8,
                     stem_stride=1, batch_size=16, epochs=2, steps_per_epoch=3, limit=12, patience=2, verbose=0,
                     quantize=False)
         base.update(overrides)
@@ -745,9 +746,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
         shutil.rmtree(Path(cfg.out_dir) / "run", ignore_errors=True)
     elif not resumable(cfg):
         raise FileNotFoundError(f"nothing to resume in {Path(cfg.out_dir) / 'run' / 'members'}: neither network has begun")
+    spent = 0.0  # the time budget is the recipe's: the second network gets what the first left
     for member in members:
-        if not (resume and _finished_member(member)):
+        member = replace(member, max_minutes=cfg.max_minutes - spent)
+        card = ModelCard.load(member.out_dir) if resume and _finished_member(member) else \
             _train_network(member, resume=resume and resumable(member))
+        spent += card.training["minutes"]
     return fuse_members(cfg)
 
 
@@ -966,8 +970,10 @@ def same_recipe(card: ModelCard, cfg: TrainConfig) -> bool:
 
 def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
     """The settings in which a card's run differs from ``cfg``: every setting its card kept
-    (it keeps the recipe, not the machine's folders: ``ModelCard.save``), and the sets by
-    name (``"sets"``).
+    (it keeps the recipe, not the machine's folders: ``ModelCard.save``) but the time budget
+    and the log's verbosity, and the sets by name (``"sets"``). A budget that stopped a run
+    early shows in its epochs, not here: a two-network recipe gives its second network what
+    the first left.
 
     Args:
         card: A trained model's card.
@@ -978,7 +984,7 @@ def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
     """
     want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
     have = {**SETTINGS_BEFORE_THEY_EXISTED, **card.training.get("config", {})}
-    differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose") and v != want[k]]
+    differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose", "max_minutes") and v != want[k]]
     if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in cfg.sets]:
         differ.append("sets")
     return differ

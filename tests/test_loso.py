@@ -48,8 +48,8 @@ def test_each_family_is_trained_without_and_tested_on(two_sets, tiny_weights, tm
     assert len(trained_on) == 2 and kept["Beta fakes"]["recipe_differs"] == ["augment"]
     card = ModelCard.load(card_dir)
     assert card.unseen_recipe_changes() == ["augment"]
-    assert "before its augment changed" in card.unseen_summary()
-    assert "trained before the recipe's augment changed" in readme_metrics(card)
+    assert "the same recipe (Beta fakes trained before its augment changed)" in card.unseen_summary()
+    assert "1 epochs; Beta fakes trained before its augment changed" in readme_metrics(card)
     # A run kept from before the crop size changed is scored on crops of its own size.
     resized = dataclasses.replace(cfg, input_size=cfg.input_size + 16)
     kept = leave_one_out_report(resized, tmp_path / "runs", catalogue=catalogue, families=["Beta fakes"],
@@ -65,3 +65,16 @@ def test_an_unknown_family_or_one_not_in_the_run_is_named(two_sets, tmp_path):
         leave_one_out_report(cfg, tmp_path, families=["Gamma"], catalogue={"Alpha": ("alpha",)})
     with pytest.raises(ValueError, match="none of which"):
         leave_one_out_report(cfg, tmp_path, catalogue={"Delta": ("delta",)})
+
+
+def test_the_card_says_which_runs_predate_the_second_network(tiny_weights):
+    card = ModelCard.load(tiny_weights)
+    row = {"roc_auc": 0.6, "recall_fake": 0.3, "recall_real": 0.9, "n": 10}
+    card.extra[UNSEEN_SECTION] = {
+        "Alpha fakes": {"held_out": "alpha", "epochs": "3 + 3", "recipe_differs": [], "alpha": row},
+        "Beta fakes": {"held_out": "beta", "epochs": 3, "recipe_differs": ["second_size"], "beta": row},
+    }
+    assert "the same recipe (Beta fakes trained before the second network was added)" in card.unseen_summary()
+    assert "(`python train.py --leave-one-out`, 3 epochs, 3 + 3 for two networks; Beta fakes trained before the " \
+           "second network was added)" in readme_metrics(card)
+    assert "| Alpha fakes | alpha | 0.600 |" in card.to_markdown() and "| 3 + 3 |" in card.to_markdown()

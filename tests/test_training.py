@@ -141,6 +141,11 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert not configs[-1][0].train_batchnorm and TrainConfig().train_batchnorm
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
     assert shape_and_losses(configs[4][0]) == shape_and_losses(TrainConfig()) and configs[4][1]
+    assert (configs[4][0].second_size, configs[4][0].second_epochs) == (TrainConfig().second_size, TrainConfig().second_epochs)
+    assert train_script.main(["--second-size", "0", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].second_size is None
+    assert train_script.main(["--second-size", "224", "--second-epochs", "3", "--out", str(tmp_path)]) == 0
+    assert (configs[-1][0].second_size, configs[-1][0].second_epochs) == (224, 3)
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
@@ -412,7 +417,7 @@ def test_a_two_network_recipe_trains_each_member_then_ships_them_fused(tiny_set,
     assert [m.input_size for m in members] == [32, 40] and card.input_size == 40
     assert [m["input_size"] for m in card.training["members"]] == [32, 40]
     assert card.training["members"][1]["epochs_run"] == 1
-    assert card.training["minutes"] >= sum(m.training["minutes"] for m in members)
+    assert card.training["minutes"] >= round(sum(m.training["minutes"] for m in members), 1)
     assert "two networks" in card.architecture["summary"]
     # The shipped folder is a detector like any other, explained through both members.
     detector = Detector.load(tmp_path / "w")
@@ -456,3 +461,19 @@ def test_a_card_written_before_two_networks_existed_counts_as_one_network(tiny_w
     assert "second_size" not in recipe_differences(old, cfg)
     assert "second_size" in recipe_differences(old, dataclasses.replace(cfg, second_size=40))
     assert not resumable(cfg) and not resumable(dataclasses.replace(cfg, second_size=40))
+
+
+def test_the_second_network_gets_the_time_budget_the_first_left(tiny_set, tmp_path, monkeypatch):
+    from detector import training
+
+    budgets = []
+    real = training._train_network
+    monkeypatch.setattr(training, "_train_network", lambda cfg, resume=False: budgets.append(cfg.max_minutes) or real(cfg, resume))
+    cfg = TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path), second_size=40,
+                            second_epochs=1, max_minutes=30.0)
+    card = training.train(cfg)
+    first = card.training["members"][0]["minutes"]
+    assert budgets[0] == 30.0 and budgets[1] == pytest.approx(30.0 - first)
+    # The budget is not the recipe: both members count as finished when resumed.
+    training.train(cfg, resume=True)
+    assert len(budgets) == 2
