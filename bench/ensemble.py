@@ -5,10 +5,11 @@ scoring network (its LiteRT copy), as ``python -m detector calibrate`` does, and
 two calibrated logits of each face. The pair is then calibrated as a single network is
 (``evaluation.real_first_calibration``: Platt scaling with every source weighing the same, the
 real-first threshold and band on validation data) and its test figures printed beside each
-network's own, all through the same code. docs/training.md quotes its run on runs H (160 px,
-shipped) and I (192 px).
+network's own, all through the same code. ``--reals-of SET`` adds how much more fake that
+set's real faces score than every other source's, threshold-free. docs/training.md quotes its
+runs on the shipped pair's members (runs H and J) and on H with run I.
 
-    python bench/ensemble.py weights/ runs/r192
+    python bench/ensemble.py weights/run/members/160 weights/run/members/192 --reals-of ffhq_stylegan
 """
 
 from __future__ import annotations
@@ -69,6 +70,21 @@ def figures(scored: dict, config: dict) -> dict:
     return out
 
 
+def reals_apart(scored: dict, name: str) -> dict[str, float]:
+    """Per split, the ROC-AUC with which ``name``'s real faces score as *more fake* than every
+    other source's real faces: 0.5 when a network holds that set's real photos for as real as
+    the others', whatever the threshold."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for split in SPLITS:
+        y, z = scored[split][name]
+        others = np.concatenate([w[t == 0] for n, (t, w) in scored[split].items() if n != name])
+        out[split] = float(roc_auc_score(np.r_[np.zeros(len(others)), np.ones(int((y == 0).sum()))],
+                                         np.r_[others, z[y == 0]]))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", type=Path)
@@ -76,6 +92,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--sets", nargs="+", help="set names in --data (default: the first card's sets); for two "
                         "leave-one-out runs, name the held-out set too: its ROC-AUC is the unseen-source figure")
+    parser.add_argument("--reals-of", help="also say how much more fake this set's real faces score than the other "
+                        "sources' reals, on validation and test (threshold-free)")
     args = parser.parse_args()
 
     first, config = calibrated_logits(args.first, args.data, args.sets)
@@ -96,6 +114,10 @@ def main() -> None:
             if any(v is not None for v in values):
                 cells = "".join(f"{'-' if v is None else f'{v:.3f}':>24}" for v in values)
                 print(f"{(name + ' ' + title)[:34]:34}{cells}")
+    if args.reals_of:
+        apart = [reals_apart(scored, args.reals_of) for scored in (first, second, pair)]
+        for split in SPLITS:
+            print(f"{(args.reals_of + ' reals apart, ' + split)[:34]:34}" + "".join(f"{a[split]:>24.3f}" for a in apart))
 
 
 if __name__ == "__main__":

@@ -222,7 +222,10 @@ class ModelCard:
         if not older:
             return ""
         changes = _and_list([CHANGED_SETTINGS.get(k, f"its {k} changed") for k in self.unseen_recipe_changes()])
-        return f"{'every run' if len(older) == len(runs) else _and_list(older)} trained before {changes}"
+        newer = [family for family in runs if family not in older]
+        which = _and_list(older) if len(older) <= len(newer) else f"every run but {_and_list(newer)}" if newer \
+            else "every run"
+        return f"{which} trained before {changes}"
 
     def unseen_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(family, held-out source, its test metrics)`` of the leave-one-source-out runs

@@ -146,7 +146,7 @@ class TrainConfig:
     patch_hidden: int = 64
     train_batchnorm: bool = True
     input_size: int = INPUT_SIZE
-    second_size: int | None = None
+    second_size: int | None = 192
     second_epochs: int = 10
     face_margin: float = FACE_MARGIN
     widths: tuple[int, ...] = (64, 128, 256)
