@@ -11,8 +11,8 @@
     python train.py --leave-one-out --epochs 3 --second-epochs 3   # one run per fake family held out, tested on it (into the card)
     python train.py --strategy mirrored  # one replica per GPU of this host
     TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
-        python train.py --strategy multiworker --shards gs://bucket/shards   # on each host, with its own task index
-    python -m detector shards --out shards/ && python train.py --shards shards/   # stream from TFRecords
+        python train.py --strategy multiworker --shards gs://bucket/shards --second-size 0   # on each host, with its own task index
+    python -m detector shards --out shards/ && python train.py --shards shards/ --second-size 0   # stream from TFRecords
 
 Each set is a folder with ``real/`` and ``fake/`` images and an optional ``metadata.csv``
 (``file,label,split,group``). All training logic lives in ``detector.training``.

@@ -738,9 +738,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
 
     Raises:
         FileNotFoundError: ``resume`` and no run to resume in ``cfg.out_dir``.
+        ValueError: two networks asked of a run from shards or across hosts.
     """
     if cfg.second_size is None:
         return _train_network(cfg, resume)
+    # Found now, not after the first network's hour: shards hold crops of one size, and the
+    # fusion reads both networks from this host's folders.
+    if cfg.shards or cfg.strategy == "multiworker":
+        raise ValueError(f"two networks (second_size={cfg.second_size}) cannot train from shards or across hosts "
+                         f"(shards={cfg.shards!r}, strategy={cfg.strategy!r}): train one (--second-size 0)")
     members = member_configs(cfg)
     if not resume:
         shutil.rmtree(Path(cfg.out_dir) / "run", ignore_errors=True)

@@ -477,3 +477,12 @@ def test_the_second_network_gets_the_time_budget_the_first_left(tiny_set, tmp_pa
     # The budget is not the recipe: both members count as finished when resumed.
     training.train(cfg, resume=True)
     assert len(budgets) == 2
+
+
+def test_two_networks_are_refused_from_shards_or_across_hosts_before_training(tmp_path):
+    from detector.training import train
+
+    for settings in ({"shards": str(tmp_path / "shards")}, {"strategy": "multiworker"}):
+        with pytest.raises(ValueError, match="--second-size 0"):
+            train(dataclasses.replace(TrainConfig(out_dir=str(tmp_path / "w")), **settings))
+    assert not (tmp_path / "w").exists()
