@@ -539,7 +539,8 @@ def _leave_one_out_schedule(card: ModelCard) -> str:
     schedule = "a shorter schedule" if not epochs else f"{epochs[0]} epochs" if len(epochs) == 1 \
         else f"{epochs[0]}–{epochs[-1]} epochs"
     # Two networks' runs record "3 + 3": each network's epochs.
-    schedule += "".join(f", {e} for two networks" for e in sorted({r["epochs"] for r in runs if isinstance(r.get("epochs"), str)}))
+    pairs = sorted({run["epochs"] for run in runs if isinstance(run.get("epochs"), str)})
+    schedule += "".join(f", {e} for two networks" for e in pairs)
     return schedule + (f"; {note}" if (note := card.unseen_recipe_note()) else "")
 
 
