@@ -22,7 +22,7 @@ from detector.card import ModelCard
 from detector.imaging import IMAGE_SUFFIXES, SUPPORTED_FORMATS
 from detector.wording import NO_FACE, face_phrase, percent, record_details, verdict_rule
 
-#: Photos scored per drop. A 12-megapixel photo takes about 0.12 s here with its Grad-CAM maps
+#: Photos scored per drop. A 12-megapixel photo takes about 0.14 s here with its Grad-CAM maps
 #: (docs/speed.md), uploading it longer, and the page waits for all of them: more belong on the
 #: command line.
 MAX_PHOTOS = 20

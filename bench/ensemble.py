@@ -9,6 +9,7 @@ network's own, all through the same code. ``--reals-of SET`` adds how much more 
 set's real faces score than every other source's, threshold-free. docs/training.md quotes its
 runs on the shipped pair's members (runs H and J) and on H with run I.
 
+    # the two networks `python train.py` trains before it fuses them (git does not keep them)
     python bench/ensemble.py weights/run/members/160 weights/run/members/192 --reals-of ffhq_stylegan
 """
 
@@ -33,30 +34,31 @@ def calibrated_logits(folder: Path, data_dir: Path, names: list[str] | None = No
     ``names`` (the card's sets when ``None``), and the card's training config."""
     import keras
 
-    from detector.data import load_set
-    from detector.training import predict_logits, scoring_network
+    from detector.training import card_sets, predict_logits, scoring_network
 
     card = ModelCard.load(folder)
-    config = card.training.get("config", {})
     network = scoring_network(folder, card, keras.saving.load_model(folder / "model.keras", safe_mode=True, compile=False))
-    sets = [load_set(data_dir / name, card.input_size, None, config.get("limit"), margin=card.face_margin)
-            for name in names or [Path(s).name for s in config.get("sets", [])]]
+    sets = card_sets(card, data_dir, names=names)
     out = {}
     for split in SPLITS:
         parts = [a.split(split).with_faces() for a in sets]
         out[split] = {a.name: (a.labels, evaluation.logit(evaluation.apply_temperature(
             predict_logits(network, a.images, card.scoring_views), card.temperature, card.bias)))
             for a in parts}
-    return out, config
+    return out, card.training.get("config", {})
 
 
 def figures(scored: dict, config: dict) -> dict:
     """Calibrates ``scored`` (as ``calibrated_logits`` gives) real-first on its validation
     split and reports its test split."""
+    from detector.training import TrainConfig
+
     val = evaluation.with_one_label_pool(scored["val"])
-    sources = [n for n in val if n not in ("sfhq_t2i", "utkface_wild_crops")]
+    # The training sources: the sets with both labels and the pool of the one-label sets.
+    sources = {name: (y, z) for name, (y, z) in val.items() if len(np.unique(y)) == 2}
     temperature, bias, threshold, band = evaluation.real_first_calibration(
-        {n: val[n] for n in sources}, config.get("uncertain_width", 0.15), config.get("max_false_fake", 0.05))
+        sources, config.get("uncertain_width", TrainConfig.uncertain_width),
+        config.get("max_false_fake", TrainConfig.max_false_fake))
     test = evaluation.with_one_label_pool(scored["test"])
     out = {"threshold": threshold}
     for name, (y, z) in test.items():

@@ -24,10 +24,10 @@ from pathlib import Path
 import keras
 
 from detector import evaluation
-from detector.card import MODEL_FILE, UNSEEN_SECTION, ModelCard, WeightsError
+from detector.card import MODEL_FILE, UNSEEN_SECTION, ModelCard
 from detector.data import load_set
 from detector.sampling import group_sources
-from detector.training import (TrainConfig, epochs_run, predict_logits, recipe_differences, resumable, same_recipe,
+from detector.training import (TrainConfig, epochs_run, finished_card, predict_logits, recipe_differences, resumable,
                                scoring_network, train)
 
 log = logging.getLogger("detector.loso")
@@ -114,7 +114,7 @@ def leave_one_out_report(
             raise ValueError(f"family {family!r} holds {names}, none of which is among the run's sets")
         run_cfg = dataclasses.replace(cfg, sets=[s for s in cfg.sets if s not in held_out],
                                       out_dir=str(Path(work_dir) / _slug(family)))
-        card = _finished(run_cfg, keep_finished)
+        card = finished_card(run_cfg, keep_finished)
         if card is None:
             log.info("leave one out: training without %s", family)
             card = train(run_cfg, resume=resume and resumable(run_cfg))
@@ -129,13 +129,3 @@ def leave_one_out_report(
         shipped.save(card_dir)
     return report
 
-
-def _finished(cfg: TrainConfig, any_recipe: bool = False) -> ModelCard | None:
-    """The card of a finished run in ``cfg.out_dir`` of exactly this configuration (of any,
-    with ``any_recipe``), if there is one."""
-    try:
-        card = ModelCard.load(cfg.out_dir)
-        card.verify(Path(cfg.out_dir) / MODEL_FILE)
-    except WeightsError:
-        return None
-    return card if any_recipe or same_recipe(card, cfg) else None

@@ -606,9 +606,10 @@ def refit_calibration(model: keras.Model | LiteNetwork, card: ModelCard, data_di
                                   config.get("max_false_fake", TrainConfig.max_false_fake))
 
 
-def card_sets(card: ModelCard, data_dir: str | Path = SHARED_DATA, cache_dir: str | Path | None = None) -> list[Arrays]:
-    """The sets a card's run trained on, found by name in ``data_dir``, framed and limited
-    as that run framed them.
+def card_sets(card: ModelCard, data_dir: str | Path = SHARED_DATA, cache_dir: str | Path | None = None,
+              names: Sequence[str] | None = None) -> list[Arrays]:
+    """The sets a card's run trained on (or the sets ``names``), found by name in ``data_dir``,
+    framed and limited as that run framed them.
 
     Raises:
         ValueError: the card names no sets.
@@ -616,7 +617,7 @@ def card_sets(card: ModelCard, data_dir: str | Path = SHARED_DATA, cache_dir: st
     config = card.training.get("config", {})
     sets = [load_set(Path(data_dir) / Path(s).name, card.input_size, cache_dir, config.get("limit"),
                      margin=card.face_margin)
-            for s in config.get("sets", [])]
+            for s in names or config.get("sets", [])]
     if not sets:
         raise ValueError(f"the card (sha256 {card.sha256[:12]}…) names no training sets to calibrate on")
     return sets
@@ -755,8 +756,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     spent = 0.0  # the time budget is the recipe's: the second network gets what the first left
     for member in members:
         member = replace(member, max_minutes=cfg.max_minutes - spent)
-        card = ModelCard.load(member.out_dir) if resume and _finished_member(member) else \
-            _train_network(member, resume=resume and resumable(member))
+        card = (resume and finished_card(member)) or _train_network(member, resume=resume and resumable(member))
         spent += card.training["minutes"]
     return fuse_members(cfg)
 
@@ -770,14 +770,15 @@ def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
                     out_dir=str(members / str(cfg.second_size)))]
 
 
-def _finished_member(cfg: TrainConfig) -> bool:
-    """Whether a member's folder holds its finished weights, of this very recipe."""
+def finished_card(cfg: TrainConfig, any_recipe: bool = False) -> ModelCard | None:
+    """The card of a finished run in ``cfg.out_dir`` of exactly this recipe (of any, with
+    ``any_recipe``), its weights checked against it; ``None`` when there is none."""
     try:
         card = ModelCard.load(cfg.out_dir)
         card.verify(Path(cfg.out_dir) / MODEL_FILE)
     except WeightsError:
-        return False
-    return same_recipe(card, cfg)
+        return None
+    return card if any_recipe or same_recipe(card, cfg) else None
 
 
 def fuse_members(cfg: TrainConfig) -> ModelCard:
