@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 import app_common
 from app_batch import batch_tab
@@ -89,7 +88,7 @@ def build_demo(detector) -> gr.Blocks:
     """
     card = detector.card
 
-    def predict(image: dict | None) -> tuple[dict[str, float] | None, np.ndarray | None, dict[str, Any], list]:
+    def predict(image: dict | None) -> tuple[dict[str, float] | None, str | None, dict[str, Any], list]:
         """Scores every face in a photo for signs of a deepfake.
 
         Args:
@@ -118,7 +117,8 @@ def build_demo(detector) -> gr.Blocks:
         result, rgb = scored
         # The bars: each face's fake probability; without a face, the words instead of bars.
         bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)} or NO_FACE_BARS
-        return bars, render.overlay(rgb, result), {**result.to_dict(), "error": None}, render.closeups(rgb, result)
+        return (bars, app_common.answer_picture(render.overlay(rgb, result), "overlay"),
+                {**result.to_dict(), "error": None}, app_common.closeup_files(render.closeups(rgb, result)))
 
     with gr.Blocks(title="Deepfake face detector", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(

@@ -10,10 +10,10 @@ to ``/predict``, and a folder goes to the CLI.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 import app_common
 from detector import render
@@ -71,7 +71,7 @@ def batch_tab(detector) -> None:
     photos.change(score_photos, inputs=photos, outputs=[table, gallery, status], api_visibility="private")
 
 
-def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[np.ndarray, str] | None]:
+def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[str, str] | None]:
     """One photo's record, as ``python -m detector predict --json`` prints it but named as the
     visitor named the file, and its overlay with a caption (``None`` for an unusable file)."""
     path, name = app_common.upload_name(upload)
@@ -82,7 +82,8 @@ def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[np.nd
     result, rgb = scored
     record.update(result.to_dict())
     said = face_phrase(result.label, result.fake_probability) if result.faces else "no face found"
-    return record, (render.overlay(rgb, result), f"{said} · {name}")  # the verdict first: a long name is cut
+    picture = app_common.answer_picture(render.overlay(rgb, result), f"{Path(name).stem}-overlay")
+    return record, (picture, f"{said} · {name}")  # the verdict first: a long name is cut
 
 
 def table_row(record: dict[str, Any]) -> list[str]:

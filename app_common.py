@@ -1,4 +1,5 @@
-"""What the page's tabs share: scoring an uploaded photo, and the "each face up close" section.
+"""What the page's tabs share: scoring an uploaded photo, the pictures of an answer, and the "each
+face up close" section.
 
 ``guarded`` runs a tab's work on an upload the way every tab does: a bad file turned into a
 sentence that names the visitor's file (never the server's path), a bug logged with its
@@ -8,19 +9,28 @@ On a group photo, a 12-megapixel one or a video frame, the overlay is shrunk to 
 a small face's heat map to a few pixels; the close-ups (``detector.render.closeups``) show every
 face as large as any other. They ride in a ``gr.State`` beside the API's outputs, so the
 endpoints keep the outputs they document, and the section stays hidden until there is a face.
+
+Every picture of an answer goes out as a PNG file of its own (``answer_picture``), never as an
+array: Gradio writes an array to a file named after its bytes, rewriting it in place, so two
+visitors given the same picture at once (both clicked the same example) would share one file,
+and one's download could be cut off while the other's answer rewrote it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder
 
 from detector.imaging import ImageError, load_image
+from detector.overlay_files import save_png
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector, Result
@@ -70,6 +80,38 @@ def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", 
         return detector.predict(rgb, gradcam=True), rgb
 
     return guarded(work, path, name)
+
+
+def answer_picture(rgb: np.ndarray, name: str) -> str:
+    """Writes one picture of an answer as ``<name>.png`` in a new folder of Gradio's cache.
+
+    The file is this answer's alone, so no other answer can rewrite it while it is downloaded
+    (``bench/load.py`` on one photo: 6 of 200 overlay downloads cut off mid-file when Gradio
+    was handed arrays). Being in the cache, Gradio serves it as it is and deletes it with the
+    rest (``delete_cache``).
+
+    Args:
+        rgb: The picture, RGB uint8.
+        name: The file's name without ``.png`` (what a visitor's download is called); characters
+            other than ASCII letters, digits, ``.``, ``-`` and ``_`` become ``_``.
+
+    Returns:
+        The PNG's path.
+    """
+    folder = tempfile.mkdtemp(prefix="answer-", dir=_gradio_cache())
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "picture"
+    return str(save_png(rgb, Path(folder) / f"{name}.png"))
+
+
+def closeup_files(closeups: list[tuple[np.ndarray, str]]) -> list[tuple[str, str]]:
+    """``render.closeups``' pictures as files of this answer's own (``answer_picture``), captions kept."""
+    return [(answer_picture(rgb, f"face-{i}"), caption) for i, (rgb, caption) in enumerate(closeups, 1)]
+
+
+def _gradio_cache() -> Path:
+    folder = Path(get_upload_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def upload_name(upload: dict | str) -> tuple[str, str]:

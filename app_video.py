@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 from matplotlib.figure import Figure
 
 import app_common
@@ -44,7 +43,7 @@ def video_tab(detector) -> None:
     """
     card = detector.card
 
-    def predict_video(video: dict | None, progress=gr.Progress()) -> tuple[dict[str, float] | None, np.ndarray | None,
+    def predict_video(video: dict | None, progress=gr.Progress()) -> tuple[dict[str, float] | None, str | None,
                                                                           dict[str, Any], list]:
         """Follows every face through a video and scores it for signs of a deepfake.
 
@@ -77,8 +76,12 @@ def video_tab(detector) -> None:
             gr.Warning(result)
             return None, None, failed_record(result), []
         frame = result.suspicious
-        picture = render.overlay(frame.rgb, frame.marks, numbers=frame.numbers) if frame else None
-        closeups = render.closeups(frame.rgb, frame.marks, numbers=frame.numbers) if frame else []
+        if frame is None:
+            picture, closeups = None, []
+        else:
+            picture = app_common.answer_picture(render.overlay(frame.rgb, frame.marks, numbers=frame.numbers),
+                                                "most-suspicious-frame")
+            closeups = app_common.closeup_files(render.closeups(frame.rgb, frame.marks, numbers=frame.numbers))
         bars = {f"face {t.id}": t.fake_probability for t in result.tracks} or NO_FACE_BARS
         return bars, picture, {**result.to_dict(), "error": None}, closeups
 

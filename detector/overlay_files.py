@@ -53,7 +53,7 @@ def write_overlay(path: str | Path, result: "Result", out_dir: str | Path) -> Pa
         detector.imaging.ImageError: the file is not a usable image.
         OSError: the PNG cannot be written.
     """
-    return _save(render.overlay(load_image(path), result), overlay_path(out_dir, path))
+    return save_png(render.overlay(load_image(path), result), overlay_path(out_dir, path))
 
 
 def write_frame_overlay(path: str | Path, frame: "SuspiciousFrame", out_dir: str | Path) -> Path:
@@ -70,10 +70,15 @@ def write_frame_overlay(path: str | Path, frame: "SuspiciousFrame", out_dir: str
     Raises:
         OSError: the PNG cannot be written.
     """
-    return _save(render.overlay(frame.rgb, frame.marks, numbers=frame.numbers), overlay_path(out_dir, path))
+    return save_png(render.overlay(frame.rgb, frame.marks, numbers=frame.numbers), overlay_path(out_dir, path))
 
 
-def _save(picture: np.ndarray, target: Path) -> Path:
+def save_png(picture: np.ndarray, target: Path) -> Path:
+    """Writes an RGB picture as a PNG at ``target`` (its folder made), and returns ``target``.
+
+    Raises:
+        OSError: the PNG cannot be written.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {target}")

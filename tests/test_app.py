@@ -343,3 +343,28 @@ def test_an_unreadable_photo_among_several_is_named_as_the_visitor_named_it(tmp_
     record, picture = score_one(None, {"path": str(upload), "orig_name": "holiday.jpg"})  # never reaches a model
     assert picture is None and record["label"] is None and record["path"] == "holiday.jpg"
     assert "'holiday.jpg' is text, not an image" in record["error"] and str(upload) not in record["error"]
+
+
+def test_two_answers_with_the_same_picture_do_not_share_a_file(served):
+    # Handed arrays, Gradio wrote each picture to a file named after its bytes, in place: two
+    # visitors who clicked the same example shared the file, and one download could be cut off
+    # while the other answer rewrote it (bench/load.py on one photo: 6 of 200).
+    client = Client(served[0], verbose=False, download_files=False)
+    first, second = (client.predict(handle_file(str(TWO_FACES)), api_name="/predict")[1] for _ in range(2))
+    assert first["path"] != second["path"] and Path(first["path"]).name == "overlay.png"
+    with urllib.request.urlopen(first["url"]) as reply, urllib.request.urlopen(second["url"]) as other:
+        assert reply.read() == other.read()  # the same picture, each in a file of its own
+
+
+def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_path, monkeypatch):
+    from app_common import answer_picture, closeup_files
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+    picture = np.zeros((4, 6, 3), np.uint8)
+    picture[1, 2] = (255, 128, 0)
+    first, second = answer_picture(picture, "my photo/..-overlay"), answer_picture(picture, "")
+    assert Path(first).name == "my_photo_..-overlay.png" and Path(second).name == "picture.png"
+    assert Path(first).parent != Path(second).parent and Path(first).parent.parent == tmp_path / "cache"
+    assert np.array_equal(cv2.imread(first)[..., ::-1], picture)
+    (face, caption), = closeup_files([(picture, "1: real (3% fake)")])
+    assert Path(face).name == "face-1.png" and caption == "1: real (3% fake)"
