@@ -5,7 +5,8 @@ unfamiliar" instead of giving a confident verdict. A cheap, published way (Lee e
 "A simple unified framework for detecting out-of-distribution samples"): the Mahalanobis
 distance of a crop's penultimate features (the pooled 1280 numbers the last layer weighs) to
 the nearest class mean of the training crops, under one shared covariance; ``--layer`` takes an
-earlier feature map instead (each channel's mean and spread: its texture). This measures it for
+earlier feature map instead (each channel's mean and spread: its texture). A fused pair of
+networks (the shipped weights) gives each member's features side by side. This measures it for
 a model trained without one family (``python train.py --leave-one-out FAMILY``): does the
 distance single out the held-out family's test faces, and the wrong verdicts among them (reals
 called fake; fakes called real), while sparing the sources it trained on and the gallery's real
@@ -51,22 +52,26 @@ def main() -> None:
     from detector.card import MODEL_FILE, ModelCard
     from detector.data import load_set
     from detector.imaging import load_image
+    from detector.model import member_layers
     from detector.pipeline import Detector
     from detector.training import TrainConfig, predict_logits
 
     card = ModelCard.load(args.weights)
     model = keras.saving.load_model(Path(args.weights) / MODEL_FILE, safe_mode=True, compile=False)
+    names = member_layers(model, args.layer or "fake_logit")  # a fused pair: each member's
+    if not names:
+        parser.error(f"--layer {args.layer!r}: {args.weights} has no such layer")
     if args.layer:  # a feature map: each channel's mean and spread over the crop (its texture)
-        maps = keras.Model(model.input, model.get_layer(args.layer).output)
+        maps = keras.Model(model.input, [model.get_layer(name).output for name in names])
 
         def pooled(x):
-            m = maps(x, training=False)
-            return tf.concat([tf.reduce_mean(m, axis=[1, 2]), tf.math.reduce_std(m, axis=[1, 2])], axis=1)
+            return tf.concat([stat(m, axis=[1, 2]) for m in maps(x, training=False)
+                              for stat in (tf.reduce_mean, tf.math.reduce_std)], axis=1)
 
         embed = tf.function(pooled, reduce_retracing=True)
-    else:
-        features = keras.Model(model.input, model.get_layer("fake_logit").input)  # after pooling and dropout
-        embed = tf.function(lambda x: features(x, training=False), reduce_retracing=True)
+    else:  # what the last layer weighs: after pooling and dropout
+        features = keras.Model(model.input, [model.get_layer(name).input for name in names])
+        embed = tf.function(lambda x: tf.concat(features(x, training=False), axis=1), reduce_retracing=True)
 
     def embed_all(images: np.ndarray) -> np.ndarray:
         return np.concatenate([embed(images[i:i + 128].astype(np.float32)).numpy()

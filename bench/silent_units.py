@@ -1,6 +1,6 @@
 """How much of MobileNetV2's last layer is silent: the ReLU6 the classifier reads. Run by hand.
 
-For each network, the validation crops of the shared sets (``--per-set`` faces of each at
+For each network (each member of a fused pair), the validation crops of the shared sets (``--per-set`` faces of each at
 most) are run up to ``out_relu`` (1280 channels, just before pooling and the classifier), and
 the table gives the share of its activations that are exactly 0, the share at the ReLU6's
 ceiling (6), and the share of channels that are 0 for every face (dead to the classifier).
@@ -37,7 +37,7 @@ def main() -> None:
     from detector.data import load_set
     from detector.defaults import SHARED_DATA, SHARED_SETS
     from detector.faces import FACE_MARGIN
-    from detector.model import INPUT_SIZE, make_model
+    from detector.model import INPUT_SIZE, make_model, member_layers
 
     def network(name: str) -> tuple[keras.Model, int, float]:
         if name == "imagenet":
@@ -56,12 +56,14 @@ def main() -> None:
                 val = load_set(SHARED_DATA / set_name, size, margin=margin).split("val").with_faces()
                 parts.append(val.images[rng.permutation(len(val.images))[: args.per_set]])
             crops[size, margin] = np.concatenate(parts)
-        probe = keras.Model(model.input, model.get_layer(LAYER).output)
-        acts = np.concatenate([np.asarray(probe(crops[size, margin][i:i + 64].astype("float32"), training=False))
-                               for i in range(0, len(crops[size, margin]), 64)])
-        zero, ceiling = float(np.mean(acts == 0)), float(np.mean(acts >= 6))
-        dead = float(np.mean(np.all(acts.reshape(-1, acts.shape[-1]) == 0, axis=0)))
-        print(f"{Path(name).name or name:<24} {zero:>7.1%} {ceiling:>7.1%} {dead:>14.1%}")
+        for layer in member_layers(model, LAYER):
+            probe = keras.Model(model.input, model.get_layer(layer).output)
+            acts = np.concatenate([np.asarray(probe(crops[size, margin][i:i + 64].astype("float32"), training=False))
+                                   for i in range(0, len(crops[size, margin]), 64)])
+            zero, ceiling = float(np.mean(acts == 0)), float(np.mean(acts >= 6))
+            dead = float(np.mean(np.all(acts.reshape(-1, acts.shape[-1]) == 0, axis=0)))
+            label = (Path(name).name or name) + (f" {layer.removesuffix(LAYER)}" if layer != LAYER else "")
+            print(f"{label:<24} {zero:>7.1%} {ceiling:>7.1%} {dead:>14.1%}")
 
 
 if __name__ == "__main__":

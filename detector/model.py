@@ -434,7 +434,19 @@ def fuse(members: Sequence[tuple[keras.Model, float, float]], name: str = "deepf
 
 def gradcam_layers(model: keras.Model) -> list[str]:
     """The layers Grad-CAM explains: ``GRADCAM_LAYER``, or each member's in a fused network."""
-    return [layer.name for layer in model.layers if re.fullmatch(rf"(member\d+_)?{GRADCAM_LAYER}", layer.name)]
+    return member_layers(model, GRADCAM_LAYER)
+
+
+def member_layers(model: keras.Model, name: str) -> list[str]:
+    """The layer ``name`` of a single network, or each member's copy of it in a fused one (``fuse``).
+
+    A fused network's own ``fake_logit`` (the mean) is passed over for its members' copies.
+
+    Returns:
+        The layers' names; empty when the model has none of that name.
+    """
+    copies = [layer.name for layer in model.layers if re.fullmatch(rf"member\d+_{re.escape(name)}", layer.name)]
+    return copies or [layer.name for layer in model.layers if layer.name == name]
 
 
 def flops(model: keras.Model) -> int:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from detector.model import (GRADCAM_LAYER, INPUT_SIZE, PATCH_LAYERS, PATCH_LOGITS, fit_batchnorm_statistics, fuse, gradcam_layers,
-                            make_model, view_averaged_logits, with_training_heads)
+                            make_model, member_layers, view_averaged_logits, with_training_heads)
 from detector.views import CROP_AND_MIRROR, CROP_AND_SHIFTED_MIRROR, as_views, describe
 
 
@@ -203,6 +203,9 @@ def test_fuse_is_one_flat_network_giving_the_mean_of_its_members_calibrated_logi
     assert fused.input_shape == (None, 40, 40, 3) and fused.output_shape == (None, 1)
     assert not any(isinstance(layer, keras.Model) for layer in fused.layers)
     assert gradcam_layers(fused) == ["member0_" + GRADCAM_LAYER, "member1_" + GRADCAM_LAYER]
+    # Each member's copy of a layer, not the pair's own mean (the benches read layers so).
+    assert member_layers(fused, "fake_logit") == ["member0_fake_logit", "member1_fake_logit"]
+    assert member_layers(small, "fake_logit") == ["fake_logit"] and member_layers(fused, "block_99") == []
     x = np.random.default_rng(0).uniform(0, 255, (3, 40, 40, 3)).astype(np.float32)
     # The smaller member sees the crop resized, bilinearly.
     z_small = small(tf.image.resize(x, (32, 32)), training=False).numpy()
