@@ -46,6 +46,10 @@ from detector.wording import percent, record_details
 
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
+#: ``--overlays`` of ``predict`` and ``cluster-predict``.
+OVERLAYS_HELP = ("also write each image with its faces boxed over their Grad-CAM maps, as the page shows it, to "
+                 "DIR/<its path>.png, and each video's most suspicious frame (slower: each face's Grad-CAM, each "
+                 "image decoded again)")
 
 
 def _scan(paths: list[str]) -> tuple[int, int]:
@@ -231,10 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
     p.add_argument("--workers", type=non_negative, default=PREDICT_WORKERS,
                    help=f"threads that read images and find faces (default {PREDICT_WORKERS}; 0: one input at a time)")
-    p.add_argument("--overlays", metavar="DIR", default=None,
-                   help="also write each image with its faces boxed over their Grad-CAM maps, as the page "
-                        "shows it, to DIR/<its path>.png, and each video's most suspicious frame (slower: each "
-                        "face's Grad-CAM, each image decoded again)")
+    p.add_argument("--overlays", metavar="DIR", default=None, help=OVERLAYS_HELP)
     p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
                    help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
     p.set_defaults(func=cmd_predict)
@@ -303,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"face crops per call of the network (default {PREDICT_BATCH_SIZE})")
     d.add_argument("--batch-rows", type=positive, default=CLUSTER_BATCH_ROWS,
                    help=f"paths per batch sent to a detector (default {CLUSTER_BATCH_ROWS})")
+    d.add_argument("--overlays", metavar="DIR", default=None,
+                   help=OVERLAYS_HELP + "; on several machines, a folder they all share")
     d.add_argument("--object-store-mb", type=positive, default=None,
                    help="Ray's object store when it starts here (default: Ray's own, 30%% of memory)")
     d.set_defaults(func=cmd_cluster_predict)

@@ -2,6 +2,7 @@
 
     python -m detector cluster-predict photos/ --out scores.jsonl                # Ray on this machine
     python -m detector cluster-predict --file-list paths.txt --address auto --out scores.jsonl
+    python -m detector cluster-predict photos/ --overlays /shared/overlays --out scores.jsonl  # and each overlay
 
 The inputs are the CLI's: image and video files and folders (walked as ``predict`` walks them), or
 a text file of paths, one a line (read by the cluster, not by this process). Ray Data cuts them
@@ -20,7 +21,8 @@ Every node needs this repository at the same path with ``requirements-scale.txt`
 container image, say), and the inputs at the same paths (a shared filesystem, or a bucket
 mounted at the same place on every node). The records keep each path as given; a relative
 path is opened from the worker's working folder, which on a cluster of several machines is
-where ``ray start`` ran: give absolute paths there.
+where ``ray start`` ran: give absolute paths there. ``--overlays DIR`` has the actors draw each
+input's overlay into DIR as ``predict --overlays`` does; on several machines DIR must be shared too.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ class BatchScorer:
         weights: The weights folder, as a path on the worker nodes; ``None`` for ``weights/``.
         batch_size: Crops per call of the network.
         threads: TensorFlow's and LiteRT's threads in this actor (its share of the node's cores).
+        overlays: The folder for each input's overlay (``batch_scoring.score_paths``), or ``None``.
     """
 
-    def __init__(self, weights: str | None, batch_size: int, threads: int) -> None:
+    def __init__(self, weights: str | None, batch_size: int, threads: int, overlays: str | None = None) -> None:
         from detector.startup import import_tensorflow
 
         tf = import_tensorflow()
@@ -69,11 +72,13 @@ class BatchScorer:
 
         self.detector = Detector.load(weights, threads=threads)
         self.batch_size = batch_size
+        self.overlays = overlays
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from detector.batch_scoring import score_paths
 
-        records = score_paths(self.detector, [str(p) for p in batch["path"]], workers=1, batch_size=self.batch_size)
+        records = score_paths(self.detector, [str(p) for p in batch["path"]], workers=1, batch_size=self.batch_size,
+                              overlays=self.overlays)
         return {"record": np.array([json.dumps(r) for r in records], dtype=object)}
 
 
@@ -106,6 +111,7 @@ def score_on_ray(
     cpus_per_actor: int = 1,
     batch_size: int = PREDICT_BATCH_SIZE,
     batch_rows: int = CLUSTER_BATCH_ROWS,
+    overlays: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Scores inputs on the connected Ray cluster, yielding the CLI's records in input order.
 
@@ -117,6 +123,8 @@ def score_on_ray(
         cpus_per_actor: Cores Ray gives each actor.
         batch_size: Crops per call of the network inside an actor.
         batch_rows: Paths per batch sent to an actor.
+        overlays: A folder on the worker nodes for each input's overlay (``predict --overlays``);
+            its records then name their PNGs.
 
     Yields:
         One record per input, as ``python -m detector predict --json`` prints it.
@@ -140,7 +148,8 @@ def score_on_ray(
         dataset = ray.data.from_items([{"path": str(p)} for p in paths])
     scored = dataset.map_batches(
         BatchScorer,
-        fn_constructor_kwargs={"weights": weights, "batch_size": batch_size, "threads": cpus_per_actor},
+        fn_constructor_kwargs={"weights": weights, "batch_size": batch_size, "threads": cpus_per_actor,
+                               "overlays": overlays},
         batch_size=batch_rows,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -170,11 +179,12 @@ def main(args: argparse.Namespace) -> int:
     folder = Path(args.weights or WEIGHTS_DIR).resolve()
     ModelCard.load(folder).verify(folder / MODEL_FILE)
     paths = None if args.file_list else (str(p) for p in iter_inputs(args.paths))
+    overlays = str(Path(args.overlays).resolve()) if args.overlays else None  # absolute: an actor's working folder may differ
     failed = 0
     with open(args.out, "w") if args.out else contextlib.nullcontext(sys.stdout) as out, filtered_stderr([RAY_NOISE]):
         connect(args.address, args.object_store_mb)
         for record in score_on_ray(paths, args.file_list, str(folder), args.actors, args.cpus_per_actor,
-                                   args.batch_size, args.batch_rows):
+                                   args.batch_size, args.batch_rows, overlays):
             failed += record["error"] is not None
             out.write(json.dumps(record) + "\n")
     return 1 if failed else 0

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -85,13 +86,24 @@ def test_two_nodes_give_the_cli_s_records_line_for_line(tiny_weights, folder, cl
     nodes = scorer_nodes(cluster)
     assert len(nodes) == len(set(nodes)) == 2  # two detectors, one on each node
 
-    # A file list gives the same lines.
+    # A file list gives the same lines; with --overlays (a relative folder: the actors get it
+    # absolute), the overlays of predict --overlays too.
     listed = tmp_path / "list.txt"
     listed.write_text("\n".join(r["path"] for r in expected[:40]) + "\n")
+    drawn = run_cli("--weights", tiny_weights, "predict", "--json", "--overlays", tmp_path / "local",
+                    *[r["path"] for r in expected[:40]])
     done = run_cli("--weights", tiny_weights, "cluster-predict", "--file-list", listed, "--address", cluster.address,
-                   "--batch-rows", "8")
+                   "--batch-rows", "8", "--overlays", os.path.relpath(tmp_path / "ray", REPO))
     assert done.returncode == 1, done.stderr[-3000:]
-    assert_same_records([json.loads(line) for line in done.stdout.splitlines()], expected[:40])
+    got = [json.loads(line) for line in done.stdout.splitlines()]
+    local = [json.loads(line) for line in drawn.stdout.splitlines()]
+    assert_same_records([{k: v for k, v in r.items() if k != "overlay"} for r in got], expected[:40])
+    assert sum("overlay" in r for r in got) == sum("overlay" in r for r in local) > 30
+    for mine, theirs in zip(got, local):
+        if "overlay" in theirs:
+            ray_png, local_png = Path(mine["overlay"]), Path(theirs["overlay"])
+            assert ray_png.relative_to(tmp_path / "ray") == local_png.relative_to(tmp_path / "local")
+            assert cv2.imread(str(ray_png)).shape == cv2.imread(str(local_png)).shape
 
 
 def test_usage_errors_are_one_line(tiny_weights, tmp_path):
