@@ -37,7 +37,7 @@ from app_video import video_tab
 from detector import render
 from detector.card import ModelCard, WeightsError
 from detector.startup import import_tensorflow
-from detector.wording import NO_FACE, percent, reasons_summary, verdict_rule
+from detector.wording import NO_FACE, declared_phrase, percent, reasons_summary, verdict_rule
 
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -102,7 +102,9 @@ def build_demo(detector) -> gr.Blocks:
             real, uncertain or "no face"), ``reason`` (why uncertain or no face), ``faces``
             (each with ``box`` [x, y, w, h], ``fake_probability``, ``label`` and, when
             uncertain, ``reason``), ``whole_image`` (only without a face: the image's own
-            score, not a verdict) and ``error`` (why the file is not a usable image, else null).
+            score, not a verdict), ``declared`` (only when the file's metadata says generative AI
+            made or edited it: ``says`` and ``evidence``; not part of the verdict) and ``error``
+            (why the file is not a usable image, else null).
             Last, for the page only (a ``gr.State``, which the API leaves out): each face up
             close with its caption (``render.closeups``).
         """
@@ -214,11 +216,15 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
     """The verdict in words: the verdict, the rule, why faces are uncertain, and what the
     model has seen (so a "real" on a kind of fake it never met is read for what it is worth)."""
     seen = f"*What this model has seen:* {card.unseen_summary()}"
+    # What the file says of itself, beside the verdict: the network never reads metadata.
+    said = [f"**Metadata:** {declared_phrase(details['declared'])}. The verdict does not read metadata, which "
+            "is easily removed or forged."] if details.get("declared") else []
     if details["label"] == NO_FACE:
         return "\n\n".join([
             "### Verdict: no face found",
             "The detector judges faces and found none in this photo, so it gives no verdict. "
             "(The JSON details keep the whole image's score as `whole_image`: it is not a verdict.)",
+            *said,
             seen,
         ])
     rule = verdict_rule(card.threshold, card.uncertain_band)
@@ -232,7 +238,7 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
     uncertain = [(i, f.get("reason")) for i, f in enumerate(faces, 1) if f["label"] == "uncertain"]
     if uncertain:
         lines.append(f"**Uncertain:** {reasons_summary(uncertain, numbered=len(faces) > 1)}.")
-    lines.append(seen)
+    lines += [*said, seen]
     return "\n\n".join(lines)
 
 

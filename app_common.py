@@ -18,6 +18,7 @@ and one's download could be cut off while the other's answer rewrote it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import tempfile
@@ -31,6 +32,7 @@ from gradio.utils import get_upload_folder
 
 from detector.imaging import ImageError, load_image
 from detector.overlay_files import save_png
+from detector.provenance import declared
 
 if TYPE_CHECKING:
     from detector.pipeline import Detector, Result
@@ -76,8 +78,8 @@ def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", 
         ``(result, rgb)``, or the message that says why the file could not be scored.
     """
     def work() -> tuple["Result", np.ndarray]:
-        rgb = load_image(path)
-        return detector.predict(rgb, gradcam=True), rgb
+        rgb = load_image(path)  # kept for the pictures; the metadata is read from the file
+        return dataclasses.replace(detector.predict(rgb, gradcam=True), declared=declared(path)), rgb
 
     return guarded(work, path, name)
 

@@ -20,6 +20,7 @@ from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, REGE
 from detector.faces import Box, FaceFinder, centre_box, cut, cut_off_by_edge, scoring_region
 from detector.imaging import load_image
 from detector.lite import LITE_FILE, LiteNetwork
+from detector.provenance import Declaration, declared
 from detector.wording import BAND_REASON, EDGE_REASON, NO_FACE, NO_FACE_REASON, reasons_summary
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge.
@@ -67,6 +68,7 @@ class FaceCrops:
         found: Whether faces were found (else the centre square stands in).
         crops: ``(N, S, S, 3)`` uint8: the regions at the network's input size.
         image_size: ``(width, height)`` of the image.
+        declared: What the file's metadata says about generative AI (``detector.provenance``).
     """
 
     boxes: list[Box]
@@ -74,6 +76,7 @@ class FaceCrops:
     found: bool
     crops: np.ndarray = field(repr=False)
     image_size: tuple[int, int]
+    declared: Declaration | None = None
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Result:
         whole_image: When no face was found, the score of the image's centre square:
             secondary information, not a verdict (its ``label`` is ``"no face"``).
         image_size: ``(width, height)`` of the input.
+        declared: What the file's own metadata says about generative AI, when it says
+            anything (``detector.provenance``): beside the verdict, never part of it.
     """
 
     fake_probability: float | None
@@ -96,6 +101,7 @@ class Result:
     faces: list[FaceResult]
     whole_image: FaceResult | None
     image_size: tuple[int, int]
+    declared: Declaration | None = None
 
     @property
     def reason(self) -> str | None:
@@ -131,6 +137,8 @@ class Result:
         if self.whole_image is not None:
             out["whole_image"] = {"fake_probability": self.whole_image.fake_probability,
                                   "box": self.whole_image.region.as_list()}
+        if self.declared is not None:
+            out["declared"] = self.declared.to_dict()
         return out
 
 
@@ -281,7 +289,7 @@ class Detector:
         rgb = load_image(image)
         h, w = rgb.shape[:2]
         boxes, regions, found = self.regions(rgb)
-        return FaceCrops(boxes, regions, found, self.crops(rgb, regions), (w, h))
+        return FaceCrops(boxes, regions, found, self.crops(rgb, regions), (w, h), declared(image))
 
     def judge(self, faces: "FaceCrops", logits: np.ndarray, maps: list[np.ndarray] | None = None) -> Result:
         """Everything after the network: an image's verdict from its crops' logits.
@@ -297,7 +305,7 @@ class Detector:
         probs = self.calibrate(logits)
         if not faces.found:  # no face: the whole image's score, no verdict
             whole = FaceResult(faces.boxes[0], faces.regions[0], float(probs[0]), NO_FACE)
-            return Result(None, NO_FACE, [], whole, faces.image_size)
+            return Result(None, NO_FACE, [], whole, faces.image_size, faces.declared)
         maps = [None] * len(faces.crops) if maps is None else maps
         results = []
         for box, region, crop, p, m in zip(faces.boxes, faces.regions, faces.crops, probs, maps):
@@ -314,7 +322,7 @@ class Detector:
 
         labels = {f.label for f in results}
         label = "fake" if "fake" in labels else "uncertain" if "uncertain" in labels else "real"
-        return Result(max(f.fake_probability for f in results), label, results, None, faces.image_size)
+        return Result(max(f.fake_probability for f in results), label, results, None, faces.image_size, faces.declared)
 
     def with_finder(self, finder: FaceFinder) -> "Detector":
         """This detector with its own face finder, sharing the network and its traced graph.

@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import cv2
 import psutil
 import pytest
 
@@ -274,10 +274,10 @@ def test_app_scores_an_odd_image(name, app_predict, corpus, first_pass):
     assert details["fake_probability"] == result.fake_probability  # the same bits as predict()
     bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)}
     assert verdict == (bars or app.NO_FACE_BARS)
-    assert isinstance(overlay, np.ndarray) and overlay.ndim == 3
+    assert cv2.imread(overlay).ndim == 3  # a PNG of this answer's own (app_common.answer_picture)
     # Each face up close for the page (its state, not the API), captioned as the overlay tags it.
     assert [caption for _, caption in closeups] == [render.tag_text(face, i) for i, face in enumerate(result.faces, 1)]
-    assert all(picture.shape == (render.CLOSEUP_SIDE, render.CLOSEUP_SIDE, 3) for picture, _ in closeups)
+    assert all(cv2.imread(picture).shape == (render.CLOSEUP_SIDE, render.CLOSEUP_SIDE, 3) for picture, _ in closeups)
     assert seconds < SECONDS_PER_FILE, f"{name} took {seconds:.1f} s"
 
 
