@@ -217,8 +217,9 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
     model has seen (so a "real" on a kind of fake it never met is read for what it is worth)."""
     seen = f"*What this model has seen:* {card.unseen_summary()}"
     # What the file says of itself, beside the verdict: the network never reads metadata.
-    said = [f"**Metadata:** {declared_phrase(details['declared'])}. The verdict does not read metadata, which "
-            "is easily removed or forged."] if details.get("declared") else []
+    phrase = declared_phrase(details["declared"]) if details.get("declared") else ""
+    said = [f"{phrase[:1].upper()}{phrase[1:]}. The verdict does not read metadata, which is easily removed or "
+            "forged."] if phrase else []
     if details["label"] == NO_FACE:
         return "\n\n".join([
             "### Verdict: no face found",
