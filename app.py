@@ -37,7 +37,7 @@ from app_video import video_tab
 from detector import render
 from detector.card import ModelCard, WeightsError
 from detector.startup import import_tensorflow
-from detector.wording import NO_FACE, declared_phrase, percent, reasons_summary, verdict_rule
+from detector.wording import NO_FACE, declared_note, percent, reasons_summary, verdict_rule
 
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -216,10 +216,7 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
     """The verdict in words: the verdict, the rule, why faces are uncertain, and what the
     model has seen (so a "real" on a kind of fake it never met is read for what it is worth)."""
     seen = f"*What this model has seen:* {card.unseen_summary()}"
-    # What the file says of itself, beside the verdict: the network never reads metadata.
-    phrase = declared_phrase(details["declared"]) if details.get("declared") else ""
-    said = [f"{phrase[:1].upper()}{phrase[1:]}. The verdict does not read metadata, which is easily removed or "
-            "forged."] if phrase else []
+    said = list(filter(None, [declared_note(details.get("declared"))]))  # beside the verdict, never part of it
     if details["label"] == NO_FACE:
         return "\n\n".join([
             "### Verdict: no face found",

@@ -20,7 +20,7 @@ import app_common
 from detector import render
 from detector.card import ModelCard
 from detector.pooling import VideoCalibration
-from detector.wording import face_phrase, percent, reasons_summary, verdict_rule
+from detector.wording import declared_note, face_phrase, percent, reasons_summary, verdict_rule
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, SUPPORTED, VIDEO_SUFFIXES
 from detector.video_scoring import failed_record
 
@@ -198,5 +198,7 @@ def _status(details: dict[str, Any], calibration: VideoCalibration, seen: str) -
             lines.append(f"**Uncertain:** {reasons_summary(uncertain)}.")
     if details.get("note"):
         lines.append(f"Note: {details['note']}.")
+    if note := declared_note(details.get("declared")):
+        lines.append(note)
     lines.append(f"*What this model has seen:* {seen}")
     return "\n\n".join(lines)

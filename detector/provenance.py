@@ -13,8 +13,9 @@ so, a user should hear it beside the network's verdict. ``declared`` reads two k
   ``prompt``/``workflow`` holding its node graph), InvokeAI and NovelAI.
 
 Read from JPEG (APP1 and APP11 segments before the scan), PNG (text, ``eXIf`` and ``caBX``
-chunks) and WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks), without decoding a pixel or reading
-the image data. Not verified: C2PA signatures are not checked, metadata is easily forged, and
+chunks), WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks) and the ISO media files of MP4, MOV and
+AVIF (C2PA's top-level ``uuid`` box, where video generators put their Content Credentials),
+without decoding a pixel or reading the image or video data. Not verified: C2PA signatures are not checked, metadata is easily forged, and
 social networks and messengers strip it, so a file that says nothing proves nothing.
 """
 
@@ -48,6 +49,8 @@ MAX_METADATA = 16 * 2**20
 
 _SOURCE_TYPE = re.compile(rb"digitalsourcetype/(" + b"|".join(t.encode() for t in SOURCE_TYPES) + rb")\b")
 _XMP_PREFIXES = (b"http://ns.adobe.com/xap/1.0/\0", b"http://ns.adobe.com/xmp/extension/\0")
+#: The extended type of C2PA's box in ISO media files (MP4, MOV, HEIF, AVIF).
+C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def declared(source) -> Declaration | None:
 
     Returns:
         The strongest declaration found, or ``None``: no metadata of these kinds, a format
-        other than JPEG, PNG and WebP, or metadata too damaged to read.
+        other than JPEG, PNG, WebP and ISO media (MP4, MOV, AVIF), or metadata too damaged to
+        read.
     """
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
         return None
@@ -139,6 +143,8 @@ def _metadata(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
         reader = _png
     elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         reader = _webp
+    elif head[4:8] == b"ftyp":
+        reader = _bmff
     else:
         return
     total = 0
@@ -224,3 +230,21 @@ def _webp(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
             f.seek(length % 2, 1)
         else:
             f.seek(length + length % 2, 1)
+
+
+def _bmff(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
+    """C2PA's top-level ``uuid`` box of an ISO media file; the other boxes (the media) are skipped."""
+    f.seek(0)
+    while len(header := f.read(8)) == 8:
+        size, kind = int.from_bytes(header[:4], "big"), header[4:]
+        body = size - 8
+        if size == 1:  # a 64-bit size follows
+            body = int.from_bytes(_read(f, 8), "big") - 16
+        if size == 0 or body < 0:  # the box runs to the end of the file (the media), or is damaged
+            return
+        if kind == b"uuid" and body >= 16:
+            extended, body = _read(f, 16), body - 16
+            if extended == C2PA_UUID:
+                yield "C2PA manifest", "", _read(f, body)
+                continue
+        f.seek(body, 1)

@@ -30,6 +30,7 @@ import numpy as np
 
 from detector.faces import Box, cut_off_by_edge
 from detector.pooling import UNFITTED_NOTE, VideoCalibration, pool
+from detector.provenance import Declaration, declared
 from detector.render import Mark
 from detector.tracking import Tracker
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, Frames, sample_frames
@@ -151,6 +152,8 @@ class VideoResult:
             early, no face, a missing video calibration.
         cuts: Times (s) of the cuts found: tracks end there.
         suspicious: The most suspicious frame with Grad-CAM, when asked for.
+        declared: What the file's own metadata says about generative AI (``detector.provenance``):
+            beside the verdict, never part of it.
     """
 
     fake_probability: float | None
@@ -161,6 +164,7 @@ class VideoResult:
     notes: list[str] = field(default_factory=list)
     cuts: list[float] = field(default_factory=list)
     suspicious: SuspiciousFrame | None = field(default=None, repr=False)
+    declared: Declaration | None = None
 
     @property
     def note(self) -> str | None:
@@ -176,7 +180,7 @@ class VideoResult:
             "frames_scored": self.frames_scored,
             "tracks": [t.to_dict() for t in self.tracks],
             "note": self.note,
-        }
+        } | ({"declared": self.declared.to_dict()} if self.declared is not None else {})
 
 
 def failed_record(error: str | None = None) -> dict[str, Any]:
@@ -255,6 +259,7 @@ def score_video(
         notes.append(UNFITTED_NOTE)
     result = _clip_result(tracks, len(times), _duration(info, frames), notes)
     result.cuts = [times[i] for i in tracker.cuts]
+    result.declared = declared(path)
     if gradcam and result.tracks:
         result.suspicious = _suspicious_frame(detector, path, sample_fps, max_samples, result, faces)
     return result

@@ -91,6 +91,15 @@ def declared_phrase(declared: dict[str, str]) -> str:
     return f"the file's metadata says it was {declared['says']} ({declared['evidence']}; not verified)"
 
 
+def declared_note(declared: dict[str, str] | None) -> str | None:
+    """The page's sentence on what the file declares (``declared_phrase``), apart from the verdict;
+    ``None`` when it declares nothing."""
+    if not declared:
+        return None
+    phrase = declared_phrase(declared)
+    return f"{phrase[:1].upper()}{phrase[1:]}. The verdict does not read metadata, which is easily removed or forged."
+
+
 def record_details(record: dict) -> str:
     """A scored input's details in one line, as the CLI's table and the page's Photos tab
     write them: each face's verdict and fake probability (with the reason when it is
@@ -103,8 +112,9 @@ def record_details(record: dict) -> str:
     if record["error"]:
         return record["error"]
     if record["kind"] == "video":
-        return _video_details(record)
-    details = [_face_details(i, face) for i, face in enumerate(record["faces"], 1)] or [record.get("reason") or ""]
+        details = [_video_details(record)]
+    else:
+        details = [_face_details(i, face) for i, face in enumerate(record["faces"], 1)] or [record.get("reason") or ""]
     if record.get("declared"):
         details.append(declared_phrase(record["declared"]))
     return "; ".join(filter(None, details))
