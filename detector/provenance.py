@@ -71,8 +71,8 @@ class Declaration:
         return {"says": self.says, "evidence": self.evidence}
 
 
-def declared(source) -> Declaration | None:
-    """What the metadata of an image file declares about generative AI, if anything.
+def declared(source: object) -> Declaration | None:
+    """What the metadata of an image or video file declares about generative AI, if anything.
 
     Args:
         source: A path, or the bytes of a file; anything else (an array) has no metadata.
