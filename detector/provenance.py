@@ -163,27 +163,33 @@ def _read(f: BinaryIO, length: int) -> bytes:
 
 
 def _jpeg(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
-    """APP1 (EXIF, XMP) and APP11 (C2PA's JUMBF boxes) segments, up to the first scan."""
+    """APP1 (EXIF, XMP) segments, and APP11's JUMBF boxes (C2PA) joined, up to the first scan."""
+    jumbf: dict[bytes, list[bytes]] = {}  # box instance -> its packets' payloads, in order
     f.seek(2)
     while (marker := f.read(2)) and len(marker) == 2 and marker[0] == 0xFF:
         if marker[1] in (0xDA, 0xD9):  # start of scan or end of image: the metadata came before
-            return
+            break
         if marker[1] == 0xFF:  # fill byte
             f.seek(-1, 1)
             continue
         length = int.from_bytes(f.read(2), "big") - 2
         if length < 0:
-            return
+            break
         if marker[1] not in (0xE1, 0xEB):
             f.seek(length, 1)
             continue
         data = _read(f, length)
-        if marker[1] == 0xEB:
-            yield "C2PA manifest", "", data
+        if marker[1] == 0xEB and data[:2] == b"JP":
+            # "JP", the box instance, the packet's number from 1, then the box; a manifest over 64 KB
+            # is cut into packets that each repeat the box's 8-byte header: joined, it reads whole.
+            packet = int.from_bytes(data[4:8], "big")
+            jumbf.setdefault(data[2:4], []).append(data[8:] if packet == 1 else data[16:])
         elif data.startswith(b"Exif\0\0"):
             yield "EXIF", "", data
         elif data.startswith(_XMP_PREFIXES):
             yield "XMP", "", data
+    for packets in jumbf.values():
+        yield "C2PA manifest", "", b"".join(packets)
 
 
 def _png(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
