@@ -216,7 +216,7 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
     """The verdict in words: the verdict, the rule, why faces are uncertain, and what the
     model has seen (so a "real" on a kind of fake it never met is read for what it is worth)."""
     seen = f"*What this model has seen:* {card.unseen_summary()}"
-    said = list(filter(None, [declared_note(details.get("declared"))]))  # beside the verdict, never part of it
+    said = [note] if (note := declared_note(details.get("declared"))) else []  # beside the verdict, not in it
     if details["label"] == NO_FACE:
         return "\n\n".join([
             "### Verdict: no face found",
