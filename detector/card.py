@@ -536,12 +536,11 @@ def _leave_one_out_schedule(card: ModelCard) -> str:
     settings of the recipe changed since, if any."""
     runs = [run for run in card.extra.get(UNSEEN_SECTION, {}).values() if isinstance(run, dict)]
     epochs = sorted({run["epochs"] for run in runs if isinstance(run.get("epochs"), int)})
-    schedule = "a shorter schedule" if not epochs else f"{epochs[0]} epochs" if len(epochs) == 1 \
-        else f"{epochs[0]}–{epochs[-1]} epochs"
     # Two networks' runs record "3 + 3": each network's epochs.
     pairs = sorted({run["epochs"] for run in runs if isinstance(run.get("epochs"), str)})
-    schedule += "".join(f", {e} for two networks" for e in pairs)
-    return schedule + (f"; {note}" if (note := card.unseen_recipe_note()) else "")
+    schedule = ", ".join([*([f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]} epochs"]
+                            if epochs else []), *(f"{e} epochs for two networks" for e in pairs)])
+    return (schedule or "a shorter schedule") + (f"; {note}" if (note := card.unseen_recipe_note()) else "")
 
 
 def update_readme(readme: str | Path, card: ModelCard) -> bool:

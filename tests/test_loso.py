@@ -75,6 +75,10 @@ def test_the_card_says_which_runs_predate_the_second_network(tiny_weights):
         "Beta fakes": {"held_out": "beta", "epochs": 3, "recipe_differs": ["second_size"], "beta": row},
     }
     assert "the same recipe (Beta fakes trained before the second network was added)" in card.unseen_summary()
-    assert "(`python train.py --leave-one-out`, 3 epochs, 3 + 3 for two networks; Beta fakes trained before the " \
+    assert "(`python train.py --leave-one-out`, 3 epochs, 3 + 3 epochs for two networks; Beta fakes trained before the " \
            "second network was added)" in readme_metrics(card)
     assert "| Alpha fakes | alpha | 0.600 |" in card.to_markdown() and "| 3 + 3 |" in card.to_markdown()
+    # Every run with two networks: no run predates them, and the schedule is theirs.
+    card.extra[UNSEEN_SECTION]["Beta fakes"].update(epochs="3 + 3", recipe_differs=[])
+    assert "the same recipe scored" in card.unseen_summary()
+    assert "(`python train.py --leave-one-out`, 3 + 3 epochs for two networks), tested" in readme_metrics(card)
