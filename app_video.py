@@ -58,8 +58,10 @@ def video_tab(detector) -> None:
             ("video"), ``fake_probability``, ``label`` (fake, real, uncertain or "no face"),
             ``duration_s``, ``frames_scored``, ``tracks`` (each with ``id``,
             ``fake_probability``, ``label``, ``first_s``, ``last_s``, ``frames`` of ``t``,
-            ``box`` and ``fake_probability``, and ``reason`` when uncertain), ``note`` and
-            ``error`` when the file is not a usable video.
+            ``box`` and ``fake_probability``, and ``reason`` when uncertain), ``note``,
+            ``declared`` (only when the file's C2PA manifest says generative AI made or edited
+            it: ``says`` and ``evidence``; not part of the verdict) and ``error`` when the file
+            is not a usable video.
             Last, for the page only (a ``gr.State``, which the API leaves out): each face of
             that frame up close with its caption (``render.closeups``).
         """
