@@ -1,10 +1,10 @@
 """How much of MobileNetV2's last layer is silent: the ReLU6 the classifier reads. Run by hand.
 
-For each network (each member of a fused pair), the validation crops of the shared sets (``--per-set`` faces of each at
-most) are run up to ``out_relu`` (1280 channels, just before pooling and the classifier), and
-the table gives the share of its activations that are exactly 0, the share at the ReLU6's
-ceiling (6), and the share of channels that are 0 for every face (dead to the classifier).
-``imagenet`` is the network training starts from (``make_model`` before any step).
+For each network (each member of a fused pair), the validation crops of the shared sets
+(``--per-set`` faces of each at most) are run up to ``out_relu`` (1280 channels, just before
+pooling and the classifier), and the table gives the share of its activations that are exactly 0,
+the share at the ReLU6's ceiling (6), and the share of channels that are 0 for every face (dead to
+the classifier). ``imagenet`` is the network training starts from (``make_model`` before any step).
 docs/training.md quotes it for runs trained with frozen and with trained BatchNorms.
 
     python bench/silent_units.py                           # the ImageNet start and weights/

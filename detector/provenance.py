@@ -1,4 +1,4 @@
-"""What an image file says about its own making: generative AI declared in its metadata.
+"""What an image or video file says of its own making: generative AI declared in its metadata.
 
 The network reads face crops, never metadata. Many generators and AI editors write into the
 file, in a fixed vocabulary, that it was made or changed by a generative model; when a file says
@@ -12,11 +12,12 @@ so, a user should hear it beside the network's verdict. ``declared`` reads two k
   (PNG text ``parameters``, or EXIF with ``Steps:`` and ``Sampler:``), ComfyUI (PNG text
   ``prompt``/``workflow`` holding its node graph), InvokeAI and NovelAI.
 
-Read from JPEG (APP1 and APP11 segments before the scan), PNG (text, ``eXIf`` and ``caBX``
-chunks), WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks) and the ISO media files of MP4, MOV and
-AVIF (C2PA's top-level ``uuid`` box, where video generators put their Content Credentials),
-without decoding a pixel or reading the image or video data. Not verified: C2PA signatures are not checked, metadata is easily forged, and
-social networks and messengers strip it, so a file that says nothing proves nothing.
+Read from JPEG (APP1 and APP11 segments before the scan), PNG (text, ``eXIf`` and ``caBX`` chunks),
+WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks) and the ISO media files of MP4, MOV and AVIF (C2PA's
+top-level ``uuid`` box, where video generators put their Content Credentials), without decoding a
+pixel or reading the image or video data. Not verified: C2PA signatures are not checked, metadata
+is easily forged, and social networks and messengers strip it, so a file that says nothing proves
+nothing.
 """
 
 from __future__ import annotations
