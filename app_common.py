@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -85,35 +86,33 @@ def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", 
 
 
 def answer_picture(rgb: np.ndarray, name: str) -> str:
-    """Writes one picture of an answer as ``<name>.png`` in a new folder of Gradio's cache.
+    """Writes one picture of an answer as ``<name>-<random>.png`` in the ``answers`` folder of
+    Gradio's cache.
 
     The file is this answer's alone, so no other answer can rewrite it while it is downloaded
     (``bench/load.py`` on one photo: 6 of 200 overlay downloads cut off mid-file when Gradio
     was handed arrays). Being in the cache, Gradio serves it as it is and deletes it with the
-    rest (``delete_cache``).
+    rest (``delete_cache``); one folder for all, so no empty folder is left behind per answer.
 
     Args:
         rgb: The picture, RGB uint8.
-        name: The file's name without ``.png`` (what a visitor's download is called); characters
+        name: The start of the file's name (what a visitor's download is called); characters
             other than ASCII letters, digits, ``.``, ``-`` and ``_`` become ``_``.
 
     Returns:
         The PNG's path.
     """
-    folder = tempfile.mkdtemp(prefix="answer-", dir=_gradio_cache())
+    folder = Path(get_upload_folder()) / "answers"
+    folder.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "picture"
-    return str(save_png(rgb, Path(folder) / f"{name}.png"))
+    handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".png", dir=folder)
+    os.close(handle)
+    return str(save_png(rgb, Path(path)))
 
 
 def closeup_files(closeups: list[tuple[np.ndarray, str]]) -> list[tuple[str, str]]:
     """``render.closeups``' pictures as files of this answer's own (``answer_picture``), captions kept."""
     return [(answer_picture(rgb, f"face-{i}"), caption) for i, (rgb, caption) in enumerate(closeups, 1)]
-
-
-def _gradio_cache() -> Path:
-    folder = Path(get_upload_folder())
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def upload_name(upload: dict | str) -> tuple[str, str]:
