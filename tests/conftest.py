@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The page's pictures and uploads go to Gradio's cache, which only a running server cleans: the
+# tests get a folder of their own, removed when they end, instead of filling /tmp/gradio.
+_GRADIO_CACHE = None if "GRADIO_TEMP_DIR" in os.environ else tempfile.mkdtemp(prefix="detector-tests-gradio-")
+if _GRADIO_CACHE:
+    os.environ["GRADIO_TEMP_DIR"] = _GRADIO_CACHE
 
 import cv2
 import numpy as np
@@ -75,3 +82,9 @@ def tiny_weights(tiny_set, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("weights")
     train(TrainConfig.quick(str(out), sets=[str(tiny_set)], cache_dir=str(out / "cache")))
     return out
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Removes the tests' Gradio cache (made above), unless the caller chose the folder."""
+    if _GRADIO_CACHE:
+        shutil.rmtree(_GRADIO_CACHE, ignore_errors=True)

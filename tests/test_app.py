@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from detector.bench import free_port, start_app, stop_app, tail
+from gradio.processing_utils import get_upload_folder
 from gradio_client import Client, handle_file
 from conftest import EXAMPLES, REPO
 from detector.card import ModelCard
@@ -141,7 +142,7 @@ def test_bad_files_get_a_clear_message_and_no_result(client, tmp_path, name, con
     assert label in (None, {}) or not label.get("confidences")
     assert overlay is None
     assert says in details["error"] and f"'{name}'" in details["error"], details["error"]
-    assert "Traceback" not in details["error"] and "/tmp/gradio" not in details["error"]
+    assert "Traceback" not in details["error"] and get_upload_folder() not in details["error"]
     rows, status = app.explain(details, CARD)
     assert rows == [] and status.startswith("### Cannot analyse this file") and says in status
 
@@ -273,7 +274,7 @@ def test_a_bad_video_gets_a_clear_message_and_no_result(client, tmp_path):
     path.write_text("this was never a video\n")
     label, overlay, details = client.predict(handle_file(str(path)), api_name="/predict_video")
     assert overlay is None and (label in (None, {}) or not label.get("confidences"))
-    assert "'holiday.mp4' is text, not a video" in details["error"] and "/tmp/gradio" not in details["error"]
+    assert "'holiday.mp4' is text, not a video" in details["error"] and get_upload_folder() not in details["error"]
     plot, rows, status = explain_video(details, CARD)
     assert plot is None and rows == [] and status.startswith("### Cannot analyse this file")
 
