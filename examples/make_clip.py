@@ -1,6 +1,6 @@
 """Writes ``two_scenes.mp4``, the Video tab's example, from two of the example photos.
 
-Six seconds at 10 frames a second, 640 x 360, MPEG-4: three seconds filming
+Six seconds at 10 frames a second, 1280 x 720, MPEG-4: three seconds filming
 ``facerec_two_people.jpg`` and three filming ``facerec_obama_and_biden.jpg``, each as a
 hand-held camera would (``detector.clipmaker``: slow zoom and drift), with a cut between them,
 so the tab shows faces followed through a scene and new tracks after a cut. Real photos, so
@@ -22,7 +22,7 @@ from detector.imaging import load_image  # noqa: E402
 
 CLIP = HERE / "two_scenes.mp4"
 SCENES = ("facerec_two_people.jpg", "facerec_obama_and_biden.jpg")
-FPS, SECONDS, SIZE = 10, 3, (640, 360)
+FPS, SECONDS, SIZE = 10, 3, (1280, 720)
 
 
 def main() -> Path:

@@ -200,7 +200,7 @@ def test_a_face_cut_off_by_the_frame_s_edge_is_marked_in_its_frames(detector, tm
     from detector.wording import EDGE_REASON
 
     clip = videos.no_face(tmp_path / "clip.mp4", seconds=1.0, fps=8)  # 320 x 240
-    boxes = [Box(100, 60, 80, 80), Box(280, 60, 40, 80)]  # one face whole, one cut by the right edge
+    boxes = [Box(100, 60, 80, 80), Box(264, 60, 56, 80)]  # one face whole, one cut by the right edge
     monkeypatch.setattr(detector, "regions", lambda rgb: (boxes, [scoring_region(rgb.shape, b) for b in boxes], True))
     monkeypatch.setattr(video_scoring, "_judgeable", lambda crop: True)  # the sky is flat: judge it all the same
     result = video_scoring.score_video(detector, clip, sample_fps=8)
