@@ -92,7 +92,7 @@ def build_demo(detector) -> gr.Blocks:
         """Scores every face in a photo for signs of a deepfake.
 
         Args:
-            image: The photo (JPEG, PNG, WebP, AVIF, BMP, TIFF or GIF).
+            image: The photo (JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF).
 
         Returns:
             Each face's fake probability (``{"face 1": p, ...}``; the words "no face found"

@@ -31,14 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def overlap(a, b) -> float:
-    """Intersection over union of two ``faces.Box``."""
-    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    inter = max(w, 0) * max(h, 0)
-    return inter / (a.w * a.h + b.w * b.h - inter)
-
-
 def main() -> None:
     from detector.defaults import SHARED_DATA, SHARED_SETS
 
@@ -58,6 +50,7 @@ def main() -> None:
     from detector import pipeline
     from detector.pipeline import MIN_JUDGE_FACE, Detector
     from detector.robustness import chain, downscale, jpeg
+    from detector.tracking import iou
 
     detector = Detector.load(args.weights)
     threshold = detector.card.threshold
@@ -95,8 +88,8 @@ def main() -> None:
                     small = detector.predict(chain(*steps)(rgb))
                     target = type(face.box)(*(round(v * factor) for v in (face.box.x, face.box.y, face.box.w, face.box.h)))
                     asked[size] = asked.get(size, 0) + 1
-                    best = max(small.faces, key=lambda f: overlap(f.box, target), default=None)
-                    if best is not None and overlap(best.box, target) > 0.3:
+                    best = max(small.faces, key=lambda f: iou(f.box, target), default=None)
+                    if best is not None and iou(best.box, target) > 0.3:
                         scores[name].setdefault(size, []).append((label, best.fake_probability))
         print(f"{name}: {len(scores.get(name, {}).get(0, []))} faces", file=sys.stderr)
     scores["all sets"] = {}

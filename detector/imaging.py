@@ -3,17 +3,18 @@
 Every image enters the detector through :func:`load_image`, which returns an
 ``(H, W, 3)`` RGB ``uint8`` C-contiguous array that never shares memory with its input:
 
-* JPEG, PNG, WebP, BMP, TIFF and GIF are decoded by OpenCV, AVIF by Pillow. The format is
-  read from the content, never from the file name; animated GIF/WebP/AVIF and multi-page
-  TIFF give their first frame; data after the end of the image is ignored. HEIC (iPhone
-  photos) is recognised and refused with a request to convert it: its decoder's wheel
-  bundles a GPL encoder, which this project does not ship.
+* JPEG, PNG, WebP, BMP, TIFF and GIF are decoded by OpenCV, AVIF by Pillow, HEIC/HEIF
+  (iPhone photos) by pi-heif (libheif and libde265, decoders only: the larger pillow-heif's
+  wheel bundles a GPL encoder). The format is read from the content, never from the file
+  name; animated GIF/WebP/AVIF and multi-page TIFF give their first frame, a HEIC file its
+  primary image; data after the end of the image is ignored.
 * Grayscale is repeated into three channels, CMYK is converted to RGB, and 16-bit and
   float samples are scaled to 8 bits with rounding.
 * Transparency is composited onto white, as a browser shows the image on a white page.
   (Dropping the alpha channel instead would show whatever colour the transparent pixels
   happen to hold, often black.)
-* The EXIF orientation is applied, so a phone photo comes out upright.
+* The EXIF orientation is applied, so a phone photo comes out upright (in AVIF and HEIC, the
+  rotation and mirror boxes, which take its place).
 
 Files are checked before any pixel is decoded: the byte count against ``max_bytes``, and
 the width and height in the header against ``max_pixels`` and ``max_side``, so a small
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pi_heif.as_plugin import HeifImageFile
 from PIL import (
     AvifImagePlugin,
     BmpImagePlugin,
@@ -51,9 +53,10 @@ MAX_SIDE = 20_000
 #: Largest file or upload accepted, in bytes (100 MB).
 MAX_BYTES = 100_000_000
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "AVIF", "BMP", "TIFF", "GIF")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WebP", "AVIF", "HEIC", "BMP", "TIFF", "GIF")
 #: File suffixes of those formats: what walking a folder takes for an image.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".avif", ".heic", ".heif", ".bmp", ".tif", ".tiff",
+                            ".gif"})
 
 
 class ImageError(ValueError):
@@ -176,12 +179,13 @@ def _decode(data: bytes, name: str, max_pixels: int, max_side: int) -> np.ndarra
 
 def _decode_pixels(data: bytes, fmt: str) -> tuple[np.ndarray | None, bool]:
     """The stored pixels (not yet turned upright) and whether they are BGR; ``None`` if damaged."""
-    if fmt == "AVIF":
+    if fmt in ("AVIF", "HEIC"):
         # OpenCV's AVIF reader returns 10- and 12-bit samples unscaled in 16 bits, which would
-        # read as near black; Pillow's scales them to 8 bits.
+        # read as near black; Pillow's (and pi-heif's) scale them to 8 bits and turn the
+        # image by its rotation and mirror boxes.
         try:
-            with AvifImagePlugin.AvifImageFile(io.BytesIO(data)) as avif:
-                return np.asarray(avif.convert("RGBA" if "A" in avif.mode else "RGB")), False
+            with _HEADER_READERS[fmt](io.BytesIO(data)) as picture:
+                return np.asarray(picture.convert("RGBA" if "A" in picture.mode else "RGB")), False
         except (SyntaxError, OSError, ValueError):
             return None, False
     # IMREAD_UNCHANGED keeps alpha and 16-bit samples, which IMREAD_COLOR would drop or
@@ -210,8 +214,7 @@ _UNSUPPORTED_SIGNATURES = (
     (b"II+\x00", "BigTIFF"),
     (b"MM\x00+", "BigTIFF"),
 )
-#: Brands of ISO media files (an "ftyp" box at byte 4) that hold photos, not video: AVIF
-#: (decoded) and HEIC/HEIF (refused).
+#: Brands of ISO media files (an "ftyp" box at byte 4) that hold photos, not video.
 AVIF_BRANDS = frozenset({b"avif", b"avis"})
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 # Bytes found in text; anything else (NUL and other control codes) marks binary data.
@@ -234,9 +237,8 @@ def _identify(data: bytes, name: str) -> str:
         if brands & AVIF_BRANDS:
             return "AVIF"
         if brands & HEIF_BRANDS:
-            unsupported = "HEIC/HEIF"
-        else:
-            raise NotAnImageError(f"{name} is a video or audio file, not an image.")
+            return "HEIC"
+        raise NotAnImageError(f"{name} is a video or audio file, not an image.")
     if unsupported:
         raise UnsupportedFormatError(
             f"{name} is in {unsupported} format, which is not supported; "
@@ -286,7 +288,7 @@ def _jpeg_is_complete(data: bytes) -> bool:
 
 
 def _boxes_are_complete(data: bytes) -> bool:
-    """Whether an ISO media file (AVIF) holds the whole of its ``meta`` (the image's
+    """Whether an ISO media file (AVIF, HEIC) holds the whole of its ``meta`` (the image's
     description) and ``mdat`` (its coded pixels) boxes; any data after both is allowed."""
     pos, seen = 0, set()
     while pos + 8 <= len(data):
@@ -313,6 +315,7 @@ _COMPLETE: dict[str, Callable[[bytes], bool]] = {
     "PNG": lambda data: b"\x00\x00\x00\x00IEND\xaeB`\x82" in data,
     "WebP": lambda data: len(data) >= 8 + int.from_bytes(data[4:8], "little"),
     "AVIF": _boxes_are_complete,
+    "HEIC": _boxes_are_complete,
 }
 
 # Pillow's plugin classes read a header without decoding pixels. They are used directly,
@@ -326,6 +329,7 @@ _HEADER_READERS = {
     "TIFF": TiffImagePlugin.TiffImageFile,
     "WebP": WebPImagePlugin.WebPImageFile,
     "AVIF": AvifImagePlugin.AvifImageFile,  # its orientation (irot/imir boxes) comes as EXIF's
+    "HEIC": HeifImageFile,  # turned by its irot/imir boxes as decoded; its EXIF orientation reads 1
 }
 
 
@@ -333,7 +337,8 @@ def _read_header(data: bytes, fmt: str, name: str) -> tuple[int, int, int]:
     """Return the width, height and EXIF orientation (1 if none) of an image file.
 
     The orientation comes from the EXIF block of JPEG, PNG and WebP files, and from an AVIF
-    file's rotation and mirror boxes (which Pillow reports as EXIF's). A TIFF file
+    file's rotation and mirror boxes (which Pillow reports as EXIF's). A HEIC file is turned
+    by its boxes as pi-heif decodes it, and its size is the turned image's (orientation 1). A TIFF file
     has no such block: its orientation tag is part of the TIFF header itself, and
     OpenCV's TIFF reader applies it while decoding.
     """

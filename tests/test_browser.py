@@ -11,10 +11,12 @@ video_example.png, several_photos.png) for a human to look at.
 from __future__ import annotations
 
 import base64
+import io
 import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import videos
 from conftest import EXAMPLES, REPO
@@ -102,6 +104,21 @@ def test_a_photo_with_faces_shows_each_face_s_verdict_and_the_overlay(browser, p
     expect(page.locator("#closeups img")).to_have_count(3)
     expect(page.locator("#closeups")).to_contain_text("1: ")
     screenshot(page, "faces.png")
+
+
+def test_an_iphone_photo_in_heic_is_analysed(browser, page_url):
+    import pillow_heif  # writes the test's HEIC; the detector reads it with pi-heif
+    from playwright.sync_api import expect
+
+    two = EXAMPLES / "facerec_two_people.jpg"
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(two)).save(buffer, quality=90)
+    page = drop(browser, page_url, "IMG_0001.HEIC", buffer.getvalue(), "image/heic")
+    status = page.locator("#status")
+    expect(status).to_contain_text("Verdict:", timeout=90_000)
+    expect(status).to_contain_text("2 faces found")
+    page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)  # the browser cannot show HEIC; the overlay can
+    screenshot(page, "heic.png")
 
 
 def test_a_photo_without_a_face_gets_no_verdict(browser, page_url):

@@ -69,6 +69,19 @@ def test_predict_json_contract_and_exit_status(tiny_weights, inputs):
     assert not any(notice in done.stderr for notice in TF_NOTICES), done.stderr
 
 
+def test_a_folder_of_iphone_photos_is_scored(tiny_weights, tiny_set, tmp_path):
+    import pillow_heif  # writes the test's HEIC files; the detector reads them with pi-heif
+
+    face = cv2.imread(str(tiny_set / "real" / "test_0.png"))[..., ::-1]
+    for name in ("IMG_0001.HEIC", "IMG_0002.heic"):  # as iPhones name them, and lower case
+        pillow_heif.from_bytes("RGB", (face.shape[1], face.shape[0]), face.tobytes()).save(tmp_path / name)
+    done = run_cli("--weights", tiny_weights, "predict", "--json", tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in records] == ["IMG_0001.HEIC", "IMG_0002.heic"]
+    assert all(r["error"] is None and r["kind"] == "image" for r in records), records
+
+
 def test_overlays_draw_each_image_under_its_path_without_changing_a_verdict(tiny_weights, inputs, tmp_path):
     from detector.overlay_files import overlay_path
 

@@ -1,3 +1,4 @@
+import io
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,32 @@ def detector(tiny_weights):
 
 
 needs_examples = pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/examples not present")
+
+
+@needs_examples
+def test_an_iphone_photo_in_heic_is_scored_as_the_same_photo_in_jpeg(detector):
+    import pillow_heif  # its encoder writes the test's HEIC (the detector reads it with pi-heif)
+    from PIL import Image
+
+    from detector.tracking import iou
+    from detector.imaging import load_image
+
+    upright = load_image(EXAMPLES / "facerec_two_people.jpg")
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))  # as a phone held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    heif = pillow_heif.from_pillow(sideways)
+    heif.info["exif"] = exif.tobytes()
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=90)
+    ok, jpeg = cv2.imencode(".jpg", upright[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+    from_heic, from_jpeg = detector.predict(buffer.getvalue()), detector.predict(jpeg.tobytes())
+
+    assert from_heic.image_size == from_jpeg.image_size == (upright.shape[1], upright.shape[0])
+    assert len(from_heic.faces) == len(from_jpeg.faces) == 2
+    for a, b in zip(from_heic.faces, from_jpeg.faces):
+        assert iou(a.box, b.box) > 0.8 and abs(a.fake_probability - b.fake_probability) < 0.05
 
 
 @needs_examples
