@@ -59,6 +59,15 @@ def test_h264_mp4_as_phones_write_it(tmp_path):
     assert info.codec == "h264" and numbers(frames) == list(range(0, 40, 5))
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"], ids=["8-bit", "10-bit HDR"])
+def test_hevc_mov_as_iphones_record_it(tmp_path, pix_fmt):
+    path = videos.h264(tmp_path / "IMG_0001.MOV", stripes(40), fps=10, codec="libx265", pix_fmt=pix_fmt)
+    info, frames = sample_frames(path)
+    frames = list(frames)
+    assert info.codec == "hevc" and numbers(frames) == list(range(0, 40, 5))
+    assert all(abs(float(np.median(f.rgb)) - 40) < 6 for f in frames)  # the dark background stays dark
+
+
 def test_animated_gif_is_a_video_and_a_still_gif_an_image(tmp_path):
     gif = videos.animated_gif(tmp_path / "loop.gif", stripes(20), ms=100)
     still = videos.animated_gif(tmp_path / "still.gif", stripes(1))

@@ -55,15 +55,17 @@ def no_face(path: Path, seconds: float = 2.0, fps: float = 10.0, **options) -> P
     return write_clip(path, frames, fps, **options)
 
 
-def h264(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+def h264(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264",
+         pix_fmt: str = "yuv420p") -> Path:
     """An H.264 MP4, as phones and most sites make them (PyAV's libx264: OpenCV's own wheel
-    cannot encode H.264)."""
+    cannot encode H.264); or, with ``codec="libx265"``, HEVC as iPhones record it (in a MOV,
+    at 10 bits with ``pix_fmt="yuv420p10le"``)."""
     import av
 
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
+        stream = out.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
