@@ -65,7 +65,8 @@ MAX_QUEUE = 64
 #: content-addressed path, so one request could delete another's input.)
 DELETE_CACHE = (60, 120)
 
-TABLE_HEADERS = ["face", "box (x, y, w × h)", "fake probability", "verdict", "reason (when uncertain)"]
+#: What a face is and why first, where it is last: on a phone the table scrolls sideways.
+TABLE_HEADERS = ["face", "verdict", "fake probability", "reason (when uncertain)", "box (x, y, w × h)"]
 #: What the bars show for a photo without a face (the API's first output: {"label": "no face found"}).
 NO_FACE_BARS = "no face found"
 EMPTY_STATUS = "Drop a photo of people into the Photo box, paste one, take one with the webcam, or pick an example."
@@ -209,7 +210,7 @@ def explain(details: dict[str, Any] | None, card: ModelCard) -> tuple[list[list[
 def _row(number: int, face: dict[str, Any]) -> list[str]:
     x, y, w, h = face["box"]
     reason = face.get("reason") or ""
-    return [str(number), f"{x}, {y}, {w} × {h}", percent(face["fake_probability"]), face["label"], reason]
+    return [str(number), face["label"], percent(face["fake_probability"]), reason, f"{x}, {y}, {w} × {h}"]
 
 
 def _status(details: dict[str, Any], card: ModelCard) -> str:

@@ -46,6 +46,12 @@ CSS = """
 /* Gradio stretches a gallery's few pictures over the whole row: one face would be 1200 px wide. */
 .closeups .grid-container { grid-template-columns: repeat(auto-fill, minmax(180px, 240px)) !important; }
 .closeups .grid-wrap { min-height: 0 !important; height: auto !important; }
+/* On a phone that rule leaves one 240 px face a row and the rest of the width empty: two a row,
+   their captions wrapped rather than cut ("3: uncertain (…" would hide the probability). */
+@media (max-width: 600px) {
+  .closeups .grid-container { grid-template-columns: repeat(2, 1fr) !important; }
+  .closeups .caption-label { white-space: normal !important; }
+}
 """
 
 

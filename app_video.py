@@ -24,7 +24,8 @@ from detector.wording import declared_note, face_phrase, percent, reasons_summar
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, SUPPORTED, VIDEO_SUFFIXES
 from detector.video_scoring import failed_record
 
-TRACK_HEADERS = ["face", "seen (s)", "frames", "fake probability", "verdict", "reason (when uncertain)"]
+#: In the photo table's order (app.TABLE_HEADERS): what and why first, where and when last.
+TRACK_HEADERS = ["face", "verdict", "fake probability", "reason (when uncertain)", "seen (s)", "frames"]
 #: What the bars show for a clip without a face, as on the photo tab.
 NO_FACE_BARS = "no face found"
 EMPTY_STATUS = (f"Drop a video ({SUPPORTED}) into the Video box. "
@@ -144,8 +145,8 @@ def explain_video(details: dict[str, Any] | None, card: ModelCard) -> tuple[Figu
     if details.get("error"):
         return None, [], f"### Cannot analyse this file\n{details['error']}"
     calibration = VideoCalibration.of(card)
-    rows = [[str(t["id"]), f"{t['first_s']:g} – {t['last_s']:g}", str(len(t["frames"])), percent(t["fake_probability"]),
-             t["label"], t.get("reason") or ""] for t in details["tracks"]]
+    rows = [[str(t["id"]), t["label"], percent(t["fake_probability"]), t.get("reason") or "",
+             f"{t['first_s']:g} – {t['last_s']:g}", str(len(t["frames"]))] for t in details["tracks"]]
     return plot_tracks(details, calibration), rows, _status(details, calibration, card.unseen_summary())
 
 

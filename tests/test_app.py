@@ -96,7 +96,7 @@ def test_one_number_convention_for_a_face_on_its_tag_its_row_its_bar_and_in_the_
     bars = {c["label"]: c["confidence"] for c in label["confidences"]}
     for number, (face, row) in enumerate(zip(details["faces"], rows), 1):
         shown = percent(face["fake_probability"])  # the JSON's value as the page writes it
-        assert row[2] == shown
+        assert row[2] == shown and row[1] == face["label"]
         assert tag_text(Mark(tuple(face["box"]), face["fake_probability"], face["label"]), number) == \
             f"{number}: {face['label']} ({shown} fake)"
         assert percent(bars[f"face {number}"]) == shown  # Gradio draws round(p * 100)%
@@ -200,9 +200,9 @@ def test_status_states_the_verdict_the_rule_why_faces_are_uncertain_and_what_the
     assert f"**Uncertain:** faces 2 and 3: {small}." in status and "face 1" not in status
     assert CARD.unseen_summary() in status
     assert rows == [
-        ["1", "10, 20, 30 × 30", "20%", "real", ""],
-        ["2", "90, 20, 30 × 30", "55%", "uncertain", small],
-        ["3", "150, 20, 30 × 30", "65%", "uncertain", small],
+        ["1", "real", "20%", "", "10, 20, 30 × 30"],
+        ["2", "uncertain", "55%", small, "90, 20, 30 × 30"],
+        ["3", "uncertain", "65%", small, "150, 20, 30 × 30"],
     ]
     assert app.explain({}, CARD) == ([], app.EMPTY_STATUS)
 
@@ -302,7 +302,7 @@ def test_video_status_gives_the_rule_and_why_a_face_is_uncertain():
                            "frames": frames[:1], "reason": "too few frames with this face to judge (1 of 24)"}],
                "note": "only the first 60 s were scored", "error": None}
     plot, rows, status = explain_video(details, CARD)
-    assert rows[1] == ["2", "3 – 3", "1", "65%", "uncertain", "too few frames with this face to judge (1 of 24)"]
+    assert rows[1] == ["2", "uncertain", "65%", "too few frames with this face to judge (1 of 24)", "3 – 3", "1"]
     assert "the highest fake probability is 30% (face 1)" not in status  # the highest is face 2's
     assert "from a fake probability of 60%; between 50% and 70% it is uncertain" in status
     assert "**Uncertain:** face 2: too few frames" in status and "Note: only the first 60 s were scored." in status

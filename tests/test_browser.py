@@ -106,6 +106,21 @@ def test_a_photo_with_faces_shows_each_face_s_verdict_and_the_overlay(browser, p
     screenshot(page, "faces.png")
 
 
+def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = drop(browser, page_url, PHOTO.name, PHOTO.read_bytes(), "image/jpeg",
+                viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    expect(page.locator("#closeups img")).to_have_count(3, timeout=90_000)
+    page.locator("#closeups").scroll_into_view_if_needed()
+    first, second, third = (page.locator("#closeups img").nth(i).bounding_box() for i in range(3))
+    assert first["y"] == second["y"] < third["y"] and first["x"] < second["x"], (first, second, third)
+    cut = page.locator("#closeups .caption-label").evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth).map(l => l.textContent)")
+    assert cut == []  # "3: uncertain (65% fake)" whole, not "3: uncertain (…"
+    screenshot(page, "phone.png")
+
+
 def test_an_iphone_photo_in_heic_is_analysed(browser, page_url):
     import pillow_heif  # writes the test's HEIC; the detector reads it with pi-heif
     from playwright.sync_api import expect
@@ -217,15 +232,18 @@ def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url)
     screenshot(page, "several_photos.png")
 
 
-def drop(browser, url: str, name: str, data: bytes, mime: str, tab: str | None = None, zone: str = PHOTO_ZONE):
+def drop(browser, url: str, name: str, data: bytes, mime: str, tab: str | None = None, zone: str = PHOTO_ZONE,
+         **page_options):
     """Opens the page (on ``tab``) and drops a file on a drop zone (the Photo box), as a file
     manager would."""
-    return drop_files(browser, url, [(name, data, mime)], tab, zone)
+    return drop_files(browser, url, [(name, data, mime)], tab, zone, **page_options)
 
 
-def drop_files(browser, url: str, files: list[tuple[str, bytes, str]], tab: str | None = None, zone: str = PHOTO_ZONE):
-    """Opens the page (on ``tab``) and drops ``(name, data, mime)`` files on a drop zone at once."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def drop_files(browser, url: str, files: list[tuple[str, bytes, str]], tab: str | None = None, zone: str = PHOTO_ZONE,
+               **page_options):
+    """Opens the page (on ``tab``; ``page_options`` for Playwright's ``new_page``, a 1280 x 900
+    window by default) and drops ``(name, data, mime)`` files on a drop zone at once."""
+    page = browser.new_page(**{"viewport": {"width": 1280, "height": 900}, **page_options})
     page.goto(url)
     if tab:
         page.get_by_role("tab", name=tab).click()
