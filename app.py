@@ -185,7 +185,7 @@ def build_demo(detector) -> gr.Blocks:
             outputs=[table, status, closeups, closeup_box],
             api_visibility="private",
             queue=False,
-        )
+        ).then(None, js=app_common.reveal("status"), queue=False)
     return demo
 
 

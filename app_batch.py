@@ -68,7 +68,8 @@ def batch_tab(detector) -> None:
         gallery = gr.Gallery(label="Where the network looked (Grad-CAM), photo by photo", columns=4, height="auto",
                              object_fit="contain", allow_preview=True, elem_id="batch-overlays")
 
-    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status], api_visibility="private")
+    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status], api_visibility="private").then(
+        None, js=app_common.reveal("batch-status"), queue=False)
 
 
 def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[str, str] | None]:

@@ -55,6 +55,23 @@ CSS = """
 """
 
 
+def reveal(elem_id: str) -> str:
+    """A page function (an event's ``js``) that scrolls an answer's status into view when it is
+    out of sight: on a phone the columns stack, and the verdict lands under the photo and the
+    examples, a screen or more below. It does nothing while the status is the empty page's (no
+    heading) or already in the upper half of the window, as beside the photo on a wide screen.
+
+    Args:
+        elem_id: The status Markdown's ``elem_id``.
+    """
+    return f"""() => {{
+        const status = document.getElementById({elem_id!r});
+        if (!status || !status.querySelector("h3")) return;
+        const top = status.getBoundingClientRect().top;
+        if (top < 0 || top > window.innerHeight / 2) status.scrollIntoView({{behavior: "smooth", block: "start"}});
+    }}"""
+
+
 def guarded(work: Callable[[], T], path: str, name: str) -> T | str:
     """Runs ``work`` on an upload; a file that cannot be used, or a bug, becomes the sentence to
     show the visitor instead.

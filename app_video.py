@@ -126,7 +126,7 @@ def video_tab(detector) -> None:
     ).then(
         lambda d, faces: (*explain_video(d, card), faces, app_common.shown(faces)), inputs=[details, faces_state],
         outputs=[plot, table, status, closeups, closeup_box], api_visibility="private", queue=False,
-    )
+    ).then(None, js=app_common.reveal("video-status"), queue=False)
 
 
 def explain_video(details: dict[str, Any] | None, card: ModelCard) -> tuple[Figure | None, list[list[str]], str]:

@@ -62,6 +62,11 @@ def image_shown(element: str) -> str:
 
 
 OVERLAY_SHOWN = image_shown("#overlay")
+#: A page function: whether the Detector tab's verdict is in the upper half of the window.
+STATUS_IN_VIEW = """() => {
+    const top = document.getElementById("status").getBoundingClientRect().top;
+    return top >= 0 && top < window.innerHeight / 2;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +108,7 @@ def test_a_photo_with_faces_shows_each_face_s_verdict_and_the_overlay(browser, p
     # Each face up close, captioned with its number and verdict.
     expect(page.locator("#closeups img")).to_have_count(3)
     expect(page.locator("#closeups")).to_contain_text("1: ")
+    assert page.evaluate("window.scrollY") == 0  # beside the photo the verdict is in view: no scrolling
     screenshot(page, "faces.png")
 
 
@@ -112,6 +118,8 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
     page = drop(browser, page_url, PHOTO.name, PHOTO.read_bytes(), "image/jpeg",
                 viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     expect(page.locator("#closeups img")).to_have_count(3, timeout=90_000)
+    # The columns stack: the verdict lands a screen below the photo, and the page scrolls to it.
+    page.wait_for_function(STATUS_IN_VIEW, timeout=10_000)
     page.locator("#closeups").scroll_into_view_if_needed()
     first, second, third = (page.locator("#closeups img").nth(i).bounding_box() for i in range(3))
     assert first["y"] == second["y"] < third["y"] and first["x"] < second["x"], (first, second, third)
