@@ -20,7 +20,7 @@ from detector import render
 from detector.batch_scoring import empty_record
 from detector.card import ModelCard
 from detector.imaging import IMAGE_SUFFIXES, SUPPORTED_FORMATS
-from detector.wording import NO_FACE, face_phrase, percent, record_details, verdict_rule
+from detector.wording import NO_FACE, face_phrase, record_cells, verdict_rule
 
 #: Photos scored per drop. A 12-megapixel photo takes about 0.14 s here with its Grad-CAM maps
 #: (docs/speed.md), uploading it longer, and the page waits for all of them: more belong on the
@@ -89,9 +89,7 @@ def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[str, 
 
 def table_row(record: dict[str, Any]) -> list[str]:
     """A record's row: the photo, its verdict, highest fake probability, faces and details."""
-    p = record["fake_probability"]
-    return [record["path"], record["label"] or "error", "" if p is None else percent(p),
-            "" if record["error"] else str(len(record["faces"])), record_details(record)]
+    return [record["path"], *record_cells(record)]
 
 
 def batch_status(records: list[dict[str, Any]], dropped: int, card: ModelCard) -> str:

@@ -2,6 +2,7 @@
 
     python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
+    python -m detector predict --csv photos/ > scores.csv    # the table, for a spreadsheet
     python -m detector cluster-predict photos/ --address auto --out scores.jsonl  # on a Ray cluster
     python -m detector video-eval                            # pooling on clips from the sets -> docs/VIDEO_EVAL.md
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
@@ -22,6 +23,8 @@ start-up notices.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -42,7 +45,7 @@ from detector.defaults import (
     VIDEO_EVAL_SETS,
 )
 from detector.startup import import_tensorflow
-from detector.wording import percent, record_details
+from detector.wording import record_cells
 
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
@@ -74,13 +77,27 @@ def table_header(path_width: int) -> str:
 
 def table_row(record: dict, path_width: int) -> str:
     """One input's line: its verdict, highest fake probability, face count, and the details
-    (``wording.record_details``)."""
+    (``wording.record_cells``)."""
     (_, vw), (_, pw), (_, fw) = COLUMNS
-    p = record["fake_probability"]
-    items = record["tracks"] if record["kind"] == "video" else record["faces"]
-    label, faces = record["label"] or "error", "" if record["error"] else len(items)
-    prob = "" if p is None else percent(p)
-    return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {record_details(record)}"
+    label, prob, faces, details = record_cells(record)
+    return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {details}"
+
+
+#: ``predict --csv``'s columns: the table's, with the probability unrounded and the input's kind.
+CSV_HEADER = ("path", "kind", "verdict", "fake_probability", "faces", "details")
+
+
+def csv_line(cells) -> str:
+    """``cells`` as one CSV line, quoted as spreadsheets read it (commas, quotes, line breaks)."""
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue().rstrip("\r\n")
+
+
+def csv_row(record: dict) -> list:
+    """One input's CSV row (``CSV_HEADER``): as the table's, for a spreadsheet."""
+    label, _, faces, details = record_cells(record)
+    return [record["path"], record["kind"], label, record["fake_probability"], faces, details]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -95,14 +112,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # The bar goes to stderr, and only to a terminal (a log file gets no bar copies); rows go
     # through tqdm.write, which lifts the bar off the screen while a row is printed.
     show_bar = not args.quiet and sys.stderr.isatty() and total >= PROGRESS_FROM
+    if args.csv:
+        header, row = csv_line(CSV_HEADER), lambda record: csv_line(csv_row(record))
+    elif args.json:
+        header, row = None, json.dumps
+    else:
+        header, row = table_header(path_width), lambda record: table_row(record, path_width)
     failed = 0
     with tqdm(total=total, unit="img", file=sys.stderr, disable=not show_bar, leave=False) as bar:
-        if not args.json:
-            tqdm.write(table_header(path_width), file=sys.stdout)
+        if header:
+            tqdm.write(header, file=sys.stdout)
         for record in score_paths(detector, iter_inputs(args.paths), args.workers, args.batch_size,
                                   overlays=args.overlays):
             failed += record["error"] is not None
-            tqdm.write(json.dumps(record) if args.json else table_row(record, path_width), file=sys.stdout)
+            tqdm.write(row(record), file=sys.stdout)
             sys.stdout.flush()
             bar.update()
     return 1 if failed else 0
@@ -230,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="score images, videos and folders")
     p.add_argument("paths", nargs="+", help="image and video files, and folders (walked)")
-    p.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    output.add_argument("--csv", action="store_true",
+                        help="a CSV table for spreadsheets: path, kind, verdict, fake_probability (unrounded), faces, "
+                             "details")
     p.add_argument("--quiet", action="store_true",
                    help=f"no progress bar (it shows on a terminal's stderr from {PROGRESS_FROM} inputs)")
     p.add_argument("--workers", type=non_negative, default=PREDICT_WORKERS,

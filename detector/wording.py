@@ -100,6 +100,16 @@ def declared_note(declared: dict[str, str] | None) -> str | None:
     return f"{phrase[:1].upper()}{phrase[1:]}. The verdict does not read metadata, which is easily removed or forged."
 
 
+def record_cells(record: dict) -> list[str]:
+    """A scored input's verdict, highest fake probability (a whole percent), number of faces
+    and details (``record_details``): the cells after the path of the CLI's table, its CSV and
+    the page's Several photos tab. An input that could not be scored reads "error"."""
+    p = record["fake_probability"]
+    items = record["tracks"] if record["kind"] == "video" else record["faces"]
+    return [record["label"] or "error", "" if p is None else percent(p), "" if record["error"] else str(len(items)),
+            record_details(record)]
+
+
 def record_details(record: dict) -> str:
     """A scored input's details in one line, as the CLI's table and the page's Photos tab
     write them: each face's verdict and fake probability (with the reason when it is

@@ -69,6 +69,26 @@ def test_predict_json_contract_and_exit_status(tiny_weights, inputs):
     assert not any(notice in done.stderr for notice in TF_NOTICES), done.stderr
 
 
+def test_csv_has_the_table_s_rows_for_a_spreadsheet(tiny_weights, inputs):
+    import csv
+
+    from detector.wording import record_cells
+
+    as_json = run_cli("--weights", tiny_weights, "predict", "--json", inputs)
+    as_csv = run_cli("--weights", tiny_weights, "predict", "--csv", inputs)
+    assert as_csv.returncode == as_json.returncode == 1, as_csv.stderr  # broken.png is no image
+    header, *rows = csv.reader(as_csv.stdout.splitlines())
+    assert header == ["path", "kind", "verdict", "fake_probability", "faces", "details"]
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(rows) == len(records) == 4
+    for row, record in zip(rows, records):
+        verdict, _, faces, details = record_cells(record)
+        p = record["fake_probability"]
+        assert row == [record["path"], record["kind"], verdict, "" if p is None else repr(p), faces, details]
+    assert any("," in row[-1] or ";" in row[-1] for row in rows)  # details with commas stay one cell
+    assert run_cli("predict", "--json", "--csv", inputs).returncode == 2
+
+
 def test_a_folder_of_iphone_photos_is_scored(tiny_weights, tiny_set, tmp_path):
     import pillow_heif  # writes the test's HEIC files; the detector reads them with pi-heif
 
