@@ -138,9 +138,18 @@ def overlay(
         else:
             _rectangle(canvas, box, colour, style.line)
             tags.append((m, box, False))
-    drawn: list[Box] = []
-    for number, (m, anchor, inside) in zip(numbers or range(1, len(tags) + 1), tags):  # last: no box crosses a tag
-        drawn.append(_tag(canvas, tag_text(m, number), anchor, m.label, style, inside, drawn))
+    # Tags last, so that no box crosses one. A tag covers no other face and no other tag: where
+    # the words do not all find room beside their faces (a crowded group photo), every face
+    # gets its number alone, in its verdict's colour (the table and close-ups give the words).
+    numbered = list(zip(numbers or range(1, len(tags) + 1), tags))
+    faces = [box for _, box, _ in placed if box is not None]
+    words = [(tag_text(m, n), anchor, inside) for n, (m, anchor, inside) in numbered]
+    layout = _lay_out_tags(words, faces, canvas.shape, style, crowded=False)
+    if layout is None:
+        texts = [(text if inside else str(n), anchor, inside) for (text, anchor, inside), (n, _) in zip(words, numbered)]
+        layout = _lay_out_tags(texts, faces, canvas.shape, style, crowded=True)
+    for (_, (m, _, _)), (text, place, font_scale) in zip(numbered, layout):
+        _draw_tag(canvas, text, place, font_scale, m.label, style)
     return canvas
 
 
@@ -308,37 +317,54 @@ def _blend_heatmap(canvas: np.ndarray, heatmap: np.ndarray, region: Box, alpha: 
     canvas[y0:y1, x0:x1] = np.round(patch + weight * (colours - patch)).astype(np.uint8)
 
 
-def _tag(
-    canvas: np.ndarray, text: str, anchor: Box, label: str, style: _Style, inside: bool, avoid: Sequence[Box] = ()
-) -> Box:
-    """Draws ``text`` on a filled tag at the top-left of ``anchor`` and returns the tag's box.
+def _lay_out_tags(
+    tags: Sequence[tuple[str, Box, bool]], faces: Sequence[Box], shape: tuple[int, ...], style: _Style, crowded: bool
+) -> list[tuple[str, Box, float]] | None:
+    """Where each tag goes: ``(text, place, font scale)`` per ``(text, anchor, inside)``, in order.
 
-    The tag goes above the anchor when there is room, else below it, else inside its top edge
-    (always inside for the whole image). In a group photo neighbouring faces' tags would cover
-    each other, so a tag that would overlap one in ``avoid`` takes the next of these places
-    that is free, then a free place further above or below; where none is, its first place.
+    A tag goes above its anchor when there is room, else below it, else inside its top edge (a
+    face that fills the photo; the whole image's tag always goes there), wherever it overlaps no
+    other face and no tag placed before it. Unless ``crowded``, ``None`` when a tag finds no
+    such place; when ``crowded``, it may also go further above or below, and where nothing is
+    free it goes inside its anchor's top edge all the same.
     """
-    height, width = canvas.shape[:2]
-    font_scale = style.font_scale
-    (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
-    if text_w + 2 * style.pad > width:  # a long tag on a narrow picture: smaller, not cut off
-        font_scale *= max(width - 2 * style.pad, 1) / text_w
-        (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
-    tag_w, tag_h = text_w + 2 * style.pad, text_h + baseline + 2 * style.pad
+    height, width = shape[:2]
     half = style.line // 2  # the box's line is centred on its edge
-    above, below = anchor.y - half - tag_h, anchor.y + anchor.h + half
-    tops = [anchor.y + half]
-    if not inside:
-        tops = [t for t in (above, below) if 0 <= t <= height - tag_h] + tops
-        tops += [t for k in range(1, len(avoid) + 1) for t in (above - k * tag_h, below + k * tag_h)
-                 if 0 <= t <= height - tag_h]
-    left = min(max(anchor.x - half, 0), max(width - tag_w, 0))
-    places = [Box(left, min(max(top, 0), max(height - tag_h, 0)), tag_w, tag_h) for top in tops]
-    place = next((p for p in places if not any(_overlap(p, other) for other in avoid)), places[0])
-    cv2.rectangle(canvas, (place.x, place.y), (place.x + tag_w - 1, place.y + tag_h - 1), COLOURS[label], cv2.FILLED)
+    placed: list[tuple[str, Box, float]] = []
+    for text, anchor, inside in tags:
+        text, tag_w, tag_h, font_scale = _tag_shape(text, width, style)
+        above, below = anchor.y - half - tag_h, anchor.y + anchor.h + half
+        tops = [] if inside else [above, below]
+        if crowded and not inside:
+            tops += [t for k in range(1, len(tags) + 1) for t in (above - k * tag_h, below + k * tag_h)]
+        tops = [t for t in tops if 0 <= t <= height - tag_h] + [anchor.y + half]
+        left = min(max(anchor.x - half, 0), max(width - tag_w, 0))
+        places = [Box(left, min(max(top, 0), max(height - tag_h, 0)), tag_w, tag_h) for top in tops]
+        avoid = [place for _, place, _ in placed] + [face for face in faces if face != anchor]
+        place = next((p for p in places if not any(_overlap(p, other) for other in avoid)), None)
+        if place is None and not crowded:
+            return None
+        placed.append((text, place or places[-1], font_scale))
+    return placed
+
+
+def _draw_tag(canvas: np.ndarray, text: str, place: Box, font_scale: float, label: str, style: _Style) -> None:
+    """A filled tag in ``label``'s colour at ``place``, with ``text`` on it."""
+    (_, text_h), _ = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
+    cv2.rectangle(canvas, (place.x, place.y), (place.x + place.w - 1, place.y + place.h - 1), COLOURS[label], cv2.FILLED)
     origin = (place.x + style.pad, place.y + style.pad + text_h)
     cv2.putText(canvas, text, origin, _FONT, font_scale, _TEXT_COLOURS[label], style.text_thickness, cv2.LINE_AA)
-    return place
+
+
+def _tag_shape(text: str, width: int, style: _Style) -> tuple[str, int, int, float]:
+    """``(text, tag width, tag height, font scale)``; a tag wider than the picture (a long tag on
+    a narrow picture) gets a smaller font rather than being cut off."""
+    font_scale = style.font_scale
+    (text_w, _), _ = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
+    if text_w + 2 * style.pad > width:
+        font_scale *= max(width - 2 * style.pad, 1) / text_w
+    (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
+    return text, text_w + 2 * style.pad, text_h + baseline + 2 * style.pad, font_scale
 
 
 def _overlap(a: Box, b: Box) -> bool:

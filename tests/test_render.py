@@ -166,6 +166,22 @@ def test_neighbouring_faces_tags_do_not_cover_each_other():
     assert amber_rows.min() > second.box.y + second.box.h - 2
 
 
+def test_in_a_crowded_group_photo_no_tag_covers_a_face_and_numbers_stand_in_for_words():
+    # A row of six faces 20 px apart: each tag's words are wider than a face and its gap.
+    photo = grey(300, 400)
+    marks = [Mark(Box(20 + 60 * i, 120, 40, 40), 0.1, "real") for i in range(6)]
+    out = overlay(photo, marks, max_side=None)
+    for m in marks:
+        face = Box(m.box.x + 3, m.box.y + 3, m.box.w - 6, m.box.h - 6)  # inside the box's lines
+        assert not inside(changed(out, photo), face).any(), f"a tag covers the face at {m.box}"
+    def tag_columns(picture: np.ndarray) -> int:  # columns holding a tag above or below the row
+        green = (picture == COLOURS["real"]).all(axis=-1)
+        return int((green & ~np.isin(np.arange(300), range(117, 163))[:, None]).any(axis=0).sum())
+
+    words = tag_columns(overlay(photo, marks[:1], max_side=None))  # one face has room for its words
+    assert words > 100 and tag_columns(out) < words, "six number tags take less room than one of words"
+
+
 def test_each_face_gets_a_close_up_of_its_scored_square_with_heatmap_box_and_caption():
     photo = grey(600, 800)
     photo[100:300, 100:300] = (200, 180, 160)  # the first face's square, as it was scored
