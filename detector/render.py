@@ -85,9 +85,11 @@ def overlay(
     Each face gets its heatmap blended over the region that was scored, a box in its
     verdict's colour and a tag with its number (the order given: the app's table's), its
     verdict and its fake probability, as the page and the CLI write them
-    (``detector.wording``): ``1: fake (93% fake)``, ``2: real (12% fake)``. A photo without a
-    face gets the tag ``no face found`` in its top-left corner, and no box, verdict or
-    percentage (a heatmap, if one is given, is drawn over the scored centre square).
+    (``detector.wording``): ``1: fake (93% fake)``, ``2: real (12% fake)``. No tag covers a face
+    or another tag: in a crowded group photo, where the words do not all find room beside their
+    faces, each tag is the face's number alone (the table and close-ups give the words). A
+    photo without a face gets the tag ``no face found`` in its top-left corner, and no box,
+    verdict or percentage (a heatmap, if one is given, is drawn over the scored centre square).
 
     Args:
         image: The photo, an ``(H, W, 3)`` RGB uint8 array.
