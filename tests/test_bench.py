@@ -90,3 +90,23 @@ def test_npr_statistics_see_a_2x_upsampling_on_its_own_grid_only():
     assert (traced[:3] < np.log(1e-2)).all() and (traced[3:] < -5).all()
     plain = npr_statistics(np.random.default_rng(1).uniform(0, 255, (64, 64)).astype(np.float32))
     assert (np.abs(plain[3:]) < 0.1).all()  # noise has no grid: both grids alike
+
+
+def test_face_size_cells_count_each_class_at_the_threshold_and_the_roc_auc():
+    from bench.face_size import cell
+
+    scored = [(0, 0.1), (0, 0.95), (1, 0.9), (1, 0.2), (1, 0.99)]
+    assert cell(scored, 0, 0.881) == "50.0% (2)"  # one real of two at or above
+    assert cell(scored, 1, 0.881) == "66.7% (3)"
+    assert cell(scored, None, 0.881) == f"{4 / 6:.3f} (5)"
+    assert cell([(1, 0.5)], 0, 0.881) == "–" and cell([(1, 0.5)], None, 0.881) == "–"
+
+
+def test_heic_photos_reencodes_as_the_detector_reads_it():
+    from bench.heic_photos import heic
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:, 32:] = (200, 60, 30)
+    out = heic(80)(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_allclose(out[24, [8, 56]].astype(float), image[24, [8, 56]].astype(float), atol=8)
