@@ -221,6 +221,16 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 _TEXT_BYTES = bytes(range(32, 256)) + b"\t\n\r\f\b"
 
 
+def iso_photo_format(head: bytes) -> str | None:
+    """``"AVIF"`` or ``"HEIC"`` for an ISO media file whose ``ftyp`` box names a photo brand
+    (major or compatible), ``None`` for any other file (MP4, MOV, not ISO media)."""
+    if head[4:8] != b"ftyp":
+        return None
+    box_end = min(int.from_bytes(head[:4], "big"), len(head), 64)
+    brands = {head[i : i + 4] for i in range(8, box_end, 4)}  # major, minor, compatible
+    return "AVIF" if brands & AVIF_BRANDS else "HEIC" if brands & HEIF_BRANDS else None
+
+
 def _identify(data: bytes, name: str) -> str:
     """Return the format of ``data``, one of SUPPORTED_FORMATS, or raise why it has none."""
     for signature, fmt in _SIGNATURES:
@@ -232,12 +242,8 @@ def _identify(data: bytes, name: str) -> str:
     supported = ", ".join(SUPPORTED_FORMATS)
     unsupported = next((fmt for sig, fmt in _UNSUPPORTED_SIGNATURES if data.startswith(sig)), None)
     if data[4:8] == b"ftyp":
-        box_end = min(int.from_bytes(data[:4], "big"), len(data), 64)
-        brands = {data[i : i + 4] for i in range(8, box_end, 4)}  # major, minor, compatible
-        if brands & AVIF_BRANDS:
-            return "AVIF"
-        if brands & HEIF_BRANDS:
-            return "HEIC"
+        if photo := iso_photo_format(data):
+            return photo
         raise NotAnImageError(f"{name} is a video or audio file, not an image.")
     if unsupported:
         raise UnsupportedFormatError(

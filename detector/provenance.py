@@ -13,9 +13,10 @@ so, a user should hear it beside the network's verdict. ``declared`` reads two k
   ``prompt``/``workflow`` holding its node graph), InvokeAI and NovelAI.
 
 Read from JPEG (APP1 and APP11 segments before the scan), PNG (text, ``eXIf`` and ``caBX`` chunks),
-WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks) and the ISO media files of MP4, MOV and AVIF (C2PA's
-top-level ``uuid`` box, where video generators put their Content Credentials), without decoding a
-pixel or reading the image or video data. Not verified: C2PA signatures are not checked, metadata
+WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks), the ISO media files of MP4, MOV, HEIC and AVIF
+(C2PA's top-level ``uuid`` box, where video generators put their Content Credentials) and the XMP
+and EXIF items of HEIC and AVIF photos (found through their ``meta`` box by pi-heif or Pillow),
+without decoding a pixel or reading the image or video data. Not verified: C2PA signatures are not checked, metadata
 is easily forged, and social networks and messengers strip it, so a file that says nothing proves
 nothing.
 """
@@ -30,6 +31,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from PIL import AvifImagePlugin
+from pi_heif.as_plugin import HeifImageFile
+
+from detector.imaging import iso_photo_format
 
 #: IPTC digital source types that declare a generated picture, strongest first: what each says.
 SOURCE_TYPES = {
@@ -80,15 +86,15 @@ def declared(source: object) -> Declaration | None:
 
     Returns:
         The strongest declaration found, or ``None``: no metadata of these kinds, a format
-        other than JPEG, PNG, WebP and ISO media (MP4, MOV, AVIF), or metadata too damaged to
-        read.
+        other than JPEG, PNG, WebP and ISO media (MP4, MOV, HEIC, AVIF), or metadata too damaged
+        to read.
     """
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
         return None
     try:
         with open(source, "rb") if isinstance(source, (str, os.PathLike)) else io.BytesIO(source) as f:
             return _strongest(list(_metadata(f)))
-    except (OSError, ValueError, zlib.error):  # unreadable or damaged: the image is scored; say nothing
+    except (OSError, ValueError, SyntaxError, zlib.error):  # unreadable or damaged: the image is scored; say nothing
         return None
 
 
@@ -255,3 +261,19 @@ def _bmff(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
                 yield "C2PA manifest", "", _read(f, body)
                 continue
         f.seek(body, 1)
+    yield from _photo_items(f)
+
+
+def _photo_items(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
+    """The XMP and EXIF items of a HEIC or AVIF photo (none for MP4, MOV...), which its ``meta``
+    box locates: read by the decoders' header readers, no pixel decoded."""
+    f.seek(0)
+    photo = iso_photo_format(f.read(64))
+    if photo is None:
+        return
+    f.seek(0)
+    with (HeifImageFile if photo == "HEIC" else AvifImagePlugin.AvifImageFile)(f) as header:
+        items = {"XMP": header.info.get("xmp"), "EXIF": header.info.get("exif")}
+    for carrier, data in items.items():
+        if data:
+            yield carrier, "", bytes(data)
