@@ -181,8 +181,9 @@ def _decode_pixels(data: bytes, fmt: str) -> tuple[np.ndarray | None, bool]:
     """The stored pixels (not yet turned upright) and whether they are BGR; ``None`` if damaged."""
     if fmt in ("AVIF", "HEIC"):
         # OpenCV's AVIF reader returns 10- and 12-bit samples unscaled in 16 bits, which would
-        # read as near black; Pillow's (and pi-heif's) scale them to 8 bits and turn the
-        # image by its rotation and mirror boxes.
+        # read as near black; Pillow's and pi-heif's scale them to 8 bits. (pi-heif also turns a
+        # HEIC image by its rotation and mirror boxes; Pillow reports an AVIF's as its EXIF
+        # orientation, applied by the caller.)
         try:
             with _HEADER_READERS[fmt](io.BytesIO(data)) as picture:
                 return np.asarray(picture.convert("RGBA" if "A" in picture.mode else "RGB")), False
@@ -344,8 +345,8 @@ def _read_header(data: bytes, fmt: str, name: str) -> tuple[int, int, int]:
 
     The orientation comes from the EXIF block of JPEG, PNG and WebP files, and from an AVIF
     file's rotation and mirror boxes (which Pillow reports as EXIF's). A HEIC file is turned
-    by its boxes as pi-heif decodes it, and its size is the turned image's (orientation 1). A TIFF file
-    has no such block: its orientation tag is part of the TIFF header itself, and
+    by its boxes as pi-heif decodes it, and its size is the turned image's (orientation 1). A
+    TIFF file has no such block: its orientation tag is part of the TIFF header itself, and
     OpenCV's TIFF reader applies it while decoding.
     """
     try:
