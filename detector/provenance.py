@@ -16,9 +16,9 @@ Read from JPEG (APP1 and APP11 segments before the scan), PNG (text, ``eXIf`` an
 WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks), the ISO media files of MP4, MOV, HEIC and AVIF
 (C2PA's top-level ``uuid`` box, where video generators put their Content Credentials) and the XMP
 and EXIF items of HEIC and AVIF photos (found through their ``meta`` box by pi-heif or Pillow),
-without decoding a pixel or reading the image or video data. Not verified: C2PA signatures are not checked, metadata
-is easily forged, and social networks and messengers strip it, so a file that says nothing proves
-nothing.
+without decoding a pixel or reading the image or video data. Not verified: C2PA signatures are
+not checked, metadata is easily forged, and social networks and messengers strip it, so a file
+that says nothing proves nothing.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def declared(source: object) -> Declaration | None:
     try:
         with open(source, "rb") if isinstance(source, (str, os.PathLike)) else io.BytesIO(source) as f:
             return _strongest(list(_metadata(f)))
-    except (OSError, ValueError, SyntaxError, zlib.error):  # unreadable or damaged: the image is scored; say nothing
+    except (OSError, ValueError, SyntaxError, zlib.error):  # unreadable or damaged: scored, nothing said
         return None
 
 
