@@ -55,6 +55,34 @@ CSS = """
 """
 
 
+#: A page function run once the page loads (``launch(js=...)``). A browser that knows no HEIC
+#: type (Windows without Microsoft's HEIF extension, some Linux desktops) gives an iPhone photo
+#: an empty type, and the Photo box, which takes "image/*", ignores it without a word. Such
+#: files are given the type "image/heic": a dropped one by dropping the re-typed files in its
+#: place, a chosen one by replacing the file input's files before Gradio reads them.
+RETYPE_HEIC = """() => {
+    const heic = (file) => !file.type && /\\.(heic|heif)$/i.test(file.name);
+    const retyped = (files) => {
+        const data = new DataTransfer();
+        for (const file of files) data.items.add(heic(file) ? new File([file], file.name, {type: "image/heic"}) : file);
+        return data;
+    };
+    window.addEventListener("drop", (event) => {
+        const files = [...(event.dataTransfer?.files ?? [])];
+        if (!files.some(heic)) return;
+        event.stopImmediatePropagation();
+        event.preventDefault();
+        event.target.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: retyped(files)}));
+    }, true);
+    window.addEventListener("change", (event) => {
+        const input = event.target;
+        if (input instanceof HTMLInputElement && input.type === "file" && [...(input.files ?? [])].some(heic)) {
+            input.files = retyped(input.files).files;
+        }
+    }, true);
+}"""
+
+
 def reveal(elem_id: str) -> str:
     """A page function (an event's ``js``) that scrolls an answer's status into view when it is
     out of sight: on a phone the columns stack, and the verdict lands under the photo and the
