@@ -334,7 +334,7 @@ def _lay_out_tags(
     half = style.line // 2  # the box's line is centred on its edge
     placed: list[tuple[str, Box, float]] = []
     for text, anchor, inside in tags:
-        text, tag_w, tag_h, font_scale = _tag_shape(text, width, style)
+        tag_w, tag_h, font_scale = _tag_shape(text, width, style)
         above, below = anchor.y - half - tag_h, anchor.y + anchor.h + half
         tops = [] if inside else [above, below]
         if crowded and not inside:
@@ -358,15 +358,15 @@ def _draw_tag(canvas: np.ndarray, text: str, place: Box, font_scale: float, labe
     cv2.putText(canvas, text, origin, _FONT, font_scale, _TEXT_COLOURS[label], style.text_thickness, cv2.LINE_AA)
 
 
-def _tag_shape(text: str, width: int, style: _Style) -> tuple[str, int, int, float]:
-    """``(text, tag width, tag height, font scale)``; a tag wider than the picture (a long tag on
-    a narrow picture) gets a smaller font rather than being cut off."""
+def _tag_shape(text: str, width: int, style: _Style) -> tuple[int, int, float]:
+    """``(tag width, tag height, font scale)`` of ``text``'s tag; a tag wider than the picture (a
+    long tag on a narrow picture) gets a smaller font rather than being cut off."""
     font_scale = style.font_scale
     (text_w, _), _ = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
     if text_w + 2 * style.pad > width:
         font_scale *= max(width - 2 * style.pad, 1) / text_w
     (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, style.text_thickness)
-    return text, text_w + 2 * style.pad, text_h + baseline + 2 * style.pad, font_scale
+    return text_w + 2 * style.pad, text_h + baseline + 2 * style.pad, font_scale
 
 
 def _overlap(a: Box, b: Box) -> bool:
