@@ -96,6 +96,10 @@ def video_tab(detector) -> None:
                 video = gr.File(file_types=[*sorted(VIDEO_SUFFIXES), ".gif"], type="filepath",
                                 label=f"Video ({SUPPORTED})", height=200, elem_id="video")
                 if EXAMPLE_CLIP.is_file():
+                    # Served from examples/, not copied to Gradio's cache: a gr.File example's copy
+                    # is not kept there, and delete_cache removed it after two minutes, after which
+                    # the example answered "File 'two_scenes.mp4' does not exist".
+                    gr.set_static_paths([EXAMPLE_CLIP])
                     gr.Examples([str(EXAMPLE_CLIP)], inputs=video, api_visibility="private",
                                 label="Example: two real photos filmed in turn, with a cut (examples/README.md)")
                 gr.Markdown(

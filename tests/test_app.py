@@ -357,6 +357,26 @@ def test_two_answers_with_the_same_picture_do_not_share_a_file(served):
         assert reply.read() == other.read()  # the same picture, each in a file of its own
 
 
+def test_every_example_outlives_gradio_s_cache_clean_up(tiny_weights, tmp_path, monkeypatch):
+    # A Space serves for days, and delete_cache empties Gradio's cache of old files every minute.
+    # The Video tab's clip (a gr.File example, whose copy Gradio does not keep) was removed two
+    # minutes after the start: clicked then, it answered "File 'two_scenes.mp4' does not exist".
+    import app
+    from detector.pipeline import Detector
+    from gradio.route_utils import delete_files_created_by_app
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+    demo = app.build_demo(Detector.load(tiny_weights))
+    delete_files_created_by_app(demo, None)  # what delete_cache runs on its schedule (None: of any age)
+    loaders = [f for f in demo.fns.values() if getattr(f.fn, "__name__", None) == "load_example"]
+    assert len(loaders) == 2  # the Detector tab's photos, the Video tab's clip
+    for loader in loaders:
+        examples = loader.inputs[0]
+        for index in range(len(examples.raw_samples)):
+            handed = loader.fn(examples.preprocess(index))["value"]["path"]  # what a click hands the box
+            assert Path(handed).is_file(), f"example {index} of {type(loader.outputs[0]).__name__}: {handed}"
+
+
 def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_path, monkeypatch):
     from app_common import answer_picture, closeup_files
 
