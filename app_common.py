@@ -55,12 +55,15 @@ CSS = """
 """
 
 
-#: A page function run once the page loads (``launch(js=...)``). A browser that knows no HEIC
-#: type (Windows without Microsoft's HEIF extension, some Linux desktops) gives an iPhone photo
-#: an empty type, and the Photo box, which takes "image/*", ignores it without a word. Such
-#: files are given the type "image/heic": a dropped one by dropping the re-typed files in its
-#: place, a chosen one by replacing the file input's files before Gradio reads them.
-RETYPE_HEIC = """() => {
+#: A script for the page's head (``launch(head=...)``). A browser that knows no HEIC type
+#: (Windows without Microsoft's HEIF extension, some Linux desktops) gives an iPhone photo an
+#: empty type, and the Photo box, which takes "image/*", ignores it without a word. Such files
+#: are given the type "image/heic": a dropped one by dropping the re-typed files in its place, a
+#: chosen one by replacing the file input's files before Gradio reads them. In the head, it is
+#: in place before the Photo box is drawn; as ``launch(js=...)`` it ran only once every part of
+#: the page had loaded, and a photo dropped before the slowest part arrived was lost.
+RETYPE_HEIC = """<script>
+(() => {
     const heic = (file) => !file.type && /\\.(heic|heif)$/i.test(file.name);
     const retyped = (files) => {
         const data = new DataTransfer();
@@ -80,7 +83,8 @@ RETYPE_HEIC = """() => {
             input.files = retyped(input.files).files;
         }
     }, true);
-}"""
+})();
+</script>"""
 
 
 def reveal(elem_id: str) -> str:
