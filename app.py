@@ -60,10 +60,12 @@ MAX_FILE_SIZE = "200mb"
 CONCURRENCY_LIMIT = 2
 #: Requests waiting beyond that; later ones are told the queue is full instead of piling up.
 MAX_QUEUE = 64
-#: Gradio deletes uploads and overlays older than AGE seconds every FREQUENCY seconds.
+#: Gradio deletes uploads and an answer's pictures older than AGE seconds every FREQUENCY
+#: seconds. Half an hour: a visitor reads the answer, then downloads the overlay, which fails
+#: once its file is gone (at two minutes, as it was, Chromium's download was "canceled").
 #: (Deleting each upload right after scoring would race: identical uploads share one
 #: content-addressed path, so one request could delete another's input.)
-DELETE_CACHE = (60, 120)
+DELETE_CACHE = (300, 1800)
 
 #: What a face is and why first, where it is last: on a phone the table scrolls sideways.
 TABLE_HEADERS = ["face", "verdict", "fake probability", "reason (when uncertain)", "box (x, y, w × h)"]
