@@ -265,7 +265,7 @@ def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, block: bo
         max_file_size=MAX_FILE_SIZE,
         theme=gr.themes.Soft(),
         css=CSS,
-        head=app_common.RETYPE_HEIC,
+        head=app_common.RETYPE_HEIC + app_common.NO_PREVIEW,
         show_error=False,
         prevent_thread_lock=True,
     )

@@ -52,6 +52,8 @@ CSS = """
   .closeups .grid-container { grid-template-columns: repeat(2, 1fr) !important; }
   .closeups .caption-label { white-space: normal !important; }
 }
+/* NO_PREVIEW's words, where the photo would be. */
+#photo .no-preview { margin: auto; padding: 1em; max-width: 24em; text-align: center; }
 """
 
 
@@ -86,6 +88,27 @@ RETYPE_HEIC = """<script>
 })();
 </script>"""
 
+
+#: A script for the page's head: a photo in a format Chromium and Firefox cannot show (HEIC,
+#: TIFF) left a broken picture in the Photo box, as if the upload had failed. Such a picture
+#: is hidden and words say why in its place; the overlay shows the photo, drawn by the server.
+#: (Gradio draws another photo in a new picture, which takes the words with it.)
+NO_PREVIEW = """<script>
+(() => {
+    window.addEventListener("error", (event) => {
+        const img = event.target;
+        const parent = img instanceof HTMLImageElement && img.closest("#photo") ? img.parentElement : null;
+        if (!parent || !/\\.(heic|heif|tiff?)$/i.test(img.src)) return;
+        img.style.display = "none";
+        if (parent.querySelector(".no-preview")) return;
+        const note = document.createElement("p");
+        note.className = "no-preview";
+        note.textContent = "No preview: this browser cannot show HEIC or TIFF photos. The detector reads them: "
+            + "the photo is under \u201cWhere the network looked\u201d.";
+        parent.append(note);
+    }, true);
+})();
+</script>"""
 
 def reveal(elem_id: str) -> str:
     """A page function (an event's ``js``) that scrolls an answer's status into view when it is

@@ -151,7 +151,25 @@ def test_an_iphone_photo_in_heic_is_analysed(browser, page_url, mime):
     expect(status).to_contain_text("Verdict:", timeout=90_000)
     expect(status).to_contain_text("2 faces found")
     page.wait_for_function(OVERLAY_SHOWN, timeout=30_000)  # the browser cannot show HEIC; the overlay can
+    # In the Photo box, words instead of a broken picture.
+    expect(page.locator("#photo")).to_contain_text("No preview: this browser cannot show HEIC")
+    expect(page.locator("#photo img")).to_be_hidden()
     screenshot(page, "heic.png")
+
+
+def test_a_tiff_says_why_there_is_no_preview_and_a_jpeg_after_it_is_shown(browser, page_url):
+    from playwright.sync_api import expect
+
+    buffer = io.BytesIO()
+    Image.open(EXAMPLES / "facerec_two_people.jpg").save(buffer, format="TIFF", compression="tiff_lzw")
+    page = drop(browser, page_url, "scan.tif", buffer.getvalue(), "image/tiff")
+    expect(page.locator("#status")).to_contain_text("2 faces found", timeout=90_000)
+    expect(page.locator("#photo")).to_contain_text("No preview", timeout=10_000)
+    drop_on(page, [(PHOTO.name, PHOTO.read_bytes(), "image/jpeg")])
+    expect(page.locator("#status")).to_contain_text("3 faces found", timeout=90_000)
+    page.wait_for_function(image_shown("#photo"), timeout=30_000)
+    expect(page.locator("#photo")).not_to_contain_text("No preview")
+    page.close()
 
 
 def test_an_untyped_heic_dropped_while_the_page_is_still_loading_is_analysed(browser, page_url):
@@ -301,11 +319,15 @@ def drop_files(browser, url: str, files: list[tuple[str, bytes, str]], tab: str 
     page.goto(url)
     if tab:
         page.get_by_role("tab", name=tab).click()
-    zone = page.locator(zone)
+    drop_on(page, files, zone)
+    return page
+
+
+def drop_on(page, files: list[tuple[str, bytes, str]], zone: str = PHOTO_ZONE) -> None:
+    """Drops ``(name, data, mime)`` files on a drop zone of the open page at once."""
     handle = page.evaluate_handle(MAKE_DROP, [[base64.b64encode(data).decode(), name, mime] for name, data, mime in files])
     for event in ("dragenter", "dragover", "drop"):
-        zone.dispatch_event(event, {"dataTransfer": handle})
-    return page
+        page.locator(zone).dispatch_event(event, {"dataTransfer": handle})
 
 
 def screenshot(page, name: str) -> None:
