@@ -56,6 +56,35 @@ def test_each_verdict_draws_its_colour_on_the_box_edges(label):
     assert set(COLOURS) == {"fake", "real", "uncertain", "no face"} and len(set(COLOURS.values())) == 4
 
 
+#: How a colour-blind eye sees linear RGB (Machado, Oliveira and Fernandes 2009, severity 1).
+COLOUR_BLINDNESS = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
+}
+
+
+@pytest.mark.parametrize("kind", [None, *COLOUR_BLINDNESS])
+def test_the_verdicts_colours_stay_apart_to_colour_blind_eyes(kind):
+    # In a crowded photo a face's tag is its number in its verdict's colour: the colours alone
+    # must tell fake from real (red and green were 21 apart to a deuteranope's eye).
+    import cv2
+
+    def seen(rgb: tuple[int, int, int]) -> np.ndarray:
+        srgb = np.array(rgb) / 255
+        linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+        if kind:
+            linear = np.clip(np.array(COLOUR_BLINDNESS[kind]) @ linear, 0, 1)
+        back = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+        return cv2.cvtColor(np.float32(back).reshape(1, 1, 3), cv2.COLOR_RGB2Lab)[0, 0]  # L 0-100
+
+    def apart(a: str, b: str) -> float:
+        return float(np.linalg.norm(seen(COLOURS[a]) - seen(COLOURS[b])))  # CIE76 distance
+
+    assert apart("fake", "real") > 60
+    assert min(apart("fake", "uncertain"), apart("real", "uncertain")) > 25  # and the tags' text differs
+
+
 def test_a_heatmap_changes_pixels_inside_the_scored_region_only():
     photo = grey(300, 400)
     box = Box(150, 100, 80, 80)
