@@ -140,13 +140,9 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
 # A browser that knows no HEIC type (Windows without the HEIF extension) gives the file none.
 @pytest.mark.parametrize("mime", ["image/heic", ""], ids=["typed", "untyped"])
 def test_an_iphone_photo_in_heic_is_analysed(browser, page_url, mime):
-    import pillow_heif  # writes the test's HEIC; the detector reads it with pi-heif
     from playwright.sync_api import expect
 
-    two = EXAMPLES / "facerec_two_people.jpg"
-    buffer = io.BytesIO()
-    pillow_heif.from_pillow(Image.open(two)).save(buffer, quality=90)
-    page = drop(browser, page_url, "IMG_0001.HEIC", buffer.getvalue(), mime)
+    page = drop(browser, page_url, "IMG_0001.HEIC", two_people_heic(), mime)
     status = page.locator("#status")
     expect(status).to_contain_text("Verdict:", timeout=90_000)
     expect(status).to_contain_text("2 faces found")
@@ -176,28 +172,22 @@ def test_an_untyped_heic_dropped_while_the_page_is_still_loading_is_analysed(bro
     # The Faces table's code held back: the Photo box is there, the page's last part is not.
     # Typed by a page function that ran once every part had loaded, such a photo was lost
     # without a word; the official CI, on a busy machine, dropped it that early.
-    import pillow_heif
     from playwright.sync_api import expect
 
-    buffer = io.BytesIO()
-    pillow_heif.from_pillow(Image.open(EXAMPLES / "facerec_two_people.jpg")).save(buffer, quality=90)
-    page = drop_files(browser, page_url, [("IMG_0003.HEIC", buffer.getvalue(), "")], held_back="**/assets/dsv-*.js")
+    page = drop_files(browser, page_url, [("IMG_0003.HEIC", two_people_heic(), "")], held_back="**/assets/dsv-*.js")
     expect(page.locator("#status")).to_contain_text("2 faces found", timeout=90_000)
-    assert page.held_back, "no file matched: which of the page's files loads last has changed"
+    assert page.held_back, "no dsv-*.js any more: hold back another part the page loads late"
     page.close()
 
 
 def test_an_untyped_heic_chosen_in_the_file_picker_is_analysed(browser, page_url):
-    import pillow_heif
     from playwright.sync_api import expect
 
-    buffer = io.BytesIO()
-    pillow_heif.from_pillow(Image.open(EXAMPLES / "facerec_two_people.jpg")).save(buffer, quality=90)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_url)
     # As the browser hands it over: a File of no type (Playwright's own file chooser would type it).
     page.locator("#photo input[type=file]").wait_for(state="attached")
-    page.evaluate(CHOOSE_FILES, ["#photo input[type=file]", [[base64.b64encode(buffer.getvalue()).decode(),
+    page.evaluate(CHOOSE_FILES, ["#photo input[type=file]", [[base64.b64encode(two_people_heic()).decode(),
                                                                "IMG_0002.HEIC", ""]]])
     expect(page.locator("#status")).to_contain_text("2 faces found", timeout=90_000)
     page.close()
@@ -334,6 +324,16 @@ def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
     page.close()
+
+
+def two_people_heic() -> bytes:
+    """The gallery's photo of two people as an iPhone would store it: HEIC (written with
+    pillow-heif; the detector reads it with pi-heif)."""
+    import pillow_heif
+
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(EXAMPLES / "facerec_two_people.jpg")).save(buffer, quality=90)
+    return buffer.getvalue()
 
 
 def landscape_png() -> bytes:
