@@ -110,6 +110,7 @@ NO_PREVIEW = """<script>
 })();
 </script>"""
 
+
 def reveal(elem_id: str) -> str:
     """A page function (an event's ``js``) that scrolls an answer's status into view when it is
     out of sight: on a phone the columns stack, and the verdict lands under the photo and the
