@@ -52,8 +52,9 @@ CSS = """
   .closeups .grid-container { grid-template-columns: repeat(2, 1fr) !important; }
   .closeups .caption-label { white-space: normal !important; }
 }
-/* NO_PREVIEW's words, where the photo would be. */
-#photo .no-preview { margin: auto; padding: 1em; max-width: 24em; text-align: center; }
+/* NO_PREVIEW's words, in the middle of the box where the photo would be. */
+#photo .image-frame:has(> .no-preview) { display: flex; align-items: center; justify-content: center; height: 100%; }
+#photo .no-preview { padding: 1em; max-width: 24em; text-align: center; }
 """
 
 
