@@ -115,15 +115,18 @@ def build_demo(detector) -> gr.Blocks:
         # it: size limits before decoding, EXIF orientation, clear messages.
         if not image or not image.get("path"):
             return None, None, {}, []
-        scored = app_common.score_upload(detector, *app_common.upload_name(image))
+        path, name = app_common.upload_name(image)
+        scored = app_common.score_upload(detector, path, name)
         if isinstance(scored, str):
             gr.Warning(scored)
             return None, None, {"fake_probability": None, "label": None, "faces": [], "error": scored}, []
         result, rgb = scored
         # The bars: each face's fake probability; without a face, the words instead of bars.
         bars = {f"face {i}": face.fake_probability for i, face in enumerate(result.faces, 1)} or NO_FACE_BARS
-        return (bars, app_common.answer_picture(render.overlay(rgb, result), "overlay"),
-                {**result.to_dict(), "error": None}, app_common.closeup_files(render.closeups(rgb, result)))
+        # Downloads are named after the visitor's photo: IMG_0001-overlay-….png, IMG_0001-face-1-….png.
+        stem = Path(name).stem
+        return (bars, app_common.answer_picture(render.overlay(rgb, result), f"{stem}-overlay"),
+                {**result.to_dict(), "error": None}, app_common.closeup_files(render.closeups(rgb, result), stem))
 
     with gr.Blocks(title="Deepfake face detector", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(

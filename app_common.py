@@ -190,9 +190,10 @@ def answer_picture(rgb: np.ndarray, name: str) -> str:
     return str(save_png(rgb, Path(path)))
 
 
-def closeup_files(closeups: list[tuple[np.ndarray, str]]) -> list[tuple[str, str]]:
-    """``render.closeups``' pictures as files of this answer's own (``answer_picture``), captions kept."""
-    return [(answer_picture(rgb, f"face-{i}"), caption) for i, (rgb, caption) in enumerate(closeups, 1)]
+def closeup_files(closeups: list[tuple[np.ndarray, str]], stem: str) -> list[tuple[str, str]]:
+    """``render.closeups``' pictures as files of this answer's own (``answer_picture``), named
+    ``<stem>-face-<number>-<random>.png``, captions kept."""
+    return [(answer_picture(rgb, f"{stem}-face-{i}"), caption) for i, (rgb, caption) in enumerate(closeups, 1)]
 
 
 def upload_name(upload: dict | str) -> tuple[str, str]:

@@ -81,10 +81,11 @@ def video_tab(detector) -> None:
         frame = result.suspicious
         if frame is None:
             picture, closeups = None, []
-        else:
+        else:  # downloads named after the visitor's clip, as on the photo tab
+            stem = Path(name).stem
             picture = app_common.answer_picture(render.overlay(frame.rgb, frame.marks, numbers=frame.numbers),
-                                                "most-suspicious-frame")
-            closeups = app_common.closeup_files(render.closeups(frame.rgb, frame.marks, numbers=frame.numbers))
+                                                f"{stem}-most-suspicious-frame")
+            closeups = app_common.closeup_files(render.closeups(frame.rgb, frame.marks, numbers=frame.numbers), stem)
         bars = {f"face {t.id}": t.fake_probability for t in result.tracks} or NO_FACE_BARS
         return bars, picture, {**result.to_dict(), "error": None}, closeups
 

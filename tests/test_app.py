@@ -259,6 +259,7 @@ def test_predict_video_follows_both_faces_and_draws_the_most_suspicious_frame(cl
     judged = [t for t in details["tracks"] if not t.get("reason", "").startswith("too few")]
     assert len(judged) >= 2, details["tracks"]  # the two people in front (and the girl at the edge, if found)
     assert cv2.imread(overlay).shape[:2] == (360, 640)
+    assert Path(overlay).name.startswith("two_people-most-suspicious-frame-")  # named after the visitor's clip
 
     plot, rows, status = explain_video(details, CARD)
     drawn = [line for line in plot.axes[0].lines if line.get_marker() == "o"]
@@ -352,7 +353,7 @@ def test_two_answers_with_the_same_picture_do_not_share_a_file(served):
     # while the other answer rewrote it (bench/load.py on one photo: 6 of 200).
     client = Client(served[0], verbose=False, download_files=False)
     first, second = (client.predict(handle_file(str(TWO_FACES)), api_name="/predict")[1] for _ in range(2))
-    assert first["path"] != second["path"] and Path(first["path"]).name.startswith("overlay-")
+    assert first["path"] != second["path"] and Path(first["path"]).name.startswith(f"{TWO_FACES.stem}-overlay-")
     with urllib.request.urlopen(first["url"]) as reply, urllib.request.urlopen(second["url"]) as other:
         assert reply.read() == other.read()  # the same picture, each in a file of its own
 
@@ -387,8 +388,8 @@ def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_pat
     assert Path(first).name.startswith("my_photo_..-overlay-") and Path(second).name.startswith("picture-")
     assert first != second and Path(first).parent == Path(second).parent == tmp_path / "cache" / "answers"
     assert Path(first).suffix == ".png" and np.array_equal(cv2.imread(first)[..., ::-1], picture)
-    (face, caption), = closeup_files([(picture, "1: real (3% fake)")])
-    assert Path(face).name.startswith("face-1-") and caption == "1: real (3% fake)"
+    (face, caption), = closeup_files([(picture, "1: real (3% fake)")], "IMG_0001")
+    assert Path(face).name.startswith("IMG_0001-face-1-") and caption == "1: real (3% fake)"
 
 
 def test_what_a_file_s_metadata_declares_comes_back_beside_the_verdict(client, tmp_path):
