@@ -165,6 +165,11 @@ def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", 
     return guarded(work, path, name)
 
 
+#: Longest start of an answer picture's file name: a visitor's file may be named up to the
+#: file system's 255 bytes, and "<its name>-overlay-<random>.png" was refused as too long.
+MAX_NAME = 120
+
+
 def answer_picture(rgb: np.ndarray, name: str) -> str:
     """Writes one picture of an answer as ``<name>-<random>.png`` in the ``answers`` folder of
     Gradio's cache.
@@ -177,14 +182,15 @@ def answer_picture(rgb: np.ndarray, name: str) -> str:
     Args:
         rgb: The picture, RGB uint8.
         name: The start of the file's name (what a visitor's download is called); characters
-            other than ASCII letters, digits, ``.``, ``-`` and ``_`` become ``_``.
+            other than ASCII letters, digits, ``.``, ``-`` and ``_`` become ``_``, and only its
+            last ``MAX_NAME`` characters are kept (they say what the picture is).
 
     Returns:
         The PNG's path.
     """
     folder = Path(get_upload_folder()) / "answers"
     folder.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "picture"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-MAX_NAME:] or "picture"
     handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".png", dir=folder)
     os.close(handle)
     return str(save_png(rgb, Path(path)))

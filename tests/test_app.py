@@ -379,7 +379,7 @@ def test_every_example_outlives_gradio_s_cache_clean_up(tiny_weights, tmp_path, 
 
 
 def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_path, monkeypatch):
-    from app_common import answer_picture, closeup_files
+    from app_common import MAX_NAME, answer_picture, closeup_files
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
     picture = np.zeros((4, 6, 3), np.uint8)
@@ -388,6 +388,8 @@ def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_pat
     assert Path(first).name.startswith("my_photo_..-overlay-") and Path(second).name.startswith("picture-")
     assert first != second and Path(first).parent == Path(second).parent == tmp_path / "cache" / "answers"
     assert Path(first).suffix == ".png" and np.array_equal(cv2.imread(first)[..., ::-1], picture)
+    long = answer_picture(picture, "x" * 250 + "-overlay")  # a visitor's file may have a 250-byte name
+    assert Path(long).name.startswith("x" * (MAX_NAME - len("-overlay")) + "-overlay-")  # the end says what it is
     (face, caption), = closeup_files([(picture, "1: real (3% fake)")], "IMG_0001")
     assert Path(face).name.startswith("IMG_0001-face-1-") and caption == "1: real (3% fake)"
 
