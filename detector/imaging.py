@@ -185,7 +185,7 @@ def _decode_pixels(data: bytes, fmt: str) -> tuple[np.ndarray | None, bool]:
         # HEIC image by its rotation and mirror boxes; Pillow reports an AVIF's as its EXIF
         # orientation, applied by the caller.)
         try:
-            with _HEADER_READERS[fmt](io.BytesIO(data)) as picture:
+            with HEADER_READERS[fmt](io.BytesIO(data)) as picture:
                 return np.asarray(picture.convert("RGBA" if "A" in picture.mode else "RGB")), False
         except (SyntaxError, OSError, ValueError):
             return None, False
@@ -325,10 +325,11 @@ _COMPLETE: dict[str, Callable[[bytes], bool]] = {
     "HEIC": _boxes_are_complete,
 }
 
-# Pillow's plugin classes read a header without decoding pixels. They are used directly,
-# rather than through Image.open, because Image.open applies Pillow's own, larger
-# decompression-bomb limit first, with a warning or an error that would hide ours.
-_HEADER_READERS = {
+#: Each format's header reader: Pillow's plugin classes (and pi-heif's) read a header and the
+#: metadata without decoding pixels. They are used directly, rather than through Image.open,
+#: because Image.open applies Pillow's own, larger decompression-bomb limit first, with a
+#: warning or an error that would hide ours.
+HEADER_READERS = {
     "JPEG": JpegImagePlugin.JpegImageFile,
     "PNG": PngImagePlugin.PngImageFile,
     "GIF": GifImagePlugin.GifImageFile,
@@ -350,7 +351,7 @@ def _read_header(data: bytes, fmt: str, name: str) -> tuple[int, int, int]:
     OpenCV's TIFF reader applies it while decoding.
     """
     try:
-        with _HEADER_READERS[fmt](io.BytesIO(data)) as header:
+        with HEADER_READERS[fmt](io.BytesIO(data)) as header:
             width, height = header.size
             exif = header.info.get("exif")
     except (SyntaxError, OSError, ValueError) as exc:  # how Pillow's plugins reject a header

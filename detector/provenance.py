@@ -32,10 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import AvifImagePlugin
-from pi_heif.as_plugin import HeifImageFile
-
-from detector.imaging import iso_photo_format
+from detector.imaging import HEADER_READERS, iso_photo_format
 
 #: IPTC digital source types that declare a generated picture, strongest first: what each says.
 SOURCE_TYPES = {
@@ -272,7 +269,7 @@ def _photo_items(f: BinaryIO) -> Iterator[tuple[str, str, bytes]]:
     if photo is None:
         return
     f.seek(0)
-    with (HeifImageFile if photo == "HEIC" else AvifImagePlugin.AvifImageFile)(f) as header:
+    with HEADER_READERS[photo](f) as header:
         items = {"XMP": header.info.get("xmp"), "EXIF": header.info.get("exif")}
     for carrier, data in items.items():
         if data:
