@@ -155,7 +155,7 @@ def build_demo(detector) -> gr.Blocks:
                     status = gr.Markdown(EMPTY_STATUS, elem_id="status")
                     verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="verdict")
                     overlay = gr.Image(
-                        label="Where the network looked (Grad-CAM)",
+                        **app_common.picture_title("**Where the network looked** (Grad-CAM)"),
                         format="png",
                         interactive=False,
                         height=440,

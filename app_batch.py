@@ -65,8 +65,9 @@ def batch_tab(detector) -> None:
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
                                      column_widths=COLUMN_WIDTHS, elem_id="batch-table")
-        gallery = gr.Gallery(label="Where the network looked (Grad-CAM), photo by photo", columns=4, height="auto",
-                             object_fit="contain", allow_preview=True, elem_id="batch-overlays")
+        gallery = gr.Gallery(**app_common.picture_title("**Where the network looked** (Grad-CAM), photo by photo"),
+                             columns=4, height="auto", object_fit="contain", allow_preview=True,
+                             elem_id="batch-overlays")
 
     photos.change(score_photos, inputs=photos, outputs=[table, gallery, status], api_visibility="private").then(
         None, js=app_common.reveal("batch-status"), queue=False)

@@ -25,7 +25,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -50,8 +50,17 @@ CSS = """
    their captions wrapped rather than cut ("3: uncertain (…" would hide the probability). */
 @media (max-width: 600px) {
   .closeups .grid-container { grid-template-columns: repeat(2, 1fr) !important; }
+  /* A picture as tall as it is drawn: at a fixed height a landscape photo floated in white. */
+  .answer-picture:not(.closeups) { height: auto !important; }
+  .answer-picture .image-container > button { flex: none !important; height: auto !important; }
+  .answer-picture .image-frame, .answer-picture .image-frame img { width: 100% !important; height: auto !important; }
   .closeups .caption-label { white-space: normal !important; }
 }
+/* Gradio floats a picture's buttons (full screen, download) over its top-right corner, where a face
+   near the photo's top edge has its verdict tag: here they get a row of their own above it. */
+.answer-picture .image-container { display: flex; flex-direction: column; }
+.answer-picture .image-container > .top-panel { position: static; align-self: flex-end; }
+.answer-picture .image-container > button { flex: 1 1 0; min-height: 0; }
 /* NO_PREVIEW's words, in the middle of the box where the photo would be. */
 #photo .image-frame:has(> .no-preview) { display: flex; align-items: center; justify-content: center; height: 100%; }
 #photo .no-preview { padding: 1em; max-width: 24em; text-align: center; }
@@ -221,18 +230,27 @@ def closeup_section(title: str, elem_id: str, columns: int = 6) -> tuple[gr.Colu
         The section (show it with ``shown(closeups)``) and its gallery.
     """
     with gr.Column(visible=False) as section:
-        gr.Markdown(title)
         gallery = gr.Gallery(
-            label=title.replace("*", ""),
-            show_label=False,  # a floating label would cover the first face
+            **picture_title(title, "closeups"),
             columns=columns,
             height="auto",
             object_fit="contain",
             allow_preview=True,
             elem_id=elem_id,
-            elem_classes=["closeups"],
         )
     return section, gallery
+
+
+def picture_title(title: str, *classes: str) -> dict[str, Any]:
+    """Writes ``title`` (Markdown) above the picture component built next, and returns that
+    component's label arguments (the title for screen readers, not drawn) and its CSS classes
+    (``answer-picture`` and ``classes``).
+
+    Gradio floats a picture's own label over its top-left corner, where a face near the photo's
+    top edge has its verdict tag: the tag was hidden under "Where the network looked".
+    """
+    gr.Markdown(title)
+    return {"label": title.replace("*", ""), "show_label": False, "elem_classes": ["answer-picture", *classes]}
 
 
 def shown(closeups: list) -> gr.Column:

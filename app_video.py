@@ -117,8 +117,9 @@ def video_tab(detector) -> None:
                 verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="video-verdict")
                 plot = gr.Plot(label="Fake probability of each face over time", show_label=False, format="png",
                                elem_id="video-plot")
-                overlay = gr.Image(label="Most suspicious frame: where the network looked (Grad-CAM)", format="png",
-                                   interactive=False, height=360, elem_id="video-overlay")
+                overlay = gr.Image(
+                    **app_common.picture_title("**Most suspicious frame**: where the network looked (Grad-CAM)"),
+                    format="png", interactive=False, height=360, elem_id="video-overlay")
         table = gr.Dataframe(headers=TRACK_HEADERS, label="Faces followed through the clip", interactive=False,
                              wrap=True, elem_id="tracks")
         with gr.Accordion("Details as JSON (what the /predict_video API returns)", open=False):

@@ -69,6 +69,29 @@ def image_shown(element: str) -> str:
     }}"""
 
 
+def covering_top(element: str) -> str:
+    """A page function: what lies over the top strip of the element's first picture, where a face
+    near the photo's top edge has its tag (each covering element's start; none when it is free)."""
+    return f"""() => {{
+        const img = document.querySelector('{element} img');
+        img.scrollIntoView({{block: "center"}});
+        const box = img.getBoundingClientRect();
+        // The picture as drawn in its element: fitted, centred (CSS object-fit).
+        const fit = getComputedStyle(img).objectFit;
+        let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+        if (fit === "scale-down") scale = Math.min(scale, 1);
+        const [w, h] = ["contain", "scale-down"].includes(fit)
+            ? [img.naturalWidth * scale, img.naturalHeight * scale] : [box.width, box.height];
+        const left = box.left + (box.width - w) / 2, top = box.top + (box.height - h) / 2;
+        const over = [];
+        for (let i = 1; i < 10; i++) {{
+            const hit = document.elementFromPoint(left + w * i / 10, top + 6);
+            if (hit !== img) over.push(hit === null ? "outside the window" : hit.outerHTML.slice(0, 80));
+        }}
+        return over;
+    }}"""
+
+
 OVERLAY_SHOWN = image_shown("#overlay")
 #: A page function: whether the Detector tab's verdict is in the upper half of the window.
 STATUS_IN_VIEW = """() => {
@@ -117,6 +140,8 @@ def test_a_photo_with_faces_shows_each_face_s_verdict_and_the_overlay(browser, p
     expect(page.locator("#closeups img")).to_have_count(3)
     expect(page.locator("#closeups")).to_contain_text("1: ")
     assert page.evaluate("window.scrollY") == 0  # beside the photo the verdict is in view: no scrolling
+    # A face at the photo's top has its tag along the top edge: no title may hide it.
+    assert page.evaluate(covering_top("#overlay")) == []
     screenshot(page, "faces.png")
 
 
@@ -134,6 +159,14 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
     cut = page.locator("#closeups .caption-label").evaluate_all(
         "labels => labels.filter(l => l.scrollWidth > l.clientWidth).map(l => l.textContent)")
     assert cut == []  # "3: uncertain (65% fake)" whole, not "3: uncertain (…"
+    assert page.evaluate(covering_top("#overlay")) == []  # the photo fills the column: its top too
+    # As tall as the picture is drawn across the column (and its buttons' row), not a fixed
+    # height with the landscape photo floating in white.
+    block, drawn = page.evaluate("""() => {
+        const block = document.getElementById("overlay"), img = block.querySelector("img");
+        return [block.getBoundingClientRect().height, block.clientWidth * img.naturalHeight / img.naturalWidth];
+    }""")
+    assert drawn < block < drawn + 60, (block, drawn)
     screenshot(page, "phone.png")
 
 
@@ -249,6 +282,7 @@ def test_a_clip_shows_each_face_over_time_and_the_most_suspicious_frame(browser,
     closeups = page.locator("#video-closeups")
     expect(closeups).to_contain_text(f"{top}: ", timeout=30_000)
     assert 1 <= closeups.locator("img").count() <= rows
+    assert page.evaluate(covering_top("#video-overlay")) == []
     screenshot(page, "video.png")
 
 
@@ -286,6 +320,7 @@ def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url)
     expect(table).to_contain_text("'notes.jpg' is")  # why, naming the visitor's file
     expect(page.locator("#batch-overlays img")).to_have_count(3)  # the unreadable file has none
     expect(page.locator("#batch-overlays")).to_contain_text(f"fake) · {PHOTO.name}")  # its verdict, then its name
+    assert page.evaluate(covering_top("#batch-overlays")) == []
     screenshot(page, "several_photos.png")
 
 
