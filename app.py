@@ -134,49 +134,52 @@ def build_demo(detector) -> gr.Blocks:
             "Drop a photo of people. Every face gets a fake probability, and the heat map shows "
             "where the network looked. A high score is evidence, not proof."
         )
-        with gr.Tab("Detector"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=1):
-                    image = gr.Image(
-                        sources=["upload", "clipboard", "webcam"],
-                        type="filepath",
-                        label="Photo",
-                        height=440,
-                        elem_id="photo",
-                    )
-                    gr.Examples(
-                        [str(EXAMPLES / name) for name in EXAMPLE_ORDER if (EXAMPLES / name).is_file()],
-                        inputs=image,
-                        label="Examples: real photos (sources in examples/README.md)",
-                        examples_per_page=8,
-                        api_visibility="private",
-                    )
-                with gr.Column(scale=1):
-                    status = gr.Markdown(EMPTY_STATUS, elem_id="status")
-                    verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="verdict")
-                    overlay = gr.Image(
-                        **app_common.picture_title("**Where the network looked** (Grad-CAM)"),
-                        format="png",
-                        interactive=False,
-                        height=440,
-                        elem_id="overlay",
-                    )
-            closeup_box, closeups = app_common.closeup_section(
-                "**Each face up close**: the square the network scored, with its Grad-CAM map.", "closeups")
-            faces_state = gr.State([])
-            table = gr.Dataframe(
-                headers=TABLE_HEADERS,
-                label="Faces",
-                interactive=False,
-                wrap=True,
-                elem_id="faces",
-            )
-            with gr.Accordion("Details as JSON (what the /predict API returns)", open=False):
-                details = gr.JSON(label="Details", elem_id="details")
-        batch_tab(detector)
-        video_tab(detector)
-        with gr.Tab("About the model"):
-            gr.Markdown(card.to_markdown(), elem_id="about")
+        # On a phone the four tabs take two rows: as a menu ("...") they hid the Video and About
+        # tabs from a 360 px screen, with only "Detector" in sight.
+        with gr.Tabs(overflow_behavior="wrap"):
+            with gr.Tab("Detector"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1):
+                        image = gr.Image(
+                            sources=["upload", "clipboard", "webcam"],
+                            type="filepath",
+                            label="Photo",
+                            height=440,
+                            elem_id="photo",
+                        )
+                        gr.Examples(
+                            [str(EXAMPLES / name) for name in EXAMPLE_ORDER if (EXAMPLES / name).is_file()],
+                            inputs=image,
+                            label="Examples: real photos (sources in examples/README.md)",
+                            examples_per_page=8,
+                            api_visibility="private",
+                        )
+                    with gr.Column(scale=1):
+                        status = gr.Markdown(EMPTY_STATUS, elem_id="status")
+                        verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="verdict")
+                        overlay = gr.Image(
+                            **app_common.picture_title("**Where the network looked** (Grad-CAM)"),
+                            format="png",
+                            interactive=False,
+                            height=440,
+                            elem_id="overlay",
+                        )
+                closeup_box, closeups = app_common.closeup_section(
+                    "**Each face up close**: the square the network scored, with its Grad-CAM map.", "closeups")
+                faces_state = gr.State([])
+                table = gr.Dataframe(
+                    headers=TABLE_HEADERS,
+                    label="Faces",
+                    interactive=False,
+                    wrap=True,
+                    elem_id="faces",
+                )
+                with gr.Accordion("Details as JSON (what the /predict API returns)", open=False):
+                    details = gr.JSON(label="Details", elem_id="details")
+            batch_tab(detector)
+            video_tab(detector)
+            with gr.Tab("About the model"):
+                gr.Markdown(card.to_markdown(), elem_id="about")
 
         image.change(
             predict,

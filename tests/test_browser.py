@@ -3,9 +3,9 @@
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
 download is not used). The visits: a photo with two faces, a photo without a face and a
 file that is not an image, iPhone photos (HEIC) with and without a type (dropped, chosen, and
-dropped while the page is still loading), the phone layout, the About tab, a clip of two
-people and the example clip on the Video tab, and four files at once on the "Several photos"
-tab. Their screenshots land in artifacts/screenshots/ (faces.png, phone.png, heic.png,
+dropped while the page is still loading), the phone layout and a small phone's tabs, the About
+tab, a clip of two people and the example clip on the Video tab, and four files at once on the
+"Several photos" tab. Their screenshots land in artifacts/screenshots/ (faces.png, phone.png, heic.png,
 no_face.png, bad_file.png, about.png, video.png, video_example.png, several_photos.png) for a
 human to look at.
 """
@@ -168,6 +168,16 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
     }""")
     assert drawn < block < drawn + 60, (block, drawn)
     screenshot(page, "phone.png")
+
+
+def test_on_a_small_phone_every_tab_is_in_sight(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page.goto(page_url)
+    for tab in ("Detector", "Several photos", "Video", "About the model"):  # not behind a "..." menu
+        expect(page.get_by_role("tab", name=tab)).to_be_visible(timeout=30_000)
+    page.close()
 
 
 # A browser that knows no HEIC type (Windows without the HEIF extension) gives the file none.
