@@ -169,6 +169,7 @@ def build_demo(detector) -> gr.Blocks:
                 faces_state = gr.State([])
                 table = gr.Dataframe(
                     headers=TABLE_HEADERS,
+                    column_widths=app_common.column_widths(TABLE_HEADERS),
                     label="Faces",
                     interactive=False,
                     wrap=True,

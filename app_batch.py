@@ -27,8 +27,6 @@ from detector.wording import NO_FACE, face_phrase, record_cells, verdict_rule
 #: command line.
 MAX_PHOTOS = 20
 BATCH_HEADERS = ["photo", "verdict", "fake prob.", "faces", "details"]
-#: Room for a file name and a verdict; the details take the rest (they wrap).
-COLUMN_WIDTHS = ["21%", "13%", "9%", "8%", "49%"]
 EMPTY_STATUS = (f"Drop up to {MAX_PHOTOS} photos ({', '.join(SUPPORTED_FORMATS)}) into the Photos box: each gets its "
                 "verdict and its faces drawn as on the Detector tab.")
 #: The order verdicts are counted in, the most pressing first.
@@ -64,7 +62,7 @@ def batch_tab(detector) -> None:
             with gr.Column(scale=2):
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
-                                     column_widths=COLUMN_WIDTHS, elem_id="batch-table")
+                                     column_widths=app_common.column_widths(BATCH_HEADERS), elem_id="batch-table")
         gallery = gr.Gallery(**app_common.picture_title("**Where the network looked** (Grad-CAM), photo by photo"),
                              columns=4, height="auto", object_fit="contain", allow_preview=True,
                              elem_id="batch-overlays")

@@ -174,6 +174,20 @@ def score_upload(detector: "Detector", path: str, name: str) -> tuple["Result", 
     return guarded(work, path, name)
 
 
+#: Each table column's width, by its header: the short ones in pixels, room for their header and
+#: values on one line; the long text a share of the table's width, the rest of it on a computer.
+#: Gradio turns a share into pixels of the screen's width, and with shares only, on a phone,
+#: "fake probability" stood a letter a line; now the table scrolls sideways there instead.
+COLUMN_WIDTHS = {"photo": "160px", "face": "64px", "verdict": "110px", "fake prob.": "80px",
+                 "fake probability": "130px", "faces": "64px", "box (x, y, w × h)": "170px", "seen (s)": "90px",
+                 "frames": "76px", "reason (when uncertain)": "50%", "details": "50%"}
+
+
+def column_widths(headers: list[str]) -> list[str]:
+    """``gr.Dataframe``'s ``column_widths`` for a table with these headers (``COLUMN_WIDTHS``)."""
+    return [COLUMN_WIDTHS[header] for header in headers]
+
+
 #: Longest start of an answer picture's file name: a visitor's file may be named up to the
 #: file system's 255 bytes, and "<its name>-overlay-<random>.png" was refused as too long.
 MAX_NAME = 120

@@ -120,7 +120,8 @@ def video_tab(detector) -> None:
                 overlay = gr.Image(
                     **app_common.picture_title("**Most suspicious frame**: where the network looked (Grad-CAM)"),
                     format="png", interactive=False, height=360, elem_id="video-overlay")
-        table = gr.Dataframe(headers=TRACK_HEADERS, label="Faces followed through the clip", interactive=False,
+        table = gr.Dataframe(headers=TRACK_HEADERS, column_widths=app_common.column_widths(TRACK_HEADERS),
+                             label="Faces followed through the clip", interactive=False,
                              wrap=True, elem_id="tracks")
         with gr.Accordion("Details as JSON (what the /predict_video API returns)", open=False):
             details = gr.JSON(label="Details", elem_id="video-details")
