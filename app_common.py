@@ -41,26 +41,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("app")
 T = TypeVar("T")
 
-#: Style of every close-up gallery (``launch()`` takes it with the page's CSS).
+#: Style of the answer pictures and the close-up galleries (``launch()`` takes it with the page's CSS).
 CSS = """
 /* Gradio stretches a gallery's few pictures over the whole row: one face would be 1200 px wide. */
 .closeups .grid-container { grid-template-columns: repeat(auto-fill, minmax(180px, 240px)) !important; }
 .closeups .grid-wrap { min-height: 0 !important; height: auto !important; }
-/* On a phone that rule leaves one 240 px face a row and the rest of the width empty: two a row,
-   their captions wrapped rather than cut ("3: uncertain (…" would hide the probability). */
-@media (max-width: 600px) {
-  .closeups .grid-container { grid-template-columns: repeat(2, 1fr) !important; }
-  /* A picture as tall as it is drawn: at a fixed height a landscape photo floated in white. */
-  .answer-picture:not(.closeups) { height: auto !important; }
-  .answer-picture .image-container > button { flex: none !important; height: auto !important; }
-  .answer-picture .image-frame, .answer-picture .image-frame img { width: 100% !important; height: auto !important; }
-  .closeups .caption-label { white-space: normal !important; }
-}
 /* Gradio floats a picture's buttons (full screen, download) over its top-right corner, where a face
    near the photo's top edge has its verdict tag: here they get a row of their own above it. */
 .answer-picture .image-container { display: flex; flex-direction: column; }
 .answer-picture .image-container > .top-panel { position: static; align-self: flex-end; }
 .answer-picture .image-container > button { flex: 1 1 0; min-height: 0; }
+@media (max-width: 600px) {
+  /* On a phone the rule above leaves one 240 px face a row and the rest of the width empty: two
+     a row, and every caption wrapped rather than cut ("3: uncertain (…" hid the probability). */
+  .closeups .grid-container { grid-template-columns: repeat(2, 1fr) !important; }
+  .answer-picture .caption-label { white-space: normal !important; }
+  /* A picture as tall as it is drawn: at a fixed height a landscape photo floated in white. */
+  .answer-picture:not(.closeups) { height: auto !important; }
+  .answer-picture .image-container > button { flex: none !important; height: auto !important; }
+  .answer-picture .image-frame, .answer-picture .image-frame img { width: 100% !important; height: auto !important; }
+}
 /* NO_PREVIEW's words, in the middle of the box where the photo would be. */
 #photo .image-frame:has(> .no-preview) { display: flex; align-items: center; justify-content: center; height: 100%; }
 #photo .no-preview { padding: 1em; max-width: 24em; text-align: center; }

@@ -3,11 +3,11 @@
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
 download is not used). The visits: a photo with two faces, a photo without a face and a
 file that is not an image, iPhone photos (HEIC) with and without a type (dropped, chosen, and
-dropped while the page is still loading), the phone layout and a small phone's tabs, the About
-tab, a clip of two people and the example clip on the Video tab, and four files at once on the
-"Several photos" tab. Their screenshots land in artifacts/screenshots/ (faces.png, phone.png, heic.png,
-no_face.png, bad_file.png, about.png, video.png, video_example.png, several_photos.png) for a
-human to look at.
+dropped while the page is still loading), the phone layout, a small phone's tabs and several
+photos on a phone, the About tab, a clip of two people and the example clip on the Video tab,
+and four files at once on the "Several photos" tab. Their screenshots land in
+artifacts/screenshots/ (faces.png, phone.png, heic.png, no_face.png, bad_file.png, about.png,
+video.png, video_example.png, several_photos.png) for a human to look at.
 """
 
 from __future__ import annotations
@@ -170,9 +170,7 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
     page.locator("#closeups").scroll_into_view_if_needed()
     first, second, third = (page.locator("#closeups img").nth(i).bounding_box() for i in range(3))
     assert first["y"] == second["y"] < third["y"] and first["x"] < second["x"], (first, second, third)
-    cut = page.locator("#closeups .caption-label").evaluate_all(
-        "labels => labels.filter(l => l.scrollWidth > l.clientWidth).map(l => l.textContent)")
-    assert cut == []  # "3: uncertain (65% fake)" whole, not "3: uncertain (…"
+    assert captions_cut(page, "#closeups") == []  # "3: uncertain (65% fake)" whole, not "3: uncertain (…"
     assert page.evaluate(covering_top("#overlay")) == []  # the photo fills the column: its top too
     # As tall as the picture is drawn across the column (and its buttons' row), not a fixed
     # height with the landscape photo floating in white.
@@ -184,6 +182,17 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
     # Too narrow for the faces table: it scrolls sideways rather than stand "fake" a letter a line.
     assert page.evaluate(WORDS_BROKEN, "#faces") == []
     screenshot(page, "phone.png")
+
+
+def test_on_a_phone_several_photos_have_whole_captions(browser, page_url):
+    from playwright.sync_api import expect
+
+    page = drop(browser, page_url, PHOTO.name, PHOTO.read_bytes(), "image/jpeg", tab="Several photos",
+                zone="#photos [aria-dropeffect]", viewport={"width": 390, "height": 844}, is_mobile=True,
+                has_touch=True)
+    expect(page.locator("#batch-overlays img")).to_have_count(1, timeout=120_000)
+    assert captions_cut(page, "#batch-overlays") == []  # "uncertain (65% fake) · facerec_obama_and_biden.jpg"
+    page.close()
 
 
 def test_on_a_small_phone_every_tab_is_in_sight(browser, page_url):
@@ -379,6 +388,12 @@ def drop_on(page, files: list[tuple[str, bytes, str]], zone: str = PHOTO_ZONE) -
     handle = page.evaluate_handle(MAKE_DROP, [[base64.b64encode(data).decode(), name, mime] for name, data, mime in files])
     for event in ("dragenter", "dragover", "drop"):
         page.locator(zone).dispatch_event(event, {"dataTransfer": handle})
+
+
+def captions_cut(page, gallery: str) -> list[str]:
+    """The captions of a gallery's pictures that do not show whole."""
+    return page.locator(f"{gallery} .caption-label").evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth).map(l => l.textContent)")
 
 
 def screenshot(page, name: str) -> None:
