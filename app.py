@@ -77,6 +77,13 @@ CSS = """
 #status { min-height: 6em; }
 #status h3 { margin: 0 0 0.3em 0; }
 #status p { margin: 0.2em 0; }
+/* On a phone the card's tables scroll sideways, each cell on one line: squeezed to the screen,
+   their headers stood a letter a line ("t r a i n"). Its long hashes break anywhere. */
+@media (max-width: 600px) {
+  #about table { display: block; overflow-x: auto; }
+  #about th, #about td { white-space: nowrap; }
+  #about code { word-break: break-all; }
+}
 """ + app_common.CSS
 
 
