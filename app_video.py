@@ -166,7 +166,7 @@ def plot_tracks(details: dict[str, Any], calibration: VideoCalibration) -> Figur
     """
     if not details.get("tracks"):
         return None
-    figure = Figure(figsize=(6.4, 3.0), dpi=110, layout="constrained")
+    figure = Figure(figsize=(5.6, 3.6), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     lo, hi = calibration.uncertain_band
     if hi > lo:
@@ -183,7 +183,7 @@ def plot_tracks(details: dict[str, Any], calibration: VideoCalibration) -> Figur
     axes.set(xlabel="time in the clip (s)", ylabel="fake probability", ylim=(0, 1),
              xlim=(0, max(end, details.get("duration_s") or 0, 0.5)))
     axes.set_title("Fake probability of each face over time", fontsize=10, loc="left")
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     axes.grid(alpha=0.3)
     return figure
 
