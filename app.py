@@ -151,6 +151,7 @@ def build_demo(detector) -> gr.Blocks:
                             sources=["upload", "clipboard", "webcam"],
                             type="filepath",
                             label="Photo",
+                            buttons=["fullscreen"],  # no "share": see app_common.titled_picture
                             height=440,
                             elem_id="photo",
                         )
@@ -165,7 +166,7 @@ def build_demo(detector) -> gr.Blocks:
                         status = gr.Markdown(EMPTY_STATUS, elem_id="status")
                         verdict = gr.Label(label="Fake probability per face", show_heading=False, elem_id="verdict")
                         overlay = gr.Image(
-                            **app_common.picture_title("**Where the network looked** (Grad-CAM)"),
+                            **app_common.titled_picture("**Where the network looked** (Grad-CAM)"),
                             format="png",
                             interactive=False,
                             height=440,

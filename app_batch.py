@@ -63,7 +63,7 @@ def batch_tab(detector) -> None:
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
                                      column_widths=app_common.column_widths(BATCH_HEADERS), elem_id="batch-table")
-        gallery = gr.Gallery(**app_common.picture_title("**Where the network looked** (Grad-CAM), photo by photo"),
+        gallery = gr.Gallery(**app_common.titled_picture("**Where the network looked** (Grad-CAM), photo by photo"),
                              columns=4, height="auto", object_fit="contain", allow_preview=True,
                              elem_id="batch-overlays")
 

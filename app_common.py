@@ -245,7 +245,7 @@ def closeup_section(title: str, elem_id: str, columns: int = 6) -> tuple[gr.Colu
     """
     with gr.Column(visible=False) as section:
         gallery = gr.Gallery(
-            **picture_title(title, "closeups"),
+            **titled_picture(title, "closeups"),
             columns=columns,
             height="auto",
             object_fit="contain",
@@ -255,16 +255,19 @@ def closeup_section(title: str, elem_id: str, columns: int = 6) -> tuple[gr.Colu
     return section, gallery
 
 
-def picture_title(title: str, *classes: str) -> dict[str, Any]:
+def titled_picture(title: str, *classes: str) -> dict[str, Any]:
     """Writes ``title`` (Markdown) above the picture component built next, and returns that
-    component's label arguments (the title for screen readers, not drawn) and its CSS classes
-    (``answer-picture`` and ``classes``).
+    component's settings: its label (the title for screen readers, not drawn), its CSS classes
+    (``answer-picture`` and ``classes``) and its buttons.
 
     Gradio floats a picture's own label over its top-left corner, where a face near the photo's
-    top edge has its verdict tag: the tag was hidden under "Where the network looked".
+    top edge has its verdict tag: the tag was hidden under "Where the network looked". Of
+    Gradio's buttons, "share" is left out: it uploads the picture, a visitor's photo of someone,
+    to Hugging Face to post in the Space's public discussions, and off Spaces it does not work.
     """
     gr.Markdown(title)
-    return {"label": title.replace("*", ""), "show_label": False, "elem_classes": ["answer-picture", *classes]}
+    return {"label": title.replace("*", ""), "show_label": False, "elem_classes": ["answer-picture", *classes],
+            "buttons": ["download", "fullscreen"]}
 
 
 def shown(closeups: list) -> gr.Column:

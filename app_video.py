@@ -118,7 +118,7 @@ def video_tab(detector) -> None:
                 plot = gr.Plot(label="Fake probability of each face over time", show_label=False, format="png",
                                elem_id="video-plot")
                 overlay = gr.Image(
-                    **app_common.picture_title("**Most suspicious frame**: where the network looked (Grad-CAM)"),
+                    **app_common.titled_picture("**Most suspicious frame**: where the network looked (Grad-CAM)"),
                     format="png", interactive=False, height=360, elem_id="video-overlay")
         table = gr.Dataframe(headers=TRACK_HEADERS, column_widths=app_common.column_widths(TRACK_HEADERS),
                              label="Faces followed through the clip", interactive=False,

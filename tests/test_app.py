@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from detector.bench import free_port, start_app, stop_app, tail
+import gradio as gr
 from gradio.processing_utils import get_upload_folder
 from gradio_client import Client, handle_file
 from conftest import EXAMPLES, REPO
@@ -376,6 +377,19 @@ def test_every_example_outlives_gradio_s_cache_clean_up(tiny_weights, tmp_path, 
         for index in range(len(examples.raw_samples)):
             handed = loader.fn(examples.preprocess(index))["value"]["path"]  # what a click hands the box
             assert Path(handed).is_file(), f"example {index} of {type(loader.outputs[0]).__name__}: {handed}"
+
+
+def test_no_picture_offers_to_post_a_visitor_s_photo_to_hugging_face(tiny_weights):
+    # Gradio's "share" button uploads the picture to post it in the Space's public discussions.
+    import app
+    from detector.pipeline import Detector
+
+    demo = app.build_demo(Detector.load(tiny_weights))
+    pictures = [b for b in demo.blocks.values() if isinstance(b, (gr.Image, gr.Gallery))]
+    assert len(pictures) == 6  # the photo, its overlay and close-ups, the photos' overlays, the frame and its faces
+    for picture in pictures:
+        assert "share" not in picture.buttons, (picture.label, picture.buttons)
+    assert all("download" in p.buttons for p in pictures if p.elem_id != "photo")
 
 
 def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_path, monkeypatch):
