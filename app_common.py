@@ -45,7 +45,9 @@ T = TypeVar("T")
 CSS = """
 /* Gradio stretches a gallery's few pictures over the whole row: one face would be 1200 px wide. */
 .closeups .grid-container { grid-template-columns: repeat(auto-fill, minmax(180px, 240px)) !important; }
-.closeups .grid-wrap { min-height: 0 !important; height: auto !important; }
+/* And shows every face in the page's flow: at its fixed 495 px, a crowd's faces scrolled in a box of
+   their own inside the scrolling page (on a phone, the box caught the thumb's scroll). */
+.closeups .grid-wrap { min-height: 0 !important; height: auto !important; max-height: none !important; }
 /* Gradio floats a picture's buttons (full screen, download) over its top-right corner, where a face
    near the photo's top edge has its verdict tag: here they get a row of their own above it. */
 .answer-picture .image-container { display: flex; flex-direction: column; }

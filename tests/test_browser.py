@@ -3,8 +3,8 @@
 Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's own browser
 download is not used). The visits: a photo with two faces, a photo without a face and a
 file that is not an image, iPhone photos (HEIC) with and without a type (dropped, chosen, and
-dropped while the page is still loading), the phone layout, a small phone's tabs and several
-photos on a phone, the About tab, a clip of two people and the example clip on the Video tab,
+dropped while the page is still loading), a crowd's close-ups, the phone layout, a small
+phone's tabs and several photos on a phone, the About tab, a clip of two people and the example clip on the Video tab,
 and four files at once on the "Several photos" tab. Their screenshots land in
 artifacts/screenshots/ (faces.png, phone.png, heic.png, no_face.png, bad_file.png, about.png,
 video.png, video_example.png, several_photos.png) for a human to look at.
@@ -17,6 +17,8 @@ import io
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -185,6 +187,20 @@ def test_on_a_phone_the_close_ups_sit_two_a_row_with_whole_captions(browser, pag
     # Too narrow for the faces table: it scrolls sideways rather than stand "fake" a letter a line.
     assert page.evaluate(WORDS_BROKEN, "#faces") == []
     screenshot(page, "phone.png")
+
+
+def test_a_crowd_s_close_ups_are_all_in_the_page_s_flow(browser, page_url):
+    from playwright.sync_api import expect
+
+    two = cv2.imread(str(EXAMPLES / "facerec_two_people.jpg"))
+    crowd = cv2.imencode(".jpg", np.vstack([np.hstack([two] * 3)] * 2))[1].tobytes()  # six times two people
+    page = drop(browser, page_url, "crowd.jpg", crowd, "image/jpeg")
+    expect(page.locator("#status")).to_contain_text("12 faces found", timeout=90_000)
+    expect(page.locator("#closeups img")).to_have_count(12)
+    # Not in a box of their own that scrolls inside the scrolling page.
+    assert page.evaluate("() => { const g = document.querySelector('#closeups .grid-wrap'); "
+                         "return g.scrollHeight - g.clientHeight; }") <= 1
+    page.close()
 
 
 def test_on_a_phone_several_photos_have_whole_captions(browser, page_url):
@@ -421,9 +437,6 @@ def two_people_heic() -> bytes:
 
 def landscape_png() -> bytes:
     """A 480x320 'landscape': sky, hills and grass, no face anywhere."""
-    import cv2
-    import numpy as np
-
     image = np.zeros((320, 480, 3), np.uint8)
     image[:] = np.linspace(250, 150, 320, dtype=np.uint8)[:, None, None] * np.array([0.55, 0.75, 1.0])  # sky
     cv2.ellipse(image, (140, 330), (260, 140), 0, 180, 360, (70, 150, 60), -1)
