@@ -4,10 +4,11 @@ Playwright drives Debian's Chromium (`apt-get install chromium`; Playwright's ow
 download is not used). The visits: a photo with two faces, a photo without a face and a
 file that is not an image, iPhone photos (HEIC) with and without a type (dropped, chosen, and
 dropped while the page is still loading), a crowd's close-ups, the phone layout, a small
-phone's tabs and several photos on a phone, the About tab, a clip of two people and the example clip on the Video tab,
-and four files at once on the "Several photos" tab. Their screenshots land in
-artifacts/screenshots/ (faces.png, phone.png, heic.png, no_face.png, bad_file.png, about.png,
-video.png, video_example.png, several_photos.png) for a human to look at.
+phone's tabs and several photos on a phone, the About tab, a clip of two people and the
+example clip on the Video tab, and four files at once on the "Several photos" tab. Their
+screenshots land in artifacts/screenshots/ (faces.png, phone.png, heic.png, no_face.png,
+bad_file.png, about.png, video.png, video_example.png, several_photos.png) for a human to
+look at.
 """
 
 from __future__ import annotations
