@@ -309,7 +309,7 @@ def test_video_status_gives_the_rule_and_why_a_face_is_uncertain():
     assert "from a fake probability of 60%; between 50% and 70% it is uncertain" in status
     assert "**Uncertain:** face 2: too few frames" in status and "Note: only the first 60 s were scored." in status
     assert "What this model has seen" in status
-    legend = [text.get_text() for text in plot.legends[0].get_texts()]  # under the plot, the figure's
+    legend = [text.get_text() for text in plot.legends[0].get_texts()]  # the figure's, under the plot
     assert legend == ["uncertain", "fake from 60%", "face 1: real (30% fake)", "face 2: uncertain (65% fake)"]
     assert explain_video({}, CARD)[1:] == ([], EMPTY_STATUS)
 

@@ -112,6 +112,7 @@ WORDS_BROKEN = """(tables) => {
     }
     return broken;
 }"""
+
 OVERLAY_SHOWN = image_shown("#overlay")
 #: A page function: whether the Detector tab's verdict is in the upper half of the window.
 STATUS_IN_VIEW = """() => {
