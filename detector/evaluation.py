@@ -332,17 +332,17 @@ def uncertain_band(threshold: float, width: float) -> tuple[float, float]:
 
     A real-first threshold (``real_first_threshold``) can sit far above 0.5; a face the
     calibration gives even odds or more of being fake would then be called "real", and a
-    page that says "real (75% fake)" misleads. So from 0.5 to the threshold a face gets no
-    verdict either way.
+    page that says "real (75% fake)" misleads. So from 0.5 (written "50%": from 0.495, on a
+    half percent as ``on_half_percent`` puts it) to the threshold a face gets no verdict either way.
 
     Args:
         threshold: The decision threshold (fake from ``p >= threshold``).
         width: Least width of the band below the threshold.
 
     Returns:
-        ``(low, threshold)``.
+        ``(low, threshold)``, ``low`` on a half percent.
     """
-    return max(0.0, min(0.5, threshold - width)), threshold
+    return max(0.0, on_half_percent(min(0.5, threshold - width), up=False)), threshold
 
 
 def real_first_threshold(per_source: PerSet, max_false_fake: float = 0.05) -> float:
@@ -380,6 +380,28 @@ def real_first_threshold(per_source: PerSet, max_false_fake: float = 0.05) -> fl
     return float(np.clip(max(bars), 1e-6, 1 - 1e-6))
 
 
+def on_half_percent(probability: float, up: bool) -> float:
+    """The nearest half percent at or above (``up``) or at or below ``probability``.
+
+    A verdict boundary there splits the whole percentages a face's probability is written in
+    (``wording.percent``, rounded half up as Gradio's bars round) exactly: with the threshold at
+    0.885, every face that reads "89%" or more is fake and every one that reads "88%" or less is
+    not. At the 0.8813 it was fitted to, a face read "88%" beside "called fake from 88%" whether it
+    was fake or uncertain.
+
+    Args:
+        probability: A boundary between verdicts, in ``[0, 1]``.
+        up: Round up (the threshold: only ever raised) rather than down.
+
+    Returns:
+        ``(k + 0.5) / 100`` for a whole ``k``, within ``[0, 1]``.
+    """
+    slack = 1e-9  # in percentage points: a boundary already on a half percent stays there
+    points = probability * 100 - 0.5
+    half = np.ceil(points - slack) if up else np.floor(points + slack)
+    return float(np.clip((half + 0.5) / 100, 0.0, 1.0))
+
+
 def real_first_calibration(per_source: PerSet, uncertain_width: float,
                            max_false_fake: float = 0.05) -> tuple[float, float, float, tuple[float, float]]:
     """Platt scaling, threshold and band from validation logits, real photos first: every
@@ -393,13 +415,17 @@ def real_first_calibration(per_source: PerSet, uncertain_width: float,
         max_false_fake: Largest share of real faces of any source called fake.
 
     Returns:
-        ``(temperature, bias, threshold, (band_low, band_high))``.
+        ``(temperature, bias, threshold, (band_low, band_high))``, the threshold and the band's
+        low end on half percents (``on_half_percent``, ``uncertain_band``).
     """
     y = np.concatenate([y for y, _ in per_source.values()])
     z = np.concatenate([z for _, z in per_source.values()])
     temperature, bias = fit_platt(y, z, weights=source_weights(per_source))
     threshold = real_first_threshold(
         {name: (y, apply_temperature(z, temperature, bias)) for name, (y, z) in per_source.items()}, max_false_fake)
+    # On a half percent, so that no face's written percentage contradicts the written rule:
+    # only ever raised (real first).
+    threshold = on_half_percent(threshold, up=True)
     return temperature, bias, threshold, uncertain_band(threshold, uncertain_width)
 
 

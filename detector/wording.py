@@ -29,8 +29,10 @@ EDGE_REASON = "face cut off by the photo's edge"
 
 def percent(probability: float) -> str:
     """``0.2951 -> "30%"``: a whole percentage, rounded half up (JavaScript's ``Math.round``,
-    which Gradio's bars use, so a bar and a table row never differ by one)."""
-    return f"{math.floor(probability * 100 + 0.5):d}%"
+    which Gradio's bars use, so a bar and a table row never differ by one). The verdicts'
+    boundaries sit on half percents (``evaluation.on_half_percent``), which round up: a
+    threshold of 0.885 reads "89%", as does every face it calls fake."""
+    return f"{math.floor(probability * 100 + 0.5 + 1e-9):d}%"  # 1e-9: (k + 0.5) / 100 is inexact
 
 
 def verdict_rule(threshold: float, band: tuple[float, float]) -> str:

@@ -267,6 +267,23 @@ def test_module_imports_neither_tensorflow_nor_matplotlib():
 
 
 def test_the_uncertain_band_reaches_down_to_even_odds():
-    assert ev.uncertain_band(0.9, 0.15) == (0.5, 0.9)  # never "real" at 75% fake
-    assert ev.uncertain_band(0.6, 0.15) == pytest.approx((0.45, 0.6))
+    assert ev.uncertain_band(0.9, 0.15) == (0.495, 0.9)  # never "real" at 75% fake, nor at "50%"
+    assert ev.uncertain_band(0.6, 0.15) == pytest.approx((0.445, 0.6))
     assert ev.uncertain_band(0.1, 0.15) == (0.0, 0.1)
+
+
+def test_boundaries_on_half_percents_keep_every_written_percentage_on_its_verdict_s_side():
+    from detector.wording import percent
+
+    assert ev.on_half_percent(0.8813, up=True) == ev.on_half_percent(0.885, up=True) == 0.885
+    assert ev.on_half_percent(0.8813, up=False) == 0.875 and ev.on_half_percent(0.5, up=False) == 0.495
+    for fitted in (0.8813, 0.5004, 0.1429):  # a threshold as validation data gives it
+        threshold = ev.on_half_percent(fitted, up=True)
+        lo, hi = ev.uncertain_band(threshold, 0.15)
+        p = np.linspace(0, 1, 100_001)
+        p = p[(np.abs(p - threshold) > 1e-9) & (np.abs(p - lo) > 1e-9)]  # not on a boundary itself
+        written = np.array([int(percent(x)[:-1]) for x in p])
+        fake, uncertain = p >= threshold, (lo < p) & (p < hi)
+        # The rule as the page writes it: "called fake from 89%; between 50% and 89% it is uncertain".
+        assert np.array_equal(fake, written >= int(percent(threshold)[:-1])), fitted
+        assert np.array_equal(uncertain, (written >= int(percent(lo)[:-1])) & ~fake), fitted
