@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # for the annotations only: the pipeline imports TensorFlow l
 
 #: Box and tag colours (RGB) by verdict: red fake, blue real, amber uncertain, grey when no
 #: face was found (no verdict). Blue, not green, for real: to a red-green colour-blind eye (one
-#: man in twelve) the green and red boxes and number tags were two near olives (CIELAB distance
-#: 21 to 26, against 104 or more with this blue; tests/test_render.py simulates the three kinds).
+#: man in twelve) the green and red boxes and number tags were two near olives; with this blue
+#: they stay far apart (tests/test_render.py simulates the three kinds and measures the distance).
 COLOURS = {"fake": (220, 38, 38), "real": (37, 99, 235), "uncertain": (245, 158, 11), NO_FACE: (82, 82, 91)}
 
 #: Tag text colour on each tag colour: near-black on amber, white on the others.
