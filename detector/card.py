@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.views import CROP_AND_MIRROR, View, as_views, describe
-from detector.wording import percent
+from detector.wording import percent, percent_below
 
 #: The folder of the shipped weights, next to the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -297,7 +297,7 @@ class ModelCard:
             f"{' scored through `model.tflite`' if self.lite_sha256 else ''}",
             f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "
             f"writes it; chosen on validation data); verdict \"uncertain\" for fake probabilities in "
-            f"[{lo:.3f}, {hi:.3f}] ({percent(lo)} to {percent(hi)})",
+            f"[{lo:.3f}, {hi:.3f}) ({percent(lo)} to {percent_below(hi)})",
             "",
             "## Data",
             "",

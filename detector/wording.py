@@ -35,17 +35,23 @@ def percent(probability: float) -> str:
     return f"{math.floor(probability * 100 + 0.5 + 1e-9):d}%"  # 1e-9: (k + 0.5) / 100 is inexact
 
 
+def percent_below(probability: float) -> str:
+    """The highest percentage ``percent`` writes for a probability under ``probability``:
+    ``0.885 -> "88%"``, the top of an "uncertain" band that ends where "fake" begins at "89%"."""
+    return f"{math.ceil(probability * 100 + 0.5 - 1e-9) - 1:d}%"  # 1e-9: as in ``percent``
+
+
 def verdict_rule(threshold: float, band: tuple[float, float]) -> str:
     """The rule a face's verdict follows, in a sentence, e.g. ``"A face is called fake from a
-    fake probability of 91%; between 50% and 91% it is uncertain."``
+    fake probability of 89%; between 50% and 88% it is uncertain."``
 
     Args:
         threshold: The calibrated fake probability from which a face is called fake.
-        band: The "uncertain" band ``(low, high)``; an empty one is not mentioned.
+        band: The "uncertain" band ``(low, high)``, high excluded; an empty one is not mentioned.
     """
     lo, hi = band
     rule = f"A face is called fake from a fake probability of {percent(threshold)}"
-    return rule + (f"; between {percent(lo)} and {percent(hi)} it is uncertain." if hi > lo else ".")
+    return rule + (f"; between {percent(lo)} and {percent_below(hi)} it is uncertain." if hi > lo else ".")
 
 
 def face_phrase(label: str, probability: float, number: int | None = None) -> str:

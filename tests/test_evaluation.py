@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -273,7 +274,7 @@ def test_the_uncertain_band_reaches_down_to_even_odds():
 
 
 def test_boundaries_on_half_percents_keep_every_written_percentage_on_its_verdict_s_side():
-    from detector.wording import percent
+    from detector.wording import percent, verdict_rule
 
     assert ev.on_half_percent(0.8813, up=True) == ev.on_half_percent(0.885, up=True) == 0.885
     assert ev.on_half_percent(0.8813, up=False) == 0.875 and ev.on_half_percent(0.5, up=False) == 0.495
@@ -284,6 +285,7 @@ def test_boundaries_on_half_percents_keep_every_written_percentage_on_its_verdic
         p = p[(np.abs(p - threshold) > 1e-9) & (np.abs(p - lo) > 1e-9)]  # not on a boundary itself
         written = np.array([int(percent(x)[:-1]) for x in p])
         fake, uncertain = p >= threshold, (lo < p) & (p < hi)
-        # The rule as the page writes it: "called fake from 89%; between 50% and 89% it is uncertain".
-        assert np.array_equal(fake, written >= int(percent(threshold)[:-1])), fitted
-        assert np.array_equal(uncertain, (written >= int(percent(lo)[:-1])) & ~fake), fitted
+        # The rule as the page writes it: "called fake from 89%; between 50% and 88% it is uncertain".
+        fake_from, band_from, band_to = map(int, re.findall(r"(\d+)%", verdict_rule(threshold, (lo, hi))))
+        assert np.array_equal(fake, written >= fake_from), fitted
+        assert np.array_equal(uncertain, (band_from <= written) & (written <= band_to)), fitted
