@@ -29,7 +29,8 @@ TRACK_HEADERS = ["face", "verdict", "fake probability", "reason (when uncertain)
 #: What the bars show for a clip without a face, as on the photo tab.
 NO_FACE_BARS = "no face found"
 EMPTY_STATUS = (f"Drop a video ({SUPPORTED}) into the Video box. "
-                f"{SAMPLE_FPS:g} frames a second are scored, up to the first {MAX_SAMPLES / SAMPLE_FPS:g} s.")
+                f"{SAMPLE_FPS:g} frames a second are scored; a clip longer than {MAX_SAMPLES / SAMPLE_FPS:g} s gets "
+                f"its {MAX_SAMPLES} frames spread over all of it.")
 #: The tab's example: two real photos filmed in turn, with a cut (examples/make_clip.py).
 EXAMPLE_CLIP = Path(__file__).resolve().parent / "examples" / "two_scenes.mp4"
 #: Line colours of the faces, in turn (matplotlib's default cycle).

@@ -11,9 +11,11 @@ its content, as images are, never by the file name.
 Everything that can be known before decoding is checked first: the byte count, that the
 content is a video container, that FFmpeg opens it, and the frame size. Frames are then
 read in order and every ``1 / sample_fps`` seconds of the clip's own timestamps (variable
-frame rates included) one is kept, at most ``max_samples`` of them: a longer clip is read
-only up to ``max_samples / sample_fps`` seconds, and ``Frames.cut_short`` says so. Only the
-frame being sampled is held in memory, so memory does not grow with the clip's length.
+frame rates included) one is kept, at most ``max_samples`` of them: a clip longer than
+``max_samples / sample_fps`` seconds has its samples spread over all of it instead
+(``VideoInfo.spread``), so that no part goes unseen; one whose length the container does not
+tell is read up to that time, and ``Frames.cut_short`` says so. Only the frame being sampled is
+held in memory, so memory does not grow with the clip's length.
 
 Frames come out upright: OpenCV applies the container's rotation (a phone's portrait clip
 is stored landscape with a 90 degree display matrix); ``VideoInfo.rotation`` reports it.
@@ -42,7 +44,8 @@ from detector.imaging import AVIF_BRANDS, HEIF_BRANDS, ImageError
 #: Frames kept per second of video. DFDC's winning entries scored 2 to 4 frames a second;
 #: faces in a clip change little within half a second.
 SAMPLE_FPS = 2.0
-#: Most frames kept per clip: with ``SAMPLE_FPS`` the first 60 s of a clip are scored.
+#: Most frames kept per clip: with ``SAMPLE_FPS``, a clip up to 60 s long. A longer one gets
+#: its samples spread over all of it: a swap in its third minute is seen, if less often.
 MAX_SAMPLES = 120
 #: A clip too short for this many samples at ``SAMPLE_FPS`` (under 4 s, an animated GIF) is
 #: sampled faster, up to every frame, so that its faces still get several looks.
@@ -100,9 +103,12 @@ class VideoInfo:
         duration_s: Length from the container (frame count / rate); ``None`` when unknown.
         rotation: Degrees the frames are turned to stand upright (0, 90, 180 or 270).
         codec: The codec's four-character code, e.g. ``h264``, ``FMP4``, ``VP90``, ``gif``.
-        sample_fps: Frames kept per second: the ``sample_fps`` asked for, or faster for a
-            short clip (see ``MIN_SAMPLES``).
+        sample_fps: Frames kept per second: the ``sample_fps`` asked for, faster for a short
+            clip (see ``MIN_SAMPLES``), or slower for a long one (``spread``).
         scored_s: How many seconds of the clip are sampled at most.
+        spread: The clip is longer than ``max_samples`` frames at the ``sample_fps`` asked
+            for, so its samples are spread over all of it (``max_samples / duration_s`` a
+            second).
     """
 
     path: Path
@@ -114,6 +120,7 @@ class VideoInfo:
     codec: str
     sample_fps: float
     scored_s: float
+    spread: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,15 +206,17 @@ def sample_frames(
     Args:
         path: A video file.
         sample_fps: Frames kept per second of the clip.
-        max_samples: Most frames kept; the clip is read up to ``max_samples / sample_fps``
-            seconds.
+        max_samples: Most frames kept. A clip longer than ``max_samples / sample_fps``
+            seconds gets them spread over its whole length; one of unknown length is read up
+            to that time.
         max_bytes: Largest file accepted.
         max_pixels: Largest frame accepted (width x height).
 
     Returns:
         ``(info, frames)``: the ``VideoInfo`` and ``Frames``, an iterable of ``Frame``
         (upright RGB uint8) at times 0, ``1 / info.sample_fps``, ..., each the first
-        frame at or after that time.
+        frame at or after that time (``info.sample_fps`` may differ from ``sample_fps``:
+        see ``VideoInfo``).
 
     Raises:
         VideoNotFoundError: the path does not exist.
@@ -329,6 +338,9 @@ def _describe(capture: cv2.VideoCapture, path: Path, sample_fps: float, max_samp
     duration = count / fps if fps and count > 0 else None
     if duration and sample_fps * duration < MIN_SAMPLES:
         sample_fps = min(MIN_SAMPLES / duration, fps)
+    spread = bool(duration) and sample_fps * duration > max_samples
+    if spread:
+        sample_fps = max_samples / duration
     fourcc = int(capture.get(cv2.CAP_PROP_FOURCC) or 0)
     codec = fourcc.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ") if fourcc > 0 else "?"
     return VideoInfo(
@@ -341,6 +353,7 @@ def _describe(capture: cv2.VideoCapture, path: Path, sample_fps: float, max_samp
         codec=codec,
         sample_fps=sample_fps,
         scored_s=max_samples / sample_fps,
+        spread=spread,
     )
 
 

@@ -207,8 +207,9 @@ def score_video(
         gradcam: Also find the most suspicious frame and draw Grad-CAM maps on its faces.
         progress: Called after each sampled frame with ``(done, total)``.
         sample_fps: Frames scored per second of the clip.
-        max_samples: Most frames scored; a longer clip is scored on its first
-            ``max_samples / sample_fps`` seconds, and the note says so.
+        max_samples: Most frames scored; a longer clip gets them spread over its whole
+            length (one of unknown length is scored on its first ``max_samples / sample_fps``
+            seconds), and the note says so.
 
     Returns:
         The ``VideoResult``.
@@ -325,6 +326,9 @@ def _duration(info, frames: Frames) -> float | None:
 
 def _notes(info, frames: Frames) -> list[str]:
     notes = []
+    if info.spread:
+        notes.append(f"the clip is {info.duration_s:.0f} s long: its {frames.max_samples} frames scored are spread "
+                     f"over all of it, one every {1 / info.sample_fps:.1f} s")
     if frames.cut_short:
         length = f"{info.duration_s:.0f} s long" if info.duration_s else "longer than that"
         notes.append(f"only the first {info.scored_s:g} s were scored (at most {frames.max_samples} frames); "

@@ -78,13 +78,22 @@ def test_animated_gif_is_a_video_and_a_still_gif_an_image(tmp_path):
     assert numbers(frames) == [0, 3, 5, 8, 10, 13, 15, 18]
 
 
-def test_a_long_clip_is_scored_on_its_first_samples_and_says_so(tmp_path):
-    path = write_clip(tmp_path / "long.mp4", stripes(50), fps=10)
+def test_a_long_clip_has_its_samples_spread_over_all_of_it(tmp_path):
+    path = write_clip(tmp_path / "long.mp4", stripes(50), fps=10)  # 5 s
     info, frames = sample_frames(path, sample_fps=2.0, max_samples=4)
-    assert info.scored_s == 2.0 and numbers(frames) == [0, 5, 10, 15] and frames.cut_short
+    # Four samples over 5 s: at 0, 1.25, 2.5 and 3.75 s, each the first frame at or after it.
+    assert info.spread and info.sample_fps == pytest.approx(0.8) and info.scored_s == pytest.approx(5.0)
+    assert numbers(frames) == [0, 13, 25, 38] and not frames.cut_short
     info, frames = sample_frames(path, sample_fps=2.0, max_samples=10)
-    assert len(list(frames)) == 10 and not frames.cut_short
+    assert not info.spread and len(list(frames)) == 10 and not frames.cut_short
     assert MAX_SAMPLES >= 60  # the documented default scores a minute at 2 frames a second
+
+
+def test_a_clip_of_unknown_length_is_scored_on_its_first_samples_and_says_so(tmp_path):
+    path = videos.h264(tmp_path / "bare.h264", stripes(50), container="h264")  # 2 s at FFmpeg's 25 fps
+    info, frames = sample_frames(path, sample_fps=2.0, max_samples=3)
+    assert info.duration_s is None and not info.spread
+    assert numbers(frames) == [0, 13, 25] and frames.cut_short
 
 
 def test_the_containers_rotation_turns_the_frames_upright(tmp_path):

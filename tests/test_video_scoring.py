@@ -134,10 +134,19 @@ def test_gradcam_marks_the_most_suspicious_frame(detector, tmp_path):
 
 
 @needs_faces
-def test_a_long_clip_is_scored_in_part_and_says_so(detector, tmp_path):
+def test_a_long_clip_is_scored_all_through_and_says_how_sparsely(detector, tmp_path):
     result = detector.predict_video(videos.one_face(tmp_path / "one.mp4", seconds=4.0), max_samples=4)
     assert result.frames_scored == 4 and result.duration_s == pytest.approx(4.0)
-    assert "only the first 2 s were scored (at most 4 frames); the clip is 4 s long" in result.note
+    assert [f.t for f in result.tracks[0].frames] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert "the clip is 4 s long: its 4 frames scored are spread over all of it, one every 1.0 s" in result.note
+
+
+@needs_faces
+def test_a_clip_of_unknown_length_is_scored_in_part_and_says_so(detector, tmp_path):
+    frames = [videos.portrait()] * 100  # 4 s at the 25 fps FFmpeg assumes for a bare stream
+    result = detector.predict_video(videos.h264(tmp_path / "bare.h264", frames, container="h264"), max_samples=4)
+    assert result.frames_scored == 4 and result.duration_s is None
+    assert "only the first 2 s were scored (at most 4 frames); the clip is longer than that" in result.note
 
 
 @needs_faces

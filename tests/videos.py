@@ -56,13 +56,14 @@ def no_face(path: Path, seconds: float = 2.0, fps: float = 10.0, **options) -> P
 
 
 def h264(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264",
-         pix_fmt: str = "yuv420p") -> Path:
+         pix_fmt: str = "yuv420p", container: str | None = None) -> Path:
     """An H.264 MP4, as phones and most sites make them (PyAV's libx264: OpenCV's own wheel
     cannot encode H.264); or, with ``codec="libx265"``, HEVC as iPhones record it (in a MOV,
-    at 10 bits with ``pix_fmt="yuv420p10le"``)."""
+    at 10 bits with ``pix_fmt="yuv420p10le"``); with ``container="h264"``, a bare stream that
+    tells neither its length nor its frame rate. The container is else the file name's."""
     import av
 
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = pix_fmt
