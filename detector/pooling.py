@@ -39,6 +39,13 @@ POOLINGS: dict[str, Callable[[np.ndarray], float]] = {
     "top3_mean": lambda z: _top_mean(z, min(3, len(z))),
     "max": lambda z: float(np.max(z)),
 }
+#: The poolings ``video-eval`` may choose from. The fit is made on clips of a few frames
+#: (``defaults.VIDEO_EVAL_FRAMES``) and applied to clips of up to ``video.MAX_SAMPLES``
+#: frames; these three estimate something of the face that does not grow with the number of
+#: frames seen. "max" and "top3_mean" do grow: the highest 3 logits of 120 frames sit far above
+#: the highest 3 of 6 for the same face, so the longer a real person's clip, the faker they
+#: would look (tests/test_pooling.py measures it). They are still measured, for the record.
+LENGTH_FREE = ("mean", "median", "top_half_mean")
 DEFAULT_POOLING = "mean"
 #: Where the fit lives in the model card's ``extra``.
 CARD_KEY = "Video calibration"

@@ -16,7 +16,9 @@ Three ROC-AUCs per set, on the same images:
 * **clip**: each clip's pooled track logit (its highest deciding track), for every pooling
   of ``detector.pooling.POOLINGS``.
 
-The pooling with the best clip ROC-AUC over all validation clips is kept; Platt scaling,
+Of the poolings whose value does not grow with the clip's length
+(``detector.pooling.LENGTH_FREE``: the fit is made on clips of a few frames and applied to
+clips of up to 120), the one with the best clip ROC-AUC over all validation clips is kept; Platt scaling,
 threshold and band are fitted on the validation clips for it and written to the model card
 (``detector.pooling.CARD_KEY``). Test clips are scored once, for the report: the JSON
 (``reports/video/video_eval.json``) and the Markdown page (``docs/VIDEO_EVAL.md``).
@@ -48,7 +50,7 @@ from detector.clipmaker import moving_frames, write_clip
 from detector.data import read_records
 from detector.defaults import VIDEO_EVAL_FRAMES, VIDEO_EVAL_JSON, VIDEO_EVAL_MD, VIDEO_EVAL_SETS
 from detector.imaging import ImageError, load_image
-from detector.pooling import CARD_KEY, MEASURED_ON, POOLINGS, VideoCalibration, pool
+from detector.pooling import CARD_KEY, LENGTH_FREE, MEASURED_ON, POOLINGS, VideoCalibration, pool
 from detector.video_scoring import deciding_tracks
 from detector.wording import percent
 
@@ -204,7 +206,7 @@ def evaluate_video(
     val_clips = [s for scored in val.values() for s in scored if s.tracks]
     val_labels = np.array([s.clip.label for s in val_clips])
     val_auc = {how: _auc(list(val_labels), [s.pooled(how) for s in val_clips]) for how in POOLINGS}
-    chosen = max(POOLINGS, key=lambda how: val_auc[how] or 0.0)
+    chosen = max(LENGTH_FREE, key=lambda how: val_auc[how] or 0.0)
     card = detector.card
     config = card.training.get("config", {})
     measured = {"clips": len(val_clips), "sets": ", ".join(sets), "frames per clip": frames,

@@ -9,7 +9,7 @@ import pytest
 
 from detector import evaluation
 from detector.card import ModelCard
-from detector.pooling import CARD_KEY, DEFAULT_POOLING, POOLINGS, VideoCalibration, pool
+from detector.pooling import CARD_KEY, DEFAULT_POOLING, LENGTH_FREE, POOLINGS, VideoCalibration, pool
 
 CARD = ModelCard(input_size=32, face_margin=1.3, temperature=2.0, bias=0.5, threshold=0.6,
                  uncertain_band=(0.5, 0.7), sha256="abc")
@@ -25,6 +25,18 @@ def test_poolings():
         pool(z, "mode")
     with pytest.raises(ValueError, match="at least one"):
         pool([], "mean")
+
+
+def test_the_poolings_video_eval_may_choose_do_not_drift_with_the_clip_s_length():
+    # One face's frame logits, as noise around its level: the fit is made on 6-frame clips, and
+    # a 60-second clip gives 120 frames. A pooling that grows with the count (the top 3 of 120
+    # frames against the top 3 of 6) would make a real person faker the longer the clip.
+    rng = np.random.default_rng(0)
+    drift = {how: np.mean([pool(rng.normal(0, 1, 120), how) - pool(rng.normal(0, 1, 6), how) for _ in range(2000)])
+             for how in POOLINGS}
+    assert set(LENGTH_FREE) < set(POOLINGS) and DEFAULT_POOLING in LENGTH_FREE
+    assert all(abs(drift[how]) < 0.15 for how in LENGTH_FREE), drift
+    assert drift["top3_mean"] > 1.0 and drift["max"] > 1.0, drift  # what the test would catch
 
 
 def test_without_a_fit_the_image_calibration_stands_in():

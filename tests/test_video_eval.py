@@ -13,7 +13,7 @@ import pytest
 import videos
 from conftest import DATA, REPO
 from detector.card import ModelCard
-from detector.pooling import CARD_KEY, POOLINGS, VideoCalibration
+from detector.pooling import CARD_KEY, LENGTH_FREE, POOLINGS, VideoCalibration
 from detector.video_eval import clips_of
 
 pytestmark = pytest.mark.skipif(not videos.HAVE_FACES, reason="../shared/data not present")
@@ -59,7 +59,7 @@ def test_video_eval_reports_photo_frame_and_clip_auc_and_calibrates_the_card(min
     for key in ("photo_roc_auc", "frame_roc_auc"):
         assert 0.0 <= figures[key] <= 1.0
     assert set(figures["clip_roc_auc"]) == set(POOLINGS)
-    assert report["chosen_pooling"] == max(POOLINGS, key=lambda how: report["val_clip_roc_auc"][how])
+    assert report["chosen_pooling"] == max(LENGTH_FREE, key=lambda how: report["val_clip_roc_auc"][how])
 
     card = ModelCard.load(weights)
     calibration = VideoCalibration.of(card)
