@@ -1,10 +1,10 @@
 """Does a face's verdict in a clip depend on how long the clip is? Run by hand.
 
 Films each photo (the gallery's real photos, or a set's first test images of one label) with
-small moves as clips of several
-lengths (6, 60 and 180 s at 10 frames a second, at most 1280 px wide), scores each through
-``Detector.predict_video`` as a user's clip is scored, and prints each face's verdict at each
-length, then how many faces each length calls fake, uncertain and real. The video calibration
+small moves as clips of several lengths (6, 60 and 180 s at 10 frames a second, at most 1280 px
+wide), scores each through ``Detector.predict_video`` as a user's clip is scored, and prints
+each face's verdict at each length, then how many faces each length calls fake, uncertain and
+real. The video calibration
 is fitted on clips of 6 frames (``python -m detector video-eval``); a 60 s clip gives 120
 frames, and so does a longer one (spread over it): a pooling that grows with the number of
 frames would call the same face faker the longer the clip. docs/VIDEO.md quotes it.

@@ -18,9 +18,9 @@ Three ROC-AUCs per set, on the same images:
 
 Of the poolings whose value does not grow with the clip's length
 (``detector.pooling.LENGTH_FREE``: the fit is made on clips of a few frames and applied to
-clips of up to 120), the one with the best clip ROC-AUC over all validation clips is kept; Platt scaling,
-threshold and band are fitted on the validation clips for it and written to the model card
-(``detector.pooling.CARD_KEY``). Test clips are scored once, for the report: the JSON
+clips of up to 120), the one with the best clip ROC-AUC over all validation clips is kept;
+Platt scaling, threshold and band are fitted on the validation clips for it and written to
+the model card (``detector.pooling.CARD_KEY``). Test clips are scored once, for the report: the JSON
 (``reports/video/video_eval.json``) and the Markdown page (``docs/VIDEO_EVAL.md``).
 
 Most groups of these sets hold one image per label (DFDC keeps one frame per source
