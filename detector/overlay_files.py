@@ -13,6 +13,7 @@ as the page's Video tab draws it: its faces tagged with their tracks' verdicts (
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from detector import render
 from detector.imaging import load_image
+from detector.provenance import DRAWN_KEY, DRAWN_TEXT
 
 if TYPE_CHECKING:
     from detector.pipeline import Result
@@ -74,12 +76,24 @@ def write_frame_overlay(path: str | Path, frame: "SuspiciousFrame", out_dir: str
 
 
 def save_png(picture: np.ndarray, target: Path) -> Path:
-    """Writes an RGB picture as a PNG at ``target`` (its folder made), and returns ``target``.
+    """Writes an RGB picture the detector drew as a PNG at ``target`` (its folder made), with
+    the detector's mark in it (``provenance.DRAWN_TEXT``: dropped back into the detector, it is
+    named as its own drawing), and returns ``target``.
 
     Raises:
         OSError: the PNG cannot be written.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(target), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {target}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode {target}")
+    target.write_bytes(with_text(png.tobytes(), DRAWN_KEY, DRAWN_TEXT))
     return target
+
+
+def with_text(png: bytes, key: str, text: str) -> bytes:
+    """A PNG with a ``tEXt`` chunk (``key``, ``text``: Latin-1) after its header chunk, which
+    is its first 33 bytes (signature 8, IHDR 25)."""
+    data = key.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = len(data).to_bytes(4, "big") + b"tEXt" + data + zlib.crc32(b"tEXt" + data).to_bytes(4, "big")
+    return png[:33] + chunk + png[33:]

@@ -12,6 +12,11 @@ so, a user should hear it beside the network's verdict. ``declared`` reads two k
   (PNG text ``parameters``, or EXIF with ``Steps:`` and ``Sampler:``), ComfyUI (PNG text
   ``prompt``/``workflow`` holding its node graph), InvokeAI and NovelAI.
 
+It also knows its own: every picture this detector draws (an overlay, a close-up) carries its
+mark in a PNG text chunk (``DRAWN_KEY``, ``DRAWN_TEXT``). Dropped back into the detector, such a
+picture is scored with the Grad-CAM map painted over its faces, an edit the network sees, so the
+file is named for what it is beside the verdict.
+
 Read from JPEG (APP1 and APP11 segments before the scan), PNG (text, ``eXIf`` and ``caBX`` chunks),
 WebP (``EXIF``, ``XMP `` and ``C2PA`` chunks), the ISO media files of MP4, MOV, HEIC and AVIF
 (C2PA's top-level ``uuid`` box, where video generators put their Content Credentials) and the XMP
@@ -48,6 +53,10 @@ GENERATOR_KEYWORDS = {
     "sd-metadata": "InvokeAI",
     "Dream": "InvokeAI",
 }
+#: The PNG text of the pictures this detector draws (``overlay_files.save_png``), and what such
+#: a file is said to be.
+DRAWN_KEY, DRAWN_TEXT = "Software", "deepfake face detector: Grad-CAM maps drawn over the faces"
+DRAWN = "drawn by this detector, with its heat map painted over the faces: score the original photo instead"
 #: Most metadata read from one file (a C2PA manifest with thumbnails can be large).
 MAX_METADATA = 16 * 2**20
 
@@ -99,6 +108,8 @@ def _strongest(blobs: list[tuple[str, str, bytes]]) -> Declaration | None:
     """The strongest declaration among ``(carrier, key, data)`` metadata blocks."""
     found = []
     for carrier, key, data in blobs:
+        if carrier == "PNG text" and key == DRAWN_KEY and data == DRAWN_TEXT.encode():
+            found.append((-1, Declaration(DRAWN, "the detector's mark in its PNG text")))
         for match in _SOURCE_TYPE.finditer(data):
             kind = match.group(1).decode()
             found.append((list(SOURCE_TYPES).index(kind), Declaration(

@@ -89,6 +89,17 @@ def test_predict_scores_every_face_of_a_group_photo(client):
     assert bars == {f"face {i}": f["fake_probability"] for i, f in enumerate(details["faces"], 1)}
 
 
+def test_the_page_s_own_overlay_dropped_back_is_named_as_its_drawing(client):
+    # Scored again, a downloaded overlay's faces carry the painted heat map, an edit the network
+    # sees: the answer says whose picture it is, beside the verdict.
+    from detector.provenance import DRAWN
+
+    _, overlay, details = client.predict(handle_file(str(TWO_FACES)), api_name="/predict")
+    assert "declared" not in details
+    _, _, again = client.predict(handle_file(overlay), api_name="/predict")
+    assert again["declared"] == {"says": DRAWN, "evidence": "the detector's mark in its PNG text"}
+
+
 def test_one_number_convention_for_a_face_on_its_tag_its_row_its_bar_and_in_the_json(client):
     import app
 

@@ -144,6 +144,16 @@ def test_a_video_s_content_credentials_are_read_and_said_beside_its_verdict(tiny
     assert declared(avif.getvalue()) is None
 
 
+def test_the_detector_s_own_drawings_are_named_for_what_they_are(tmp_path):
+    from detector.overlay_files import save_png
+    from detector.provenance import DRAWN
+
+    drawn = save_png(PIXELS, tmp_path / "photo-overlay.png")
+    assert np.array_equal(np.asarray(Image.open(drawn).convert("RGB")), PIXELS)  # the pixels as drawn
+    assert declared(drawn).says == DRAWN
+    assert declared(png(Software="GIMP 2.10")) is None  # another program's name is not the mark
+
+
 def test_files_that_declare_nothing_are_said_nothing_of(tmp_path):
     # Real photos, some edited in Photoshop (XMP, EXIF); a camera's digital capture; a PNG comment
     # that mentions steps; the words in the image data, after the metadata; an array.
