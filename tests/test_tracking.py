@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from detector.faces import Box
-from detector.tracking import MAX_GAP, Tracker, iou, is_cut, shot_signature
+from detector.tracking import MAX_GAP, REJOIN_IOU, Tracker, iou, is_cut, shot_signature
 
 
 def test_iou():
@@ -35,17 +35,24 @@ def test_a_quick_move_with_no_overlap_still_continues_the_track():
     assert tracker.update(2, [Box(600, 130, 100, 100)]) == [2]  # across the frame: someone else
 
 
-def test_a_face_missed_for_a_few_frames_picks_up_its_track_and_later_starts_a_new_one():
+def test_a_face_missed_for_a_few_frames_picks_up_its_track_and_after_longer_only_where_it_was():
     tracker = Tracker()
     box = Box(50, 50, 80, 80)
     tracker.update(0, [box])
     for k in range(1, MAX_GAP + 1):
         tracker.update(k, [])
-    assert tracker.update(MAX_GAP + 1, [box]) == [1]
-    for k in range(MAX_GAP + 2, 2 * MAX_GAP + 3):
+    moved = Box(75, 75, 80, 80)  # moved a third of its side: overlap above MIN_IOU only
+    assert iou(box, moved) < REJOIN_IOU and tracker.update(MAX_GAP + 1, [moved]) == [1]
+    # Lost for long (a head in profile the finder misses), then found again where it was: the
+    # same face.
+    for k in range(MAX_GAP + 2, 20):
         tracker.update(k, [])
-    assert tracker.update(2 * MAX_GAP + 3, [box]) == [2]
-    assert tracker.tracks[1].samples == [0, MAX_GAP + 1]
+    assert tracker.update(20, [Box(78, 72, 80, 84)]) == [1]
+    # Lost for long again, then found near but moved as far as above: someone else.
+    for k in range(21, 40):
+        tracker.update(k, [])
+    assert tracker.update(40, [Box(103, 97, 80, 84)]) == [2]
+    assert tracker.tracks[1].samples == [0, MAX_GAP + 1, 20]
 
 
 def scene(colour: tuple[int, int, int], seed: int) -> np.ndarray:
