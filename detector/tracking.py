@@ -110,7 +110,7 @@ class Tracker:
     def __init__(self) -> None:
         self.tracks: dict[int, Track] = {}
         self.cuts: list[int] = []  # sample indices that start a new shot
-        self._open: list[Track] = []
+        self._open: list[Track] = []  # the current shot's tracks: only a cut closes them
         self._signature: np.ndarray | None = None
 
     def update(self, sample: int, boxes: list[Box], rgb: np.ndarray | None = None) -> list[int]:
