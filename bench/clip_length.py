@@ -12,6 +12,7 @@ frames would call the same face faker the longer the clip. docs/VIDEO.md quotes 
     python bench/clip_length.py
     python bench/clip_length.py --set sfhq_t2i --label fake --limit 7
     python bench/clip_length.py --weights DIR --seconds 6 30 --photos my_photos/
+    python bench/clip_length.py --seconds 180 --max-width 640     # small faces, as in a 360p clip
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 #: Frames per second of the clips written (the detector samples 2 of them a second).
 FPS = 10
-#: Widest frame written: larger photos are shrunk to it (even sides, as codecs want).
+#: Widest frame written by default: larger photos are shrunk to it (even sides, as codecs want).
 MAX_WIDTH = 1280
 
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--set", default=None, help="instead, a set of ../shared/data: its test images")
     parser.add_argument("--label", default="real", choices=("real", "fake"), help="with --set: which label")
     parser.add_argument("--limit", type=int, default=7, help="with --set: how many images (the first by name)")
+    parser.add_argument("--max-width", type=int, default=MAX_WIDTH, help="widest frame: larger photos are shrunk")
     args = parser.parse_args()
 
     from detector.clipmaker import moving_frames, write_clip
@@ -63,7 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="clip-length-") as folder:
         for i, photo in enumerate(photos):
             image = load_image(photo)
-            scale = min(1.0, MAX_WIDTH / image.shape[1])
+            scale = min(1.0, args.max_width / image.shape[1])
             size = (int(image.shape[1] * scale) // 2 * 2, int(image.shape[0] * scale) // 2 * 2)
             cells = []
             for seconds in args.seconds:
