@@ -297,7 +297,7 @@ class ModelCard:
             f"{' scored through `model.tflite`' if self.lite_sha256 else ''}",
             f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "
             f"writes it; chosen on validation data); verdict \"uncertain\" for fake probabilities in "
-            f"[{lo:.3f}, {hi:.3f}) ({percent(lo)} to {percent_below(hi)})",
+            f"[{lo:.3f}, {hi:.3f}] ({percent(lo)} to {percent_below(hi)} as written)",
             "",
             "## Data",
             "",

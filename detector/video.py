@@ -120,7 +120,7 @@ class VideoInfo:
     codec: str
     sample_fps: float
     scored_s: float
-    spread: bool = False
+    spread: bool
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def test_a_long_clip_has_its_samples_spread_over_all_of_it(tmp_path):
     assert MAX_SAMPLES >= 60  # the documented default scores a minute at 2 frames a second
 
 
-def test_a_clip_of_unknown_length_is_scored_on_its_first_samples_and_says_so(tmp_path):
+def test_a_clip_of_unknown_length_is_scored_on_its_first_samples_and_flagged_cut_short(tmp_path):
     path = videos.h264(tmp_path / "bare.h264", stripes(50), container="h264")  # 2 s at FFmpeg's 25 fps
     info, frames = sample_frames(path, sample_fps=2.0, max_samples=3)
     assert info.duration_s is None and not info.spread
