@@ -297,7 +297,7 @@ class ModelCard:
             f"{' scored through `model.tflite`' if self.lite_sha256 else ''}",
             f"- Decision threshold: fake probability {self.threshold:.3f} ({percent(self.threshold)} as the page "
             f"writes it; chosen on validation data); verdict \"uncertain\" for fake probabilities in "
-            f"[{lo:.3f}, {hi:.3f}] ({percent(lo)} to {percent_below(hi)} as written)",
+            f"[{lo:.3f}, {hi:.3f}) ({percent(lo)} to {percent_below(hi)} as written)",
             "",
             "## Data",
             "",
@@ -522,7 +522,7 @@ def readme_metrics(card: ModelCard) -> str:
         README_START,
         "",
         f"Test split, scored on cached face crops; threshold {card.threshold:.3f} and calibration "
-        f"(temperature {card.temperature:.3f}, bias {card.bias:.3f}) chosen on validation data; \"uncertain\" band [{lo:.3f}, {hi:.3f}].",
+        f"(temperature {card.temperature:.3f}, bias {card.bias:.3f}) chosen on validation data; \"uncertain\" band [{lo:.3f}, {hi:.3f}).",
         "",
         card.metrics_table("test"),
         "",

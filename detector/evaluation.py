@@ -191,7 +191,7 @@ def binary_metrics(
         y_true: Labels, 0 = real, 1 = fake.
         p_fake: Probabilities of fake, in [0, 1].
         threshold: Decision threshold on ``p_fake``.
-        uncertain_band: Optional ``(lo, hi)``: predictions with ``lo <= p_fake <= hi`` count
+        uncertain_band: Optional ``(lo, hi)``: predictions with ``lo <= p_fake < hi`` count
             as uncertain. Adds ``share_uncertain``, ``n_confident`` and the threshold metrics
             recomputed on the confident rest, suffixed ``_confident`` (``None`` if nothing is
             confident). The main metrics still cover every sample.
@@ -224,7 +224,7 @@ def binary_metrics(
         lo, hi = uncertain_band
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"uncertain_band must be (lo, hi) with 0 <= lo <= hi <= 1, got {uncertain_band!r}")
-        confident = (p < lo) | (p > hi)
+        confident = (p < lo) | (p >= hi)  # the page's rule: ``wording.verdict``
         result["uncertain_band"] = [float(lo), float(hi)]
         result["share_uncertain"] = float(1.0 - confident.mean())
         result["n_confident"] = int(confident.sum())

@@ -21,7 +21,7 @@ from detector.faces import Box, FaceFinder, centre_box, cut, cut_off_by_edge, sc
 from detector.imaging import load_image
 from detector.lite import LITE_FILE, LiteNetwork
 from detector.provenance import Declaration, declared
-from detector.wording import BAND_REASON, EDGE_REASON, NO_FACE, NO_FACE_REASON, reasons_summary
+from detector.wording import BAND_REASON, EDGE_REASON, NO_FACE, NO_FACE_REASON, reasons_summary, verdict
 
 #: Faces whose box is smaller than this (pixels per side) are too small to judge: the smallest
 #: side at which no set's real test faces, shrunk to it, are called fake more than 5% of the time
@@ -251,10 +251,7 @@ class Detector:
 
     def verdict(self, probability: float) -> str:
         """``fake``, ``real`` or ``uncertain`` for a calibrated probability."""
-        lo, hi = self.card.uncertain_band
-        if lo < probability < hi:
-            return "uncertain"
-        return "fake" if probability >= self.card.threshold else "real"
+        return verdict(probability, self.card.threshold, self.card.uncertain_band)
 
     def predict(self, image: Any, gradcam: bool = False) -> Result:
         """Scores every face in an image.

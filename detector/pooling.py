@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from detector import evaluation
+from detector import evaluation, wording
 from detector.views import describe
 
 
@@ -78,7 +78,8 @@ class VideoCalibration:
         temperature: Platt scaling of the pooled logit, ``sigmoid(z / temperature + bias)``.
         bias: See ``temperature``.
         threshold: Calibrated probability from which a track is called fake.
-        uncertain_band: ``(low, high)``: probabilities strictly between are "uncertain".
+        uncertain_band: ``(low, high)``: probabilities from ``low`` up to ``high`` (excluded) are
+            "uncertain" (``wording.verdict``).
         sha256: The weights the fit was made for.
         scoring_views: The views the frame logits were averaged over.
         fitted: False when this is the image calibration standing in (see the module).
@@ -144,7 +145,4 @@ class VideoCalibration:
 
     def verdict(self, probability: float) -> str:
         """``fake``, ``real`` or ``uncertain``, as ``Detector.verdict`` decides for a face."""
-        lo, hi = self.uncertain_band
-        if lo < probability < hi:
-            return "uncertain"
-        return "fake" if probability >= self.threshold else "real"
+        return wording.verdict(probability, self.threshold, self.uncertain_band)

@@ -290,7 +290,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Video calibration fitted on {cal[MEASURED_ON]['clips']} validation clips and stored in the model card: "
         f"sigmoid(pooled logit / {cal['temperature']:.3f} + {cal['bias']:.3f}), threshold {cal['threshold']:.3f}, "
-        f"uncertain band [{lo:.3f}, {hi:.3f}]. On the {test['n']} test clips with a face: ROC-AUC "
+        f"uncertain band [{lo:.3f}, {hi:.3f}). On the {test['n']} test clips with a face: ROC-AUC "
         f"{_cell(test['roc_auc'])}, accuracy {_cell(test['accuracy'])}, balanced accuracy "
         f"{_cell(test['balanced_accuracy'])}, ECE {_cell(test['ece'])}. The threshold puts real faces first, as "
         "the photos' does: the lowest at which no set calls more than "

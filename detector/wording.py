@@ -41,6 +41,23 @@ def percent_below(probability: float) -> str:
     return f"{math.ceil(probability * 100 + 0.5 - 1e-9) - 1:d}%"  # 1e-9: as in ``percent``
 
 
+def verdict(probability: float, threshold: float, band: tuple[float, float]) -> str:
+    """``"fake"``, ``"real"`` or ``"uncertain"`` for a calibrated fake probability: the rule
+    ``verdict_rule`` writes, kept beside it so that the two cannot part.
+
+    Args:
+        probability: The calibrated probability that the face is fake.
+        threshold: Fake from ``probability >= threshold``.
+        band: The "uncertain" band ``(low, high)``: ``low`` included, ``high`` excluded, so that
+            both edges read as the sentence says (on half percents, ``low = 0.495`` reads "50%"
+            and ``high = 0.885`` "89%", the first "fake" percentage).
+    """
+    lo, hi = band
+    if lo <= probability < hi:
+        return "uncertain"
+    return "fake" if probability >= threshold else "real"
+
+
 def verdict_rule(threshold: float, band: tuple[float, float]) -> str:
     """The rule a face's verdict follows, in a sentence, e.g. ``"A face is called fake from a
     fake probability of 89%; between 50% and 88% it is uncertain."``

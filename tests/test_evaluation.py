@@ -274,17 +274,17 @@ def test_the_uncertain_band_reaches_down_to_even_odds():
 
 
 def test_boundaries_on_half_percents_keep_every_written_percentage_on_its_verdict_s_side():
-    from detector.wording import percent, verdict_rule
+    from detector.wording import percent, verdict, verdict_rule
 
     assert ev.on_half_percent(0.8813, up=True) == ev.on_half_percent(0.885, up=True) == 0.885
     assert ev.on_half_percent(0.8813, up=False) == 0.875 and ev.on_half_percent(0.5, up=False) == 0.495
     for fitted in (0.8813, 0.5004, 0.1429):  # a threshold as validation data gives it
         threshold = ev.on_half_percent(fitted, up=True)
         lo, hi = ev.uncertain_band(threshold, 0.15)
-        p = np.linspace(0, 1, 100_001)
-        p = p[(np.abs(p - threshold) > 1e-9) & (np.abs(p - lo) > 1e-9)]  # not on a boundary itself
+        p = np.r_[np.linspace(0, 1, 100_001), lo, hi, threshold]  # and each boundary itself
         written = np.array([int(percent(x)[:-1]) for x in p])
-        fake, uncertain = p >= threshold, (lo < p) & (p < hi)
+        said = np.array([verdict(x, threshold, (lo, hi)) for x in p])
+        fake, uncertain = said == "fake", said == "uncertain"
         # The rule as the page writes it: "called fake from 89%; between 50% and 88% it is uncertain".
         fake_from, band_from, band_to = map(int, re.findall(r"(\d+)%", verdict_rule(threshold, (lo, hi))))
         assert np.array_equal(fake, written >= fake_from), fitted
