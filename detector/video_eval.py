@@ -36,6 +36,7 @@ import tempfile
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,19 @@ def set_figures(scored: list[ClipScores]) -> dict[str, Any]:
     }
 
 
+def choose_pooling(val_auc: Mapping[str, float | None]) -> str:
+    """The pooling of ``pooling.LENGTH_FREE`` with the best validation clip ROC-AUC.
+
+    A pooling whose value grows with the clip's length (the top frames' mean, the maximum)
+    is never chosen, however well it does: the calibration fitted on these few-frame clips
+    would call a minute of the same face more fake than its first seconds.
+
+    Args:
+        val_auc: ROC-AUC per pooling (``None`` where it cannot be computed).
+    """
+    return max(LENGTH_FREE, key=lambda how: val_auc.get(how) or 0.0)
+
+
 def evaluate_video(
     detector,
     data_dir: str | Path,
@@ -206,7 +220,7 @@ def evaluate_video(
     val_clips = [s for scored in val.values() for s in scored if s.tracks]
     val_labels = np.array([s.clip.label for s in val_clips])
     val_auc = {how: _auc(list(val_labels), [s.pooled(how) for s in val_clips]) for how in POOLINGS}
-    chosen = max(LENGTH_FREE, key=lambda how: val_auc[how] or 0.0)
+    chosen = choose_pooling(val_auc)
     card = detector.card
     config = card.training.get("config", {})
     measured = {"clips": len(val_clips), "sets": ", ".join(sets), "frames per clip": frames,

@@ -68,3 +68,10 @@ def test_video_eval_reports_photo_frame_and_clip_auc_and_calibrates_the_card(min
     page = (tmp_path / "VIDEO_EVAL.md").read_text()
     assert page.strip() == done.stdout.strip()  # the command prints the page it writes
     assert "| mini | 3/3 | 0 | 2 |" in page and f"`{report['chosen_pooling']}`" in page
+
+
+def test_a_pooling_that_grows_with_the_clip_is_never_chosen_however_well_it_does():
+    from detector.video_eval import choose_pooling
+
+    val_auc = {how: 0.5 for how in POOLINGS} | {"top3_mean": 0.99, "max": 0.98, "median": 0.8, "mean": None}
+    assert choose_pooling(val_auc) == "median"
