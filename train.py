@@ -74,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paired", action=argparse.BooleanOptionalAction, default=d.paired,
                    help="train each fake beside the real face it was made from, augmented alike "
                    f"(default {'on' if d.paired else 'off'}; see TrainConfig.paired)")
+    p.add_argument("--self-blend-share", type=float, default=d.self_blend_share,
+                   help=f"share of each source's fakes made by blending a real face into itself (default "
+                   f"{d.self_blend_share}; 0: none; see TrainConfig.self_blend_share)")
     p.add_argument("--pair-loss", type=float, default=d.pair_loss_weight,
                    help=f"weight of the ranking loss on real/fake pairs (default {d.pair_loss_weight}; "
                    "see TrainConfig.pair_loss_weight)")
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
                   face_margin=args.face_margin, paired=args.paired, pair_loss_weight=args.pair_loss,
+                  self_blend_share=args.self_blend_share,
                   patch_loss_weight=args.patch_loss,
                   val_weighting=args.val_weighting, match_resolution=args.match_resolution,
                   match_look=args.match_look)
