@@ -47,6 +47,17 @@ def downscale(factor: float) -> Degrade:
     return apply
 
 
+def enlarge(factor: float) -> Degrade:
+    """Enlarges an image by ``factor`` with bicubic interpolation: a small picture shown
+    full-screen on a phone (3 device pixels to the CSS pixel) and kept as a screenshot."""
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        return cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_CUBIC)
+
+    return apply
+
+
 def blur(sigma: float) -> Degrade:
     """Gaussian blur with ``sigma`` pixels."""
     return lambda image: cv2.GaussianBlur(image, (0, 0), sigma)
@@ -76,6 +87,8 @@ CONDITIONS: dict[str, Degrade] = {
     "half+jpeg50": chain(downscale(1 / 2), jpeg(50)),
     "quarter+jpeg70": chain(downscale(1 / 4), jpeg(70)),
     "blur1+jpeg50": chain(blur(1.0), jpeg(50)),
+    "x3": enlarge(3),
+    "x3+jpeg80": chain(enlarge(3), jpeg(80)),  # that screenshot sent on through a messenger
 }
 
 #: The goal: at this condition, AUC drops by at most MAX_AUC_DROP and at most MAX_FLIPS flip.

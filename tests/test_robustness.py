@@ -3,7 +3,8 @@ import json
 import numpy as np
 
 from detector.pipeline import Detector
-from detector.robustness import CONDITIONS, GOAL_CONDITION, _reversal_share, blur, chain, downscale, jpeg, robustness_report
+from detector.robustness import (CONDITIONS, GOAL_CONDITION, _reversal_share, blur, chain, downscale, enlarge, jpeg,
+                                 robustness_report)
 
 
 def test_degradations_do_what_they_say():
@@ -14,6 +15,8 @@ def test_degradations_do_what_they_say():
     noisy_error = np.abs(jpeg(30)(image).astype(int) - image).mean()
     assert noisy_error > np.abs(jpeg(95)(image).astype(int) - image).mean() > 0
     assert blur(1.0)(image).std() < image.std()
+    big = enlarge(3)(image)
+    assert big.shape == (120, 180, 3) and abs(float(big.mean()) - float(image.mean())) < 2  # the same picture, larger
     assert GOAL_CONDITION in CONDITIONS and "none" in CONDITIONS
 
 
