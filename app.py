@@ -36,11 +36,11 @@ from app_batch import batch_tab
 from app_video import video_tab
 from detector import render
 from detector.card import ModelCard, WeightsError
+from detector.defaults import EXAMPLES
 from detector.startup import import_tensorflow
 from detector.wording import NO_FACE, declared_note, percent, reasons_summary, verdict_rule
 
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: Shown first in the gallery: one face, two faces, three faces, then the rest.
 EXAMPLE_ORDER = (
     "skimage_astronaut_eileen_collins.png",

@@ -33,6 +33,9 @@ from pathlib import Path
 from detector.defaults import (
     BENCH_SECTIONS,
     CLUSTER_BATCH_ROWS,
+    EDITED_FACES_JPEG,
+    EDITED_FACES_PER_SET,
+    EXAMPLES,
     IMAGES_PER_SHARD,
     INPUT_SIZE,
     PREDICT_BATCH_SIZE,
@@ -221,6 +224,14 @@ def cmd_video_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edited_faces(args: argparse.Namespace) -> int:
+    from detector.edits import edited_faces
+
+    print(edited_faces(args.weights, args.data, args.sets, args.examples or None, args.per_set, args.jpeg, args.save,
+                       not args.no_card))
+    return 0
+
+
 def cmd_shards(args: argparse.Namespace) -> int:
     from detector.shards import write_shards
 
@@ -346,6 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default=str(VIDEO_EVAL_MD), help="the Markdown report (default docs/VIDEO_EVAL.md)")
     v.add_argument("--json-out", default=str(VIDEO_EVAL_JSON), help="the JSON report (default reports/video/video_eval.json)")
     v.set_defaults(func=cmd_video_eval)
+
+    f = sub.add_parser("edited-faces", help="faces pasted, colour-matched or morphed into the sets' real test photos: "
+                       "called fake? (into the model card)")
+    f.add_argument("--data", default=str(SHARED_DATA), help="folder holding the sets, by name (default ../shared/data)")
+    f.add_argument("--sets", nargs="+", default=list(SHARED_SETS), help="set names (those without real photos are skipped)")
+    f.add_argument("--examples", default=str(EXAMPLES), help="real photos edited as a set of their own ('' to skip)")
+    f.add_argument("--per-set", type=positive, default=EDITED_FACES_PER_SET,
+                   help=f"real test photos edited per set (default {EDITED_FACES_PER_SET})")
+    f.add_argument("--jpeg", type=positive, default=EDITED_FACES_JPEG,
+                   help=f"JPEG quality of every picture scored (default {EDITED_FACES_JPEG})")
+    f.add_argument("--save", default=None, help="a folder to write the edited pictures to, to look at them")
+    f.add_argument("--no-card", action="store_true", help="measure only: leave the model card as it is")
+    f.set_defaults(func=cmd_edited_faces)
 
     from detector.faces import FACE_MARGIN  # OpenCV, no TensorFlow
 

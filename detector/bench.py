@@ -50,10 +50,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.defaults import BENCH_SECTIONS
+from detector.defaults import BENCH_SECTIONS, EXAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
 PORTRAIT = EXAMPLES / "facerec_obama.jpg"
 GROUP_PHOTO = EXAMPLES / "facerec_obama_and_biden.jpg"
 

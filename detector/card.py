@@ -36,10 +36,15 @@ LITE_COMMAND = "python -m detector lite"
 #: "recall_real", "n"}}}``. ``ModelCard.unseen_summary`` reads it to the page.
 UNSEEN_SECTION = "Unseen fakes (leave one source out)"
 
+#: The ``extra`` section holding how faces edited by hand's methods, which no training set holds,
+#: are judged (``detector.edits``, ``python -m detector edited-faces``): ``{method: {what was
+#: edited: {"faces", "ROC-AUC", "called fake", "uncertain", "called real"}}}``.
+EDITED_SECTION = "Edited faces (made here, never trained on)"
+
 #: What the top-level keys of an ``extra`` section name, where they are not runs: the video
 #: calibration (``pooling.CARD_KEY``, not imported: it would bring SciPy into this light module;
 #: tests/test_pooling.py renders it) is keyed by the way it pools a face's frames.
-ROW_NAMES = {"Video calibration": "frames pooled by"}
+ROW_NAMES = {"Video calibration": "frames pooled by", EDITED_SECTION: "edit"}
 
 #: Where each shared set's images come from and under which terms (``../shared/data/README.md``).
 PROVENANCE = {
@@ -201,12 +206,34 @@ class ModelCard:
                 unseen.append(f"{aucs[0][1]:.2f} on {family} ({aucs[0][0]})")
             else:
                 unseen.append(f"on {family}, " + _and_list([f"{auc:.2f} ({s})" for s, auc in aucs]))
+        edited = f" {sentence}" if (sentence := self.edited_summary()) else ""
         if not unseen:
             return (f"{self.trained_on_sentence()} No figures on kinds of fake it was never trained on are "
-                    "recorded for these weights: on other generators and edits, its verdicts are untested.")
+                    f"recorded for these weights: on other generators and edits, its verdicts are untested.{edited}")
         recipe = "the same recipe" + (f" ({note})" if (note := self.unseen_recipe_note()) else "")
         return (f"{self.trained_on_sentence()} Tested on kinds of fake left out of its training (one family at "
-                f"a time), {recipe} scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.")
+                f"a time), {recipe} scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.{edited}")
+
+    def edited_summary(self) -> str:
+        """How faces edited by hand's methods were judged (``extra[EDITED_SECTION]``), in a
+        sentence for the page; empty without that section.
+
+        E.g. "Faces pasted or morphed into real photos here (edits it never trained on):
+        ROC-AUC 0.74-0.81, and 50-57% of them called real."
+        """
+        rows = [row for block in (self.extra.get(EDITED_SECTION) or {}).values() if isinstance(block, dict)
+                for row in block.values() if isinstance(row, dict)]
+        aucs = [row["ROC-AUC"] for row in rows if isinstance(row.get("ROC-AUC"), float)]
+        real = [row["called real"] for row in rows if isinstance(row.get("called real"), float)]
+        if not aucs or not real:
+            return ""
+
+        def span(values: list[float], fmt) -> str:
+            low, high = fmt(min(values)), fmt(max(values))
+            return low if low == high else f"{low.rstrip('%')}–{high}"
+
+        return (f"Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC "
+                f"{span(aucs, lambda v: f'{v:.2f}')}, and {span(real, percent)} of them called real.")
 
     def unseen_recipe_changes(self) -> list[str]:
         """The settings in which any leave-one-source-out run differs from the recipe it was

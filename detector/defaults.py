@@ -13,6 +13,14 @@ from pathlib import Path
 #: The labelled face sets shared beside the repository (``../shared/data``).
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
+#: The gallery: real photos of people shipped with the demo (sources in ``examples/README.md``).
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: ``python -m detector edited-faces``: real test photos edited per set, and the JPEG quality
+#: every picture is saved at before it is scored (the shared sets' own).
+EDITED_FACES_PER_SET = 100
+EDITED_FACES_JPEG = 92
+
 #: The labelled sets of ``SHARED_DATA`` the shipped weights are trained on.
 SHARED_SETS = ("dfdc_faces", "ffhq_stylegan", "lfw_faceswap", "ecuador_flux_lora", "sfhq_t2i", "utkface_wild_crops")
 

@@ -4,7 +4,7 @@ from conftest import REPO
 from detector.defaults import SHARED_SETS
 import json
 
-from detector.card import (README_END, README_START, UNSEEN_SECTION, WEIGHTS_DIR, ModelCard, readme_metrics,
+from detector.card import (EDITED_SECTION, README_END, README_START, UNSEEN_SECTION, WEIGHTS_DIR, ModelCard, readme_metrics,
                            update_readme, without_machine_paths)
 
 COUNTS = {"train": {"real": 9811, "fake": 9846}, "val": {"real": 1611, "fake": 1620}, "test": {"real": 1632, "fake": 1652}}
@@ -128,6 +128,17 @@ def test_without_held_out_figures_the_summary_says_none_are_recorded():
     assert summary.startswith("Trained on 19,657 images from dfdc_faces. ")
     assert "No figures on kinds of fake it was never trained on are recorded" in summary
     assert "untested" in _card().unseen_summary()
+
+
+def test_the_summary_says_how_edited_faces_were_judged_and_the_card_tables_them():
+    what = "real photos of lfw_faceswap (JPEG 92)"
+    edits = {"poisson": {what: {"faces": 104, "ROC-AUC": 0.737, "called fake": 0.25, "uncertain": 0.19, "called real": 0.566}},
+             "morph": {what: {"faces": 104, "ROC-AUC": 0.8104, "called fake": 0.18, "uncertain": 0.31, "called real": 0.51}}}
+    card = _card(data={"sets": {"dfdc_faces": COUNTS}}, extra={EDITED_SECTION: edits})
+    sentence = "Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC 0.74–0.81, and 51–57% of them called real."
+    assert card.edited_summary() == sentence and card.unseen_summary().endswith(" " + sentence)
+    assert "| edit | tested on | faces | ROC-AUC |" in card.to_markdown() and f"| morph | {what} | 104 | 0.81 | 0.18 | 0.31 | 0.51 |" in card.to_markdown()
+    assert _card().edited_summary() == "" and not _card().unseen_summary().endswith(".. ")
 
 
 def test_a_card_records_and_renders_no_machine_paths(tmp_path):
