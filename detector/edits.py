@@ -242,7 +242,8 @@ def card_block(scores: Mapping[str, Mapping[str, list[tuple[float, str]]]], jpeg
     (``{method: {what was edited: figures}}``, the shape the card renders as a table)."""
     fig = figures(pooled(scores))
     sets = [name for name in scores if name != GALLERY]
-    parts = ([f"the real test photos of {', '.join(sets)}"] if sets else []) + (["the gallery's"] if GALLERY in scores else [])
+    parts = ([f"the real test photos of {len(sets)} set{'s' * (len(sets) > 1)}"] if sets else []) \
+        + (["the gallery's"] if GALLERY in scores else [])
     what = f"{' and '.join(parts)} (JPEG {jpeg_quality})"
     return {method: {what: fig[method]} for method in METHODS}
 
