@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,8 @@ LITE_COMMAND = "python -m detector lite"
 #: "recall_real", "n"}}}``. ``ModelCard.unseen_summary`` reads it to the page.
 UNSEEN_SECTION = "Unseen fakes (leave one source out)"
 
-#: The ``extra`` section holding how faces edited by hand's methods, which no training set holds,
-#: are judged (``detector.edits``, ``python -m detector edited-faces``): ``{method: {what was
+#: The ``extra`` section holding how faces edited as in an image editor, a method no training set
+#: holds, are judged (``detector.edits``, ``python -m detector edited-faces``): ``{method: {what was
 #: edited: {"faces", "ROC-AUC", "called fake", "uncertain", "called real"}}}``.
 EDITED_SECTION = "Edited faces (made here, never trained on)"
 
@@ -215,7 +215,7 @@ class ModelCard:
                 f"a time), {recipe} scored ROC-AUC {'; '.join(unseen)}, where 0.5 is chance and 1 perfect.{edited}")
 
     def edited_summary(self) -> str:
-        """How faces edited by hand's methods were judged (``extra[EDITED_SECTION]``), in a
+        """How faces edited as in an image editor were judged (``extra[EDITED_SECTION]``), in a
         sentence for the page; empty without that section.
 
         E.g. "Faces pasted or morphed into real photos here (edits it never trained on):
@@ -377,6 +377,29 @@ class ModelCard:
             "",
         ]
         return "\n".join(p for p in parts if p is not None)
+
+
+def write_section(weights_dir: str | Path | None, title: str, block: dict[str, Any]) -> ModelCard:
+    """Sets the section ``title`` of the card's ``extra`` to ``block`` and saves the card, once
+    the weights beside it are the ones it names (a measurement belongs to its weights).
+
+    Args:
+        weights_dir: The weights folder; the shipped ``weights/`` by default.
+        title: The section's title, e.g. ``EDITED_SECTION``.
+        block: What it holds (rendered by ``to_markdown``).
+
+    Returns:
+        The saved card.
+
+    Raises:
+        WeightsError: the weights are missing or not the card's.
+    """
+    folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    card = ModelCard.load(folder)
+    card.verify(folder / MODEL_FILE)
+    updated = replace(card, extra={**card.extra, title: block})
+    updated.save(folder)
+    return updated
 
 
 #: How a recipe setting that changed since a leave-one-source-out run reads in the card:

@@ -87,17 +87,18 @@ def aligned(donor: np.ndarray, donor_marks: np.ndarray, target: np.ndarray, targ
 
 def colour_matched(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``source`` with the mean and spread of ``target``'s colours inside ``mask``, in Lab."""
-    inside = mask > 0
+    within = mask > 0
     src = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
     tgt = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
-    s_mean, s_std = src[inside].mean(axis=0), src[inside].std(axis=0) + 1e-3
-    t_mean, t_std = tgt[inside].mean(axis=0), tgt[inside].std(axis=0)
+    s_mean, s_std = src[within].mean(axis=0), src[within].std(axis=0) + 1e-3
+    t_mean, t_std = tgt[within].mean(axis=0), tgt[within].std(axis=0)
     out = (src - s_mean) / s_std * t_std + t_mean
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
 def feathered(mask: np.ndarray, d: float) -> np.ndarray:
-    """The mask as a float alpha in [0, 1], its edge softened over about a fifth of ``d``."""
+    """The mask as a float alpha in [0, 1], its edge blurred with a Gaussian of a tenth of ``d``
+    (the distance between the eyes): a soft brush."""
     sigma = max(d / 10, 1.0)
     return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), sigma)[..., None]
 
@@ -221,6 +222,7 @@ def pooled(scores: Mapping[str, Mapping[str, list[tuple[float, str]]]]) -> dict[
 def markdown_table(scores: Mapping[str, Mapping[str, list[tuple[float, str]]]]) -> str:
     """A row per set and one over all: the unedited faces called fake / uncertain, then per
     method its faces called fake / uncertain / real and its ROC-AUC against the unedited."""
+
     def pct(value: float | None) -> str:
         return "–" if value is None else f"{value:.0%}"
 
@@ -269,18 +271,13 @@ def edited_faces(weights: str | Path | None, data_dir: str | Path, sets: list[st
     Returns:
         The Markdown table (``markdown_table``) under a line saying what was measured.
     """
-    from dataclasses import replace
-
-    from detector.card import EDITED_SECTION, MODEL_FILE, WEIGHTS_DIR, ModelCard
+    from detector.card import EDITED_SECTION, write_section
     from detector.pipeline import Detector
 
     detector = Detector.load(weights)
     scores = score_edits(detector, real_test_photos(data_dir, sets, examples), per_set, jpeg_quality, save)
     if write_card:
-        folder = Path(weights) if weights else WEIGHTS_DIR
-        saved = ModelCard.load(folder)
-        saved.verify(folder / MODEL_FILE)
-        replace(saved, extra={**saved.extra, EDITED_SECTION: card_block(scores, jpeg_quality)}).save(folder)
+        write_section(weights, EDITED_SECTION, card_block(scores, jpeg_quality))
     return (f"Every picture JPEG {jpeg_quality}; each face's verdict as the page gives it (threshold "
             f"{detector.card.threshold:.3f}). Cells: edited faces called fake / uncertain / real, then the ROC-AUC "
             f"of their fake probabilities against the same faces unedited.\n\n{markdown_table(scores)}")

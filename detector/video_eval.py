@@ -37,7 +37,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from detector import evaluation
-from detector.card import MODEL_FILE, WEIGHTS_DIR, ModelCard
+from detector.card import write_section
 from detector.clipmaker import moving_frames, write_clip
 from detector.data import read_records
 from detector.defaults import VIDEO_EVAL_FRAMES, VIDEO_EVAL_JSON, VIDEO_EVAL_MD, VIDEO_EVAL_SETS
@@ -255,10 +255,7 @@ def evaluate_video(
                                    for name, row in calibrated["sets"].items()},
     }
     if write_card:
-        folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
-        saved = ModelCard.load(folder)
-        saved.verify(folder / MODEL_FILE)
-        replace(saved, extra={**saved.extra, CARD_KEY: calibration.card_block()}).save(folder)
+        write_section(weights_dir, CARD_KEY, calibration.card_block())
     return report
 
 
