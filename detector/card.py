@@ -45,6 +45,12 @@ EDITED_SECTION = "Edited faces (made here, never trained on)"
 #: calibration (``pooling.CARD_KEY``, not imported: it would bring SciPy into this light module;
 #: tests/test_pooling.py renders it) is keyed by the way it pools a face's frames.
 ROW_NAMES = {"Video calibration": "frames pooled by", EDITED_SECTION: "edit"}
+#: A line said before a section's table, where its rows need one.
+SECTION_INTROS = {EDITED_SECTION: (
+    "Faces of other real photos laid onto real test photos with OpenCV (`python -m detector edited-faces`): "
+    "blended in by Poisson editing (`poisson`), given the photo's colours and a soft edge (`colour paste`), or "
+    "averaged half and half with the face they cover (`morph`). ROC-AUC against the same faces unedited; the "
+    "shares are of the edited faces, with each face's verdict as the page gives it.")}
 
 #: Where each shared set's images come from and under which terms (``../shared/data/README.md``).
 PROVENANCE = {
@@ -360,7 +366,8 @@ class ModelCard:
                 parts += [f"## {title}", "", self.unseen_intro(), "", table, ""]
                 continue
             table = _runs_table(block, ROW_NAMES.get(title, "run"))
-            parts += [f"## {title}", "", table or f"```json\n{json.dumps(block, indent=2)}\n```", ""]
+            intro = [SECTION_INTROS[title], ""] if title in SECTION_INTROS else []
+            parts += [f"## {title}", "", *intro, table or f"```json\n{json.dumps(block, indent=2)}\n```", ""]
         parts += [
             "## Limits",
             "- Only the sets above are in its training data; other generators and hand edits are not.",

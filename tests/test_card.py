@@ -137,6 +137,7 @@ def test_the_summary_says_how_edited_faces_were_judged_and_the_card_tables_them(
     card = _card(data={"sets": {"dfdc_faces": COUNTS}}, extra={EDITED_SECTION: edits})
     sentence = "Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC 0.74–0.81, and 51–57% of them called real."
     assert card.edited_summary() == sentence and card.unseen_summary().endswith(" " + sentence)
+    assert "averaged half and half with the face they cover (`morph`)" in card.to_markdown()
     assert "| edit | tested on | faces | ROC-AUC |" in card.to_markdown() and f"| morph | {what} | 104 | 0.81 | 0.18 | 0.31 | 0.51 |" in card.to_markdown()
     assert _card().edited_summary() == "" and not _card().unseen_summary().endswith(".. ")
 
