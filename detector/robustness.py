@@ -36,26 +36,26 @@ def jpeg(quality: int) -> Degrade:
     return apply
 
 
-def downscale(factor: float) -> Degrade:
-    """Shrinks an image by ``factor`` (as an upload resized by a social network)."""
+def resize(factor: float, interpolation: int) -> Degrade:
+    """Scales an image by ``factor`` with OpenCV's ``interpolation``."""
 
     def apply(image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return cv2.resize(image, size, interpolation=interpolation)
 
     return apply
+
+
+def downscale(factor: float) -> Degrade:
+    """Shrinks an image by ``factor`` (as an upload resized by a social network)."""
+    return resize(factor, cv2.INTER_AREA)
 
 
 def enlarge(factor: float) -> Degrade:
     """Enlarges an image by ``factor`` with bicubic interpolation: a small picture shown
     full-screen on a phone (3 device pixels to the CSS pixel) and kept as a screenshot."""
-
-    def apply(image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        return cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_CUBIC)
-
-    return apply
+    return resize(factor, cv2.INTER_CUBIC)
 
 
 def blur(sigma: float) -> Degrade:
