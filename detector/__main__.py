@@ -1,10 +1,11 @@
-"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,lite,bench,video-eval,shards} ...``.
+"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,lite,bench,video-eval,edited-faces,shards} ...``.
 
     python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
     python -m detector predict --csv photos/ > scores.csv    # the table, for a spreadsheet
     python -m detector cluster-predict photos/ --address auto --out scores.jsonl  # on a Ray cluster
     python -m detector video-eval                            # pooling on clips from the sets -> docs/VIDEO_EVAL.md
+    python -m detector edited-faces                          # faces pasted or morphed here -> the card
     python -m detector evaluate --split test --out reports/  # metrics JSON + ROC/confusion plots
     python -m detector audit                                 # can trivial statistics tell real from fake per source?
     python -m detector calibrate                             # refit calibration on validation data

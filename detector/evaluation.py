@@ -394,12 +394,15 @@ def on_half_percent(probability: float, up: bool) -> float:
         up: Round up (the threshold: only ever raised) rather than down.
 
     Returns:
-        ``(k + 0.5) / 100`` for a whole ``k``, within ``[0, 1]``.
+        ``(k + 0.5) / 100`` for a whole ``k`` up to 99, or 0 below the first. Above 0.995 there is no half
+        percent to round up to, and 1.0 would call fake no face that reads "100%" (a float32
+        sigmoid reaches exactly 1 only past a logit of about 17): a threshold there comes down
+        to 0.995, from which every face written "100%" is fake.
     """
     slack = 1e-9  # in percentage points: a boundary already on a half percent stays there
     points = probability * 100 - 0.5
     half = np.ceil(points - slack) if up else np.floor(points + slack)
-    return float(np.clip((half + 0.5) / 100, 0.0, 1.0))
+    return float(np.clip((half + 0.5) / 100, 0.0, 0.995))
 
 
 def real_first_calibration(per_source: PerSet, uncertain_width: float,
@@ -424,7 +427,7 @@ def real_first_calibration(per_source: PerSet, uncertain_width: float,
     threshold = real_first_threshold(
         {name: (y, apply_temperature(z, temperature, bias)) for name, (y, z) in per_source.items()}, max_false_fake)
     # On a half percent, so that no face's written percentage contradicts the written rule:
-    # only ever raised (real first).
+    # raised (real first), except above 0.995, where "100%" must still read fake.
     threshold = on_half_percent(threshold, up=True)
     return temperature, bias, threshold, uncertain_band(threshold, uncertain_width)
 

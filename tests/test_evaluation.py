@@ -278,7 +278,8 @@ def test_boundaries_on_half_percents_keep_every_written_percentage_on_its_verdic
 
     assert ev.on_half_percent(0.8813, up=True) == ev.on_half_percent(0.885, up=True) == 0.885
     assert ev.on_half_percent(0.8813, up=False) == 0.875 and ev.on_half_percent(0.5, up=False) == 0.495
-    for fitted in (0.8813, 0.5004, 0.1429):  # a threshold as validation data gives it
+    assert ev.on_half_percent(0.9971, up=True) == 0.995 and ev.on_half_percent(0.0012, up=False) == 0.0
+    for fitted in (0.8813, 0.5004, 0.1429, 0.9971):  # a threshold as validation data gives it
         threshold = ev.on_half_percent(fitted, up=True)
         lo, hi = ev.uncertain_band(threshold, 0.15)
         p = np.r_[np.linspace(0, 1, 100_001), lo, hi, threshold]  # and each boundary itself
