@@ -58,7 +58,7 @@ def batch_tab(detector) -> None:
                 photos = gr.File(file_count="multiple", file_types=sorted(IMAGE_SUFFIXES), type="filepath",
                                  label=f"Photos (up to {MAX_PHOTOS} at once)", height=200, elem_id="photos")
                 gr.Markdown("For a folder of any size, use the command line: "
-                            "`python -m detector predict --overlays out/ photos/`.")
+                            "`python -m detector predict --overlays out/ photos/`")  # no period: on a phone it stood alone
             with gr.Column(scale=2):
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
@@ -107,5 +107,7 @@ def batch_status(records: list[dict[str, Any]], dropped: int, card: ModelCard) -
                      "score the others in another drop, or a folder with the command line.")
     lines.append(f"{verdict_rule(card.threshold, card.uncertain_band)} A photo is fake if any face is, else "
                  "uncertain if any face is, else real.")
+    if counts["fake"] and (false_fake := card.false_fake_summary()):
+        lines.append(false_fake)
     lines.append(f"*What this model has seen:* {card.unseen_summary()}")
     return "\n\n".join(lines)

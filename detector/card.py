@@ -241,6 +241,32 @@ class ModelCard:
         return (f"Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC "
                 f"{span(aucs, lambda v: f'{v:.2f}')}, and {span(real, percent)} of them called real.")
 
+    def reals_called_fake(self, split: str = "test") -> dict[str, float]:
+        """The share of each set's real faces the shipped verdicts called fake on ``split``, by
+        set name (sets without reals, and the pools of one-label sets, which repeat a set's
+        reals, are left out)."""
+        rows = self.metrics.get(split, {}).get("sets", {})
+        return {name: 1 - m["recall_real"] for name, m in rows.items()
+                if " + " not in name and m.get("n_real") and m.get("recall_real") is not None}
+
+    def false_fake_summary(self) -> str:
+        """How often real photos are called fake, in a sentence for a "fake" verdict: the set
+        whose real test faces were called fake most, and how many of every other's; empty
+        without test figures.
+
+        E.g. "Real photos get this verdict too: 12% of the real test faces of ffhq_stylegan were
+        called fake, and at most 1% of each other set's (the About tab lists them)."
+        """
+        rates = sorted(self.reals_called_fake().items(), key=lambda item: -item[1])
+        if not rates:
+            return ""
+        (worst, rate), others = rates[0], [r for _, r in rates[1:]]
+        if percent(rate) == "0%":
+            return f"None of the real test faces of its {len(rates)} sets with real photos were called fake."
+        rest = f", and at most {percent(max(others))} of each other set's" if others else ""
+        return (f"Real photos get this verdict too: {percent(rate)} of the real test faces of {worst} were called "
+                f"fake{rest} (the About tab lists them).")
+
     def unseen_recipe_changes(self) -> list[str]:
         """The settings in which any leave-one-source-out run differs from the recipe it was
         reported for (``recipe_differs``, written by ``loso.leave_one_out_report``)."""

@@ -219,6 +219,30 @@ def test_status_states_the_verdict_the_rule_why_faces_are_uncertain_and_what_the
     assert app.explain({}, CARD) == ([], app.EMPTY_STATUS)
 
 
+def test_a_fake_verdict_says_how_often_real_photos_get_it_and_no_other_verdict_does():
+    import app
+    from app_batch import batch_status
+
+    tested = {"test": {"sets": {
+        "dfdc_faces": {"n_real": 1625, "recall_real": 0.9902},
+        "ffhq_stylegan": {"n_real": 73, "recall_real": 0.8767},
+        "sfhq_t2i": {"n_real": 0, "recall_real": None},  # fakes only: no real photo to call fake
+        "sfhq_t2i + utkface_wild_crops": {"n_real": 285, "recall_real": 0.5},  # a pool repeats its set's reals
+        "utkface_wild_crops": {"n_real": 285, "recall_real": 1.0}}}}
+    card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested)
+    sentence = ("Real photos get this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, "
+                "and at most 1% of each other set's (the About tab lists them).")
+    assert card.false_fake_summary() == sentence
+    face = {"box": [10, 20, 30, 30], "fake_probability": 0.9, "label": "fake"}
+    fake = {"fake_probability": 0.9, "label": "fake", "faces": [face], "error": None}
+    real = {**fake, "fake_probability": 0.1, "label": "real", "faces": [{**face, "fake_probability": 0.1, "label": "real"}]}
+    assert sentence in app.explain(fake, card)[1] and sentence not in app.explain(real, card)[1]
+    record = {"path": "a.jpg", "kind": "image", **fake}
+    assert sentence in batch_status([record], 1, card)
+    assert sentence not in batch_status([{**record, **real}], 1, card)
+    assert CARD.false_fake_summary() == "" and "Real photos get" not in app.explain(fake, CARD)[1]  # no test figures
+
+
 def test_a_busy_port_is_named_with_the_way_out(capsys):
     import socket
 
