@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.views import CROP_AND_MIRROR, View, as_views, describe
-from detector.wording import percent, percent_below
+from detector.wording import false_fake_sentence, percent, percent_below
 
 #: The folder of the shipped weights, next to the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -250,22 +250,9 @@ class ModelCard:
                 if " + " not in name and m.get("n_real") and m.get("recall_real") is not None}
 
     def false_fake_summary(self) -> str:
-        """How often real photos are called fake, in a sentence for a "fake" verdict: the set
-        whose real test faces were called fake most, and how many of every other's; empty
-        without test figures.
-
-        E.g. "Real photos get this verdict too: 12% of the real test faces of ffhq_stylegan were
-        called fake, and at most 1% of each other set's (the About tab lists them)."
-        """
-        rates = sorted(self.reals_called_fake().items(), key=lambda item: -item[1])
-        if not rates:
-            return ""
-        (worst, rate), others = rates[0], [r for _, r in rates[1:]]
-        if percent(rate) == "0%":
-            return f"None of the real test faces of its {len(rates)} sets with real photos were called fake."
-        rest = f", and at most {percent(max(others))} of each other set's" if others else ""
-        return (f"Real photos get this verdict too: {percent(rate)} of the real test faces of {worst} were called "
-                f"fake{rest} (the About tab lists them).")
+        """``wording.false_fake_sentence`` on the card's test figures (``reals_called_fake``):
+        how often a real photo is called fake, for an answer that calls a face fake."""
+        return false_fake_sentence(self.reals_called_fake())
 
     def unseen_recipe_changes(self) -> list[str]:
         """The settings in which any leave-one-source-out run differs from the recipe it was

@@ -51,6 +51,8 @@ DEFAULT_POOLING = "mean"
 CARD_KEY = "Video calibration"
 #: The entry of the fit that says what it was fitted on.
 MEASURED_ON = "validation clips"
+#: The card block's key for the share of each set's real test clips called fake.
+REALS_CALLED_FAKE = "real test clips called fake"
 UNFITTED_NOTE = ("no video calibration for these weights: tracks are scored with the image calibration "
                  "(run `python -m detector video-eval`)")
 
@@ -85,6 +87,8 @@ class VideoCalibration:
         fitted: False when this is the image calibration standing in (see the module).
         measured: What the fit was made on (clips, sets, their ROC-AUC per pooling), flat, for
             the card's table.
+        reals_called_fake: Set name -> the share of its real test clips this calibration calls
+            fake (``video_eval``), for a "fake" verdict to say how often real clips get it.
     """
 
     pooling: str
@@ -96,6 +100,7 @@ class VideoCalibration:
     scoring_views: tuple = ()
     fitted: bool = True
     measured: Mapping[str, Any] | None = None
+    reals_called_fake: Mapping[str, float] | None = None
 
     @classmethod
     def of(cls, card) -> "VideoCalibration":
@@ -107,7 +112,7 @@ class VideoCalibration:
             if fit.get("weights sha256") == card.sha256 and fit.get("scoring views") == describe(card.scoring_views):
                 return cls(pooling, fit["temperature"], fit["bias"], fit["threshold"],
                            (fit["uncertain from"], fit["uncertain to"]), card.sha256, tuple(card.scoring_views),
-                           True, fit.get(MEASURED_ON))
+                           True, fit.get(MEASURED_ON), fit.get(REALS_CALLED_FAKE))
         return cls(DEFAULT_POOLING, card.temperature, card.bias, card.threshold, tuple(card.uncertain_band),
                    card.sha256, tuple(card.scoring_views), fitted=False)
 
@@ -138,6 +143,8 @@ class VideoCalibration:
         fit = {"temperature": self.temperature, "bias": self.bias, "threshold": self.threshold,
                "uncertain from": lo, "uncertain to": hi, "scoring views": describe(self.scoring_views),
                "weights sha256": self.sha256, MEASURED_ON: dict(self.measured or {})}
+        if self.reals_called_fake:
+            fit[REALS_CALLED_FAKE] = dict(self.reals_called_fake)
         return {self.pooling: fit}
 
     def probability(self, pooled_logit: float) -> float:

@@ -37,7 +37,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,11 @@ def evaluate_video(
                       np.array([calibration.probability(s.pooled(chosen)) for s in clips]))
                for name, clips in test_clips.items() if clips}
     calibrated = evaluation.report(per_set, calibration.threshold, uncertain_band=calibration.uncertain_band)
+    # Real-first: the share of each set's real test clips called fake (the card keeps it, for
+    # a clip's "fake" verdict to say how often real clips get it).
+    reals_called_fake = {name: None if row.get("recall_real") is None else 1 - row["recall_real"]
+                         for name, row in calibrated["sets"].items()}
+    calibration = replace(calibration, reals_called_fake={k: v for k, v in reals_called_fake.items() if v is not None})
     report = {
         "command": COMMAND,
         "weights_sha256": card.sha256,
@@ -250,9 +255,7 @@ def evaluate_video(
         "test_all_sets": set_figures([s for scored in test.values() for s in scored]),
         "test_calibrated": {key: calibrated["overall"].get(key) for key in
                             ("n", "roc_auc", "accuracy", "balanced_accuracy", "ece", "share_uncertain")},
-        # Real-first: the share of each set's real test clips called fake.
-        "test_reals_called_fake": {name: None if row.get("recall_real") is None else 1 - row["recall_real"]
-                                   for name, row in calibrated["sets"].items()},
+        "test_reals_called_fake": reals_called_fake,
     }
     if write_card:
         write_section(weights_dir, CARD_KEY, calibration.card_block())

@@ -10,6 +10,7 @@ percentage rounded half up, as Gradio's ``Label`` rounds its bars. A face whose 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 #: The image's label when no face was found: the detector judges faces, so such a photo
 #: gets no fake/real verdict (its whole-image score is secondary information).
@@ -69,6 +70,28 @@ def verdict_rule(threshold: float, band: tuple[float, float]) -> str:
     lo, hi = band
     rule = f"A face is called fake from a fake probability of {percent(threshold)}"
     return rule + (f"; between {percent(lo)} and {percent_below(hi)} it is uncertain." if hi > lo else ".")
+
+
+def false_fake_sentence(rates: Mapping[str, float], items: str = "faces") -> str:
+    """How often real photos get a "fake" verdict, for the answer that gives one: the set whose
+    real test ``items`` were called fake most, and the most of any other; empty without rates.
+
+    E.g. "Real faces get this verdict too: 12% of the real test faces of ffhq_stylegan were
+    called fake, and at most 1% of each other set's (the About tab lists them)."
+
+    Args:
+        rates: Set name -> share of its real test items called fake.
+        items: What was scored: ``"faces"`` (photos) or ``"clips"``.
+    """
+    ranked = sorted(rates.items(), key=lambda item: -item[1])
+    if not ranked:
+        return ""
+    (worst, rate), others = ranked[0], [r for _, r in ranked[1:]]
+    if percent(rate) == "0%":
+        return f"None of the real test {items} of its {len(ranked)} sets with real ones were called fake."
+    rest = f", and at most {percent(max(others))} of each other set's" if others else ""
+    return (f"Real {items} get this verdict too: {percent(rate)} of the real test {items} of {worst} were called "
+            f"fake{rest} (the About tab lists them).")
 
 
 def face_phrase(label: str, probability: float, number: int | None = None) -> str:

@@ -230,7 +230,7 @@ def test_a_fake_verdict_says_how_often_real_photos_get_it_and_no_other_verdict_d
         "sfhq_t2i + utkface_wild_crops": {"n_real": 285, "recall_real": 0.5},  # a pool repeats its set's reals
         "utkface_wild_crops": {"n_real": 285, "recall_real": 1.0}}}}
     card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested)
-    sentence = ("Real photos get this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, "
+    sentence = ("Real faces get this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, "
                 "and at most 1% of each other set's (the About tab lists them).")
     assert card.false_fake_summary() == sentence
     face = {"box": [10, 20, 30, 30], "fake_probability": 0.9, "label": "fake"}
@@ -240,7 +240,28 @@ def test_a_fake_verdict_says_how_often_real_photos_get_it_and_no_other_verdict_d
     record = {"path": "a.jpg", "kind": "image", **fake}
     assert sentence in batch_status([record], 1, card)
     assert sentence not in batch_status([{**record, **real}], 1, card)
-    assert CARD.false_fake_summary() == "" and "Real photos get" not in app.explain(fake, CARD)[1]  # no test figures
+    assert CARD.false_fake_summary() == "" and "Real faces get" not in app.explain(fake, CARD)[1]  # no test figures
+
+
+def test_a_fake_clip_says_how_often_real_clips_get_its_verdict_from_the_video_calibration():
+    from dataclasses import replace
+
+    from app_video import explain_video
+    from detector.pooling import CARD_KEY, VideoCalibration
+
+    fitted = VideoCalibration("mean", 1.0, 0.0, 0.6, (0.5, 0.6), CARD.sha256, tuple(CARD.scoring_views),
+                              reals_called_fake={"dfdc_faces": 0.012, "ffhq_stylegan": 0.082, "lfw_faceswap": 0.021})
+    card = replace(CARD, extra={CARD_KEY: fitted.card_block()})  # as video-eval stores it
+    frames = [{"t": 0.5 * k, "box": [0, 0, 50, 50], "fake_probability": 0.9} for k in range(4)]
+    track = {"id": 1, "fake_probability": 0.9, "label": "fake", "first_s": 0.0, "last_s": 1.5, "frames": frames}
+    clip = {"kind": "video", "fake_probability": 0.9, "label": "fake", "duration_s": 2.0, "frames_scored": 4,
+            "tracks": [track], "error": None}
+    sentence = ("Real clips get this verdict too: 8% of the real test clips of ffhq_stylegan were called fake, "
+                "and at most 2% of each other set's (the About tab lists them).")
+    assert sentence in explain_video(clip, card)[2]
+    real = {**clip, "fake_probability": 0.1, "label": "real", "tracks": [{**track, "fake_probability": 0.1, "label": "real"}]}
+    assert "get this verdict too" not in explain_video(real, card)[2]
+    assert "get this verdict too" not in explain_video(clip, CARD)[2]  # no video calibration: no clip figures
 
 
 def test_a_busy_port_is_named_with_the_way_out(capsys):
