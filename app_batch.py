@@ -107,7 +107,6 @@ def batch_status(records: list[dict[str, Any]], dropped: int, card: ModelCard) -
                      "score the others in another drop, or a folder with the command line.")
     lines.append(f"{verdict_rule(card.threshold, card.uncertain_band)} A photo is fake if any face is, else "
                  "uncertain if any face is, else real.")
-    if counts["fake"] and (false_fake := card.false_fake_summary()):
-        lines.append(false_fake)
+    lines += [wrong for verdict in ("fake", "real") if counts[verdict] and (wrong := card.also_given(verdict))]
     lines.append(f"*What this model has seen:* {card.unseen_summary()}")
     return "\n\n".join(lines)

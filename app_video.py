@@ -20,7 +20,7 @@ import app_common
 from detector import render
 from detector.card import ModelCard
 from detector.pooling import VideoCalibration
-from detector.wording import declared_note, face_phrase, false_fake_sentence, percent, reasons_summary, verdict_rule
+from detector.wording import also_given, declared_note, face_phrase, percent, reasons_summary, verdict_rule
 from detector.video import MAX_SAMPLES, SAMPLE_FPS, SUPPORTED, VIDEO_SUFFIXES
 from detector.video_scoring import failed_record
 
@@ -204,8 +204,9 @@ def _status(details: dict[str, Any], calibration: VideoCalibration, seen: str) -
         lines = [f"### Verdict: {details['label']}",
                  f"{n} face{'s' if n > 1 else ''} followed through {frames} frames of a {length}; the highest fake "
                  f"probability is {percent(details['fake_probability'])} (face {top['id']}). {rule}"]
-        if details["label"] == "fake" and (false_fake := false_fake_sentence(calibration.reals_called_fake or {}, "clips")):
-            lines.append(false_fake)
+        verdict = details["label"]
+        if verdict in ("fake", "real") and (wrong := also_given(verdict, calibration.given_to_the_other_kind(verdict), "clips")):
+            lines.append(wrong)
         uncertain = [(t["id"], t.get("reason")) for t in details["tracks"] if t["label"] == "uncertain"]
         if uncertain:
             lines.append(f"**Uncertain:** {reasons_summary(uncertain)}.")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.views import CROP_AND_MIRROR, View, as_views, describe
-from detector.wording import false_fake_sentence, percent, percent_below
+from detector.wording import also_given, percent, percent_below
 
 #: The folder of the shipped weights, next to the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -241,18 +241,29 @@ class ModelCard:
         return (f"Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC "
                 f"{span(aucs, lambda v: f'{v:.2f}')}, and {span(real, percent)} of them called real.")
 
-    def reals_called_fake(self, split: str = "test") -> dict[str, float]:
-        """The share of each set's real faces the shipped verdicts called fake on ``split``, by
-        set name (sets without reals, and the pools of one-label sets, which repeat a set's
-        reals, are left out)."""
-        rows = self.metrics.get(split, {}).get("sets", {})
-        return {name: 1 - m["recall_real"] for name, m in rows.items()
-                if " + " not in name and m.get("n_real") and m.get("recall_real") is not None}
+    def given_to_the_other_kind(self, verdict: str, split: str = "test") -> dict[str, float]:
+        """The share of each set's faces of the other kind that got ``verdict`` on ``split``:
+        for ``"fake"``, its real faces called fake; for ``"real"``, its fakes called real. Sets
+        without that kind, and the pools of one-label sets (which repeat a set's faces), are
+        left out.
 
-    def false_fake_summary(self) -> str:
-        """``wording.false_fake_sentence`` on the card's test figures (``reals_called_fake``):
-        how often a real photo is called fake, for an answer that calls a face fake."""
-        return false_fake_sentence(self.reals_called_fake())
+        Args:
+            verdict: ``"fake"`` or ``"real"``.
+            split: ``"test"`` or ``"val"``.
+        """
+        rows = self.metrics.get(split, {}).get("sets", {})
+        if verdict == "fake":
+            rates = {name: 1 - m["recall_real"] for name, m in rows.items()
+                     if m.get("n_real") and m.get("recall_real") is not None}
+        else:
+            rates = {name: m["fake_called_real"] for name, m in rows.items()
+                     if m.get("n_fake") and m.get("fake_called_real") is not None}
+        return {name: rate for name, rate in rates.items() if " + " not in name}
+
+    def also_given(self, verdict: str) -> str:
+        """``wording.also_given`` on the card's test figures: how often a real face is called
+        fake, or a fake real, for an answer that gives that verdict."""
+        return also_given(verdict, self.given_to_the_other_kind(verdict))
 
     def unseen_recipe_changes(self) -> list[str]:
         """The settings in which any leave-one-source-out run differs from the recipe it was

@@ -192,7 +192,8 @@ def binary_metrics(
         p_fake: Probabilities of fake, in [0, 1].
         threshold: Decision threshold on ``p_fake``.
         uncertain_band: Optional ``(lo, hi)``: predictions with ``lo <= p_fake < hi`` count
-            as uncertain. Adds ``share_uncertain``, ``n_confident`` and the threshold metrics
+            as uncertain. Adds ``share_uncertain``, ``fake_called_real`` (the share of fakes
+            whose verdict is "real"), ``n_confident`` and the threshold metrics
             recomputed on the confident rest, suffixed ``_confident`` (``None`` if nothing is
             confident). The main metrics still cover every sample.
         n_bins: Bins of the ECE.
@@ -228,6 +229,9 @@ def binary_metrics(
         result["uncertain_band"] = [float(lo), float(hi)]
         result["share_uncertain"] = float(1.0 - confident.mean())
         result["n_confident"] = int(confident.sum())
+        # The verdict "real" (below the band) on a fake: the error a "real" answer hides.
+        called_real = confident & (p < threshold)
+        result["fake_called_real"] = float(np.mean(called_real[y == 1])) if result["n_fake"] else None
         pred = (p[confident] >= threshold).astype(np.int64)
         sub = _threshold_metrics(y[confident], pred) if confident.any() else {}
         for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "recall_real", "recall_fake"):

@@ -51,8 +51,9 @@ DEFAULT_POOLING = "mean"
 CARD_KEY = "Video calibration"
 #: The entry of the fit that says what it was fitted on.
 MEASURED_ON = "validation clips"
-#: The card block's key for the share of each set's real test clips called fake.
-REALS_CALLED_FAKE = "real test clips called fake"
+#: A verdict -> the card block's key for the share of each set's test clips of the other
+#: kind given it (``VideoCalibration.tested``).
+TESTED = {"fake": "real test clips called fake", "real": "fake test clips called real"}
 UNFITTED_NOTE = ("no video calibration for these weights: tracks are scored with the image calibration "
                  "(run `python -m detector video-eval`)")
 
@@ -87,8 +88,9 @@ class VideoCalibration:
         fitted: False when this is the image calibration standing in (see the module).
         measured: What the fit was made on (clips, sets, their ROC-AUC per pooling), flat, for
             the card's table.
-        reals_called_fake: Set name -> the share of its real test clips this calibration calls
-            fake (``video_eval``), for a "fake" verdict to say how often real clips get it.
+        tested: What ``video_eval`` measured of it on test clips, by ``TESTED`` key: per set,
+            the share of real clips called fake and of fake clips called real, for an answer
+            to say how often its verdict goes to the other kind.
     """
 
     pooling: str
@@ -100,7 +102,7 @@ class VideoCalibration:
     scoring_views: tuple = ()
     fitted: bool = True
     measured: Mapping[str, Any] | None = None
-    reals_called_fake: Mapping[str, float] | None = None
+    tested: Mapping[str, Mapping[str, float]] | None = None
 
     @classmethod
     def of(cls, card) -> "VideoCalibration":
@@ -112,7 +114,7 @@ class VideoCalibration:
             if fit.get("weights sha256") == card.sha256 and fit.get("scoring views") == describe(card.scoring_views):
                 return cls(pooling, fit["temperature"], fit["bias"], fit["threshold"],
                            (fit["uncertain from"], fit["uncertain to"]), card.sha256, tuple(card.scoring_views),
-                           True, fit.get(MEASURED_ON), fit.get(REALS_CALLED_FAKE))
+                           True, fit.get(MEASURED_ON), {key: fit[key] for key in TESTED.values() if key in fit})
         return cls(DEFAULT_POOLING, card.temperature, card.bias, card.threshold, tuple(card.uncertain_band),
                    card.sha256, tuple(card.scoring_views), fitted=False)
 
@@ -143,9 +145,12 @@ class VideoCalibration:
         fit = {"temperature": self.temperature, "bias": self.bias, "threshold": self.threshold,
                "uncertain from": lo, "uncertain to": hi, "scoring views": describe(self.scoring_views),
                "weights sha256": self.sha256, MEASURED_ON: dict(self.measured or {})}
-        if self.reals_called_fake:
-            fit[REALS_CALLED_FAKE] = dict(self.reals_called_fake)
-        return {self.pooling: fit}
+        return {self.pooling: {**fit, **{key: dict(rates) for key, rates in (self.tested or {}).items()}}}
+
+    def given_to_the_other_kind(self, verdict: str) -> dict[str, float]:
+        """Set name -> the share of its test clips of the other kind that got ``verdict``
+        (``"fake"`` or ``"real"``); empty when ``video_eval`` recorded none."""
+        return dict((self.tested or {}).get(TESTED[verdict], {}))
 
     def probability(self, pooled_logit: float) -> float:
         return float(evaluation.apply_temperature(pooled_logit, self.temperature, self.bias))

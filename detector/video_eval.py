@@ -51,7 +51,7 @@ from detector.clipmaker import moving_frames, write_clip
 from detector.data import read_records
 from detector.defaults import VIDEO_EVAL_FRAMES, VIDEO_EVAL_JSON, VIDEO_EVAL_MD, VIDEO_EVAL_SETS
 from detector.imaging import ImageError, load_image
-from detector.pooling import CARD_KEY, LENGTH_FREE, MEASURED_ON, POOLINGS, VideoCalibration, pool
+from detector.pooling import CARD_KEY, LENGTH_FREE, MEASURED_ON, POOLINGS, TESTED, VideoCalibration, pool
 from detector.video_scoring import deciding_tracks
 from detector.wording import percent
 
@@ -235,11 +235,14 @@ def evaluate_video(
                       np.array([calibration.probability(s.pooled(chosen)) for s in clips]))
                for name, clips in test_clips.items() if clips}
     calibrated = evaluation.report(per_set, calibration.threshold, uncertain_band=calibration.uncertain_band)
-    # Real-first: the share of each set's real test clips called fake (the card keeps it, for
-    # a clip's "fake" verdict to say how often real clips get it).
+    # Real-first: the share of each set's real test clips called fake, and of its fakes called
+    # real (the card keeps both, for a clip's answer to say how often its verdict goes astray).
     reals_called_fake = {name: None if row.get("recall_real") is None else 1 - row["recall_real"]
                          for name, row in calibrated["sets"].items()}
-    calibration = replace(calibration, reals_called_fake={k: v for k, v in reals_called_fake.items() if v is not None})
+    fakes_called_real = {name: row.get("fake_called_real") for name, row in calibrated["sets"].items()}
+    tested = {TESTED["fake"]: reals_called_fake, TESTED["real"]: fakes_called_real}
+    calibration = replace(calibration, tested={key: {name: share for name, share in rates.items() if share is not None}
+                                               for key, rates in tested.items()})
     report = {
         "command": COMMAND,
         "weights_sha256": card.sha256,
@@ -256,6 +259,7 @@ def evaluate_video(
         "test_calibrated": {key: calibrated["overall"].get(key) for key in
                             ("n", "roc_auc", "accuracy", "balanced_accuracy", "ece", "share_uncertain")},
         "test_reals_called_fake": reals_called_fake,
+        "test_fakes_called_real": fakes_called_real,
     }
     if write_card:
         write_section(weights_dir, CARD_KEY, calibration.card_block())
@@ -309,11 +313,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"{_cell(test['balanced_accuracy'])}, ECE {_cell(test['ece'])}. The threshold puts real faces first, as "
         "the photos' does: the lowest at which no set calls more than "
         f"{percent(report['max_false_fake'])} of its real validation clips fake. Real test clips called fake: "
-        + ", ".join(f"{name} {percent(share)}" for name, share in report["test_reals_called_fake"].items()
-                    if share is not None) + ".",
+        + _shares(report["test_reals_called_fake"]) + "; fake test clips called real: "
+        + _shares(report.get("test_fakes_called_real", {})) + ".",
         "",
     ]
     return "\n".join(lines)
+
+
+def _shares(by_set: dict[str, float | None]) -> str:
+    """``dfdc_faces 1%, ffhq_stylegan 8%``: the sets' shares that are known."""
+    return ", ".join(f"{name} {percent(share)}" for name, share in by_set.items() if share is not None) or "–"
 
 
 def _cell(value: float | None) -> str:

@@ -72,26 +72,31 @@ def verdict_rule(threshold: float, band: tuple[float, float]) -> str:
     return rule + (f"; between {percent(lo)} and {percent_below(hi)} it is uncertain." if hi > lo else ".")
 
 
-def false_fake_sentence(rates: Mapping[str, float], items: str = "faces") -> str:
-    """How often real photos get a "fake" verdict, for the answer that gives one: the set whose
-    real test ``items`` were called fake most, and the most of any other; empty without rates.
+def also_given(verdict: str, rates: Mapping[str, float], items: str = "faces") -> str:
+    """How often the other kind gets a verdict, for the answer that gives it: the set whose
+    test ``items`` of the other kind got it most, and the most of any other; empty without
+    rates. A "fake" is then read knowing how often real photos get it, a "real" knowing how
+    often fakes do.
 
-    E.g. "Real faces get this verdict too: 12% of the real test faces of ffhq_stylegan were
-    called fake, and at most 1% of each other set's (the About tab lists them)."
+    E.g. ``also_given("fake", {"ffhq_stylegan": 0.123, "dfdc_faces": 0.01})``: "Real faces get
+    this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, and at most
+    1% of each other set's (the About tab lists them)."
 
     Args:
-        rates: Set name -> share of its real test items called fake.
+        verdict: ``"fake"`` or ``"real"``, the verdict given.
+        rates: Set name -> share of its test ``items`` of the other kind given ``verdict``.
         items: What was scored: ``"faces"`` (photos) or ``"clips"``.
     """
+    other = {"fake": "real", "real": "fake"}[verdict]
     ranked = sorted(rates.items(), key=lambda item: -item[1])
     if not ranked:
         return ""
     (worst, rate), others = ranked[0], [r for _, r in ranked[1:]]
     if percent(rate) == "0%":
-        return f"None of the real test {items} of its {len(ranked)} sets with real ones were called fake."
+        return f"None of the {other} test {items} of its {len(ranked)} sets with {other} ones were called {verdict}."
     rest = f", and at most {percent(max(others))} of each other set's" if others else ""
-    return (f"Real {items} get this verdict too: {percent(rate)} of the real test {items} of {worst} were called "
-            f"fake{rest} (the About tab lists them).")
+    return (f"{other.capitalize()} {items} get this verdict too: {percent(rate)} of the {other} test {items} of "
+            f"{worst} were called {verdict}{rest} (the About tab lists them).")
 
 
 def face_phrase(label: str, probability: float, number: int | None = None) -> str:

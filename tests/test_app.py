@@ -219,48 +219,59 @@ def test_status_states_the_verdict_the_rule_why_faces_are_uncertain_and_what_the
     assert app.explain({}, CARD) == ([], app.EMPTY_STATUS)
 
 
-def test_a_fake_verdict_says_how_often_real_photos_get_it_and_no_other_verdict_does():
+def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncertain_does_not():
     import app
     from app_batch import batch_status
 
     tested = {"test": {"sets": {
-        "dfdc_faces": {"n_real": 1625, "recall_real": 0.9902},
-        "ffhq_stylegan": {"n_real": 73, "recall_real": 0.8767},
-        "sfhq_t2i": {"n_real": 0, "recall_real": None},  # fakes only: no real photo to call fake
-        "sfhq_t2i + utkface_wild_crops": {"n_real": 285, "recall_real": 0.5},  # a pool repeats its set's reals
-        "utkface_wild_crops": {"n_real": 285, "recall_real": 1.0}}}}
+        "dfdc_faces": {"n_real": 1625, "recall_real": 0.9902, "n_fake": 1609, "fake_called_real": 0.384},
+        "ffhq_stylegan": {"n_real": 73, "recall_real": 0.8767, "n_fake": 219, "fake_called_real": 0.1},
+        "sfhq_t2i": {"n_real": 0, "recall_real": None, "n_fake": 101, "fake_called_real": 0.02},
+        "sfhq_t2i + utkface_wild_crops": {"n_real": 285, "recall_real": 0.5, "n_fake": 101, "fake_called_real": 0.9},
+        "utkface_wild_crops": {"n_real": 285, "recall_real": 1.0, "n_fake": 0, "fake_called_real": None}}}}
     card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested)
-    sentence = ("Real faces get this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, "
-                "and at most 1% of each other set's (the About tab lists them).")
-    assert card.false_fake_summary() == sentence
+    called_fake = ("Real faces get this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, "
+                   "and at most 1% of each other set's (the About tab lists them).")  # a pool repeats its sets' faces
+    called_real = ("Fake faces get this verdict too: 38% of the fake test faces of dfdc_faces were called real, "
+                   "and at most 10% of each other set's (the About tab lists them).")
+    assert card.also_given("fake") == called_fake and card.also_given("real") == called_real
     face = {"box": [10, 20, 30, 30], "fake_probability": 0.9, "label": "fake"}
-    fake = {"fake_probability": 0.9, "label": "fake", "faces": [face], "error": None}
-    real = {**fake, "fake_probability": 0.1, "label": "real", "faces": [{**face, "fake_probability": 0.1, "label": "real"}]}
-    assert sentence in app.explain(fake, card)[1] and sentence not in app.explain(real, card)[1]
-    record = {"path": "a.jpg", "kind": "image", **fake}
-    assert sentence in batch_status([record], 1, card)
-    assert sentence not in batch_status([{**record, **real}], 1, card)
-    assert CARD.false_fake_summary() == "" and "Real faces get" not in app.explain(fake, CARD)[1]  # no test figures
+    answers = {verdict: {"fake_probability": p, "label": verdict, "faces": [{**face, "fake_probability": p, "label": verdict}],
+                         "error": None} for verdict, p in (("fake", 0.9), ("real", 0.1), ("uncertain", 0.55))}
+    statuses = {verdict: app.explain(answer, card)[1] for verdict, answer in answers.items()}
+    assert called_fake in statuses["fake"] and called_real not in statuses["fake"]
+    assert called_real in statuses["real"] and called_fake not in statuses["real"]
+    assert "get this verdict too" not in statuses["uncertain"]
+    records = [{"path": f"{verdict}.jpg", "kind": "image", **answer} for verdict, answer in answers.items()]
+    assert called_fake in batch_status(records, 3, card) and called_real in batch_status(records, 3, card)
+    assert called_fake not in batch_status(records[1:], 2, card)
+    assert CARD.also_given("fake") == "" and "get this verdict too" not in app.explain(answers["fake"], CARD)[1]
 
 
-def test_a_fake_clip_says_how_often_real_clips_get_its_verdict_from_the_video_calibration():
+def test_a_clip_s_verdict_says_how_often_the_other_kind_gets_it_from_the_video_calibration():
     from dataclasses import replace
 
     from app_video import explain_video
-    from detector.pooling import CARD_KEY, VideoCalibration
+    from detector.pooling import CARD_KEY, TESTED, VideoCalibration
 
-    fitted = VideoCalibration("mean", 1.0, 0.0, 0.6, (0.5, 0.6), CARD.sha256, tuple(CARD.scoring_views),
-                              reals_called_fake={"dfdc_faces": 0.012, "ffhq_stylegan": 0.082, "lfw_faceswap": 0.021})
+    tested = {TESTED["fake"]: {"dfdc_faces": 0.012, "ffhq_stylegan": 0.082, "lfw_faceswap": 0.021},
+              TESTED["real"]: {"dfdc_faces": 0.41, "ffhq_stylegan": 0.2}}
+    fitted = VideoCalibration("mean", 1.0, 0.0, 0.6, (0.5, 0.6), CARD.sha256, tuple(CARD.scoring_views), tested=tested)
     card = replace(CARD, extra={CARD_KEY: fitted.card_block()})  # as video-eval stores it
     frames = [{"t": 0.5 * k, "box": [0, 0, 50, 50], "fake_probability": 0.9} for k in range(4)]
     track = {"id": 1, "fake_probability": 0.9, "label": "fake", "first_s": 0.0, "last_s": 1.5, "frames": frames}
     clip = {"kind": "video", "fake_probability": 0.9, "label": "fake", "duration_s": 2.0, "frames_scored": 4,
             "tracks": [track], "error": None}
-    sentence = ("Real clips get this verdict too: 8% of the real test clips of ffhq_stylegan were called fake, "
-                "and at most 2% of each other set's (the About tab lists them).")
-    assert sentence in explain_video(clip, card)[2]
+    called_fake = ("Real clips get this verdict too: 8% of the real test clips of ffhq_stylegan were called fake, "
+                   "and at most 2% of each other set's (the About tab lists them).")
+    assert called_fake in explain_video(clip, card)[2]
     real = {**clip, "fake_probability": 0.1, "label": "real", "tracks": [{**track, "fake_probability": 0.1, "label": "real"}]}
-    assert "get this verdict too" not in explain_video(real, card)[2]
+    assert ("Fake clips get this verdict too: 41% of the fake test clips of dfdc_faces were called real, and at most 20%"
+            in explain_video(real, card)[2])
+    unsure = {**clip, "fake_probability": 0.55, "label": "uncertain",
+              "tracks": [{**track, "fake_probability": 0.55, "label": "uncertain",
+                          "reason": "fake probability in the uncertain band"}]}
+    assert "get this verdict too" not in explain_video(unsure, card)[2]
     assert "get this verdict too" not in explain_video(clip, CARD)[2]  # no video calibration: no clip figures
 
 
