@@ -505,7 +505,8 @@ def _counts_table(sets: dict[str, Any]) -> str:
 
 def verdicts_table(report: dict[str, Any]) -> str:
     """A report's headline figures per set, as a Markdown table: ROC-AUC, the share of real
-    faces called fake (the error to make least), the share of fakes called fake, ECE, and
+    faces called fake (the error to make least), the shares of fakes called fake and (where
+    the report counts it) called real, the rest being uncertain, ECE, and
     where they are known the images without a face and the share of Grad-CAM heat inside
     the face box.
 
@@ -528,8 +529,11 @@ def verdicts_table(report: dict[str, Any]) -> str:
         "ROC-AUC": lambda m: m.get("roc_auc"),
         "reals called fake": lambda m: share(m, "real_called_fake", "recall_real", True),
         "fakes called fake": lambda m: share(m, "fake_called_fake", "recall_fake", False),
+        "fakes called real": lambda m: m.get("fake_called_real"),  # what a "real" answer hides
         "ECE": lambda m: m.get("ece"),
     }
+    if all(m.get("fake_called_real") is None for m in rows.values()):
+        del columns["fakes called real"]  # a report from before the count
     if any("no_face" in m for m in rows.values()):
         columns["no face"] = lambda m: m.get("no_face")
     if any(m.get("heat_in_face") is not None for m in rows.values()):
@@ -555,7 +559,8 @@ def _cell(value: Any) -> str:
 def _runs_table(block: Any, row_name: str = "run") -> str | None:
     """A Markdown table of a report shaped ``{run: {field: value, ..., tested_set: {metric:
     value}}}`` (one row per run and tested set, the run's plain fields beside the set's
-    metrics), as the cross-set report is; a single row reads down as ``field | value``;
+    metrics), as the cross-set report is; a single run of unlike parts reads down as
+    ``field | value``;
     ``None`` for any other shape.
 
     Args:
@@ -576,12 +581,17 @@ def _runs_table(block: Any, row_name: str = "run") -> str | None:
                 rows.append((run, tested, plain, metrics))
     if not rows:
         return None
-    if len(rows) == 1:
-        # One run (the video calibration): a column per field would squeeze each into a few
-        # letters on the page, so it reads down, a field per line.
-        ((run, tested, plain, metrics),) = rows
-        fields = {row_name: run, "tested on": tested, **plain, **metrics}
-        return "\n".join(["| field | value |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in fields.items())])
+    if len(rows) == 1 or len(block) == 1 and len({tuple(metrics) for *_, metrics in rows}) > 1:
+        # One run whose parts are not the same figures on several sets (the video calibration:
+        # what it was fitted on, then its test clips' errors): a column per field would squeeze
+        # each into a few letters on the page, so it reads down, a field per line, each part
+        # under its name in italics.
+        run, plain = rows[0][0], rows[0][2]
+        lines = ["| field | value |", "|---|---|", f"| {row_name} | {_cell(run)} |",
+                 *(f"| {k} | {_cell(v)} |" for k, v in plain.items())]
+        for _, tested, _, metrics in rows:
+            lines += [f"| *{tested}* | |", *(f"| {k} | {_cell(v)} |" for k, v in metrics.items())]
+        return "\n".join(lines)
     plain_cols = list(dict.fromkeys(k for _, _, plain, _ in rows for k in plain))
     metric_cols = list(dict.fromkeys(k for *_, metrics in rows for k in metrics))
     lines = [f"| {row_name} | tested on | " + " | ".join(plain_cols + metric_cols) + " |",

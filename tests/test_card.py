@@ -79,10 +79,14 @@ def test_cross_set_reports_render_as_a_table_and_other_reports_as_json():
 def test_a_one_run_report_reads_down_a_field_per_line():
     card = ModelCard.load(WEIGHTS_DIR)
     card.extra = {"Video calibration": {"mean": {"temperature": 1.17375, "threshold": 0.8877,
-                                                 "validation clips": {"clips": 3859, "ROC-AUC mean": 0.92644}}}}
+                                                 "validation clips": {"clips": 3859, "ROC-AUC mean": 0.92644},
+                                                 "real test clips called fake": {"a": 0.0129, "b": 0.0822},
+                                                 "fake test clips called real": {"a": 0.2846, "b": 0.2009}}}}
     section = card.to_markdown().split("## Video calibration", 1)[1]
-    assert section.lstrip().startswith("| field | value |\n|---|---|\n| frames pooled by | mean |\n| tested on | validation clips |\n")
-    assert "| temperature | 1.174 |" in section and "| clips | 3859 |" in section and "| ROC-AUC mean | 0.926 |" in section
+    assert section.lstrip().startswith("| field | value |\n|---|---|\n| frames pooled by | mean |\n| temperature | 1.174 |\n")
+    assert ("| *validation clips* | |\n| clips | 3859 |\n| ROC-AUC mean | 0.926 |\n"
+            "| *real test clips called fake* | |\n| a | 0.013 |\n| b | 0.082 |\n"
+            "| *fake test clips called real* | |\n| a | 0.285 |\n| b | 0.201 |") in section
 
 
 def _card(**fields) -> ModelCard:
@@ -121,6 +125,15 @@ def test_the_unseen_summary_names_the_sources_and_each_held_out_family_s_roc_auc
     card_part = markdown.split(f"## {UNSEEN_SECTION}", 1)[1].split("\n## ", 1)[0]  # the card: with each run's size
     assert "| face swaps | dfdc_faces | 0.563 | 0.200 | 0.100 | 3284 | 8 | 20.5 |" in card_part
     assert "0.910" not in card_part, "a set the run was trained on is not an unseen figure"
+
+
+def test_the_metrics_table_shows_fakes_called_real_where_the_report_counts_them():
+    row = {"n": 10, "roc_auc": 0.9, "recall_real": 0.95, "recall_fake": 0.4, "ece": 0.05}
+    counted = _card(metrics={"test": {"sets": {"a": {**row, "fake_called_real": 0.31}}}}).metrics_table()
+    assert "| reals called fake | fakes called fake | fakes called real | ECE |" in counted
+    assert "| a | 10 | 0.900 | 0.050 | 0.400 | 0.310 | 0.050 |" in counted
+    older = _card(metrics={"test": {"sets": {"a": row}}}).metrics_table()  # a card from before the count
+    assert "fakes called real" not in older and "| a | 10 | 0.900 | 0.050 | 0.400 | 0.050 |" in older
 
 
 def test_without_held_out_figures_the_summary_says_none_are_recorded():

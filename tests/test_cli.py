@@ -220,7 +220,7 @@ def test_evaluate_writes_metrics_and_plots(tiny_weights, tiny_set, tmp_path):
     done = run_cli("--weights", tiny_weights, "evaluate", "--sets", tiny_set, "--split", "test", "--out", tmp_path,
                    "--gradcam")
     assert done.returncode == 0, done.stderr
-    assert "| set | n | ROC-AUC | reals called fake | fakes called fake |" in done.stdout
+    assert "| set | n | ROC-AUC | reals called fake | fakes called fake | fakes called real | ECE |" in done.stdout
     report = json.loads((tmp_path / "metrics.json").read_text())
     overall = report["overall"]
     assert overall["n"] == 16
