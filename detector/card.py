@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from detector import wording
 from detector.views import CROP_AND_MIRROR, View, as_views, describe
-from detector.wording import also_given, percent, percent_below
+from detector.wording import percent, percent_below
 
 #: The folder of the shipped weights, next to the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -263,7 +264,7 @@ class ModelCard:
     def also_given(self, verdict: str) -> str:
         """``wording.also_given`` on the card's test figures: how often a real face is called
         fake, or a fake real, for an answer that gives that verdict."""
-        return also_given(verdict, self.given_to_the_other_kind(verdict))
+        return wording.also_given(verdict, self.given_to_the_other_kind(verdict))
 
     def unseen_recipe_changes(self) -> list[str]:
         """The settings in which any leave-one-source-out run differs from the recipe it was
