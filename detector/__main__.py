@@ -47,6 +47,8 @@ from detector.defaults import (
     VIDEO_EVAL_JSON,
     VIDEO_EVAL_MD,
     VIDEO_EVAL_SETS,
+    VIDEO_MAX_FRAMES,
+    VIDEO_SAMPLE_FPS,
 )
 from detector.startup import import_tensorflow
 from detector.wording import record_cells
@@ -127,7 +129,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if header:
             tqdm.write(header, file=sys.stdout)
         for record in score_paths(detector, iter_inputs(args.paths), args.workers, args.batch_size,
-                                  overlays=args.overlays):
+                                  overlays=args.overlays, video_frames=args.max_frames):
             failed += record["error"] is not None
             tqdm.write(row(record), file=sys.stdout)
             sys.stdout.flush()
@@ -277,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", metavar="DIR", default=None, help=OVERLAYS_HELP)
     p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
                    help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
+    p.add_argument("--max-frames", type=positive, default=VIDEO_MAX_FRAMES, metavar="N",
+                   help=f"most frames scored per video (default {VIDEO_MAX_FRAMES}: {VIDEO_SAMPLE_FPS:g} a second up "
+                        f"to {VIDEO_MAX_FRAMES / VIDEO_SAMPLE_FPS:g} s; a longer clip gets them spread over all of it, "
+                        f"so raise it to score a long clip {VIDEO_SAMPLE_FPS:g} frames a second)")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.defaults import PREDICT_BATCH_SIZE, PREDICT_WORKERS
+from detector.defaults import PREDICT_BATCH_SIZE, PREDICT_WORKERS, VIDEO_MAX_FRAMES
 from detector.faces import FaceFinder
 from detector.overlay_files import write_frame_overlay, write_overlay
 
@@ -95,7 +95,8 @@ def error_message(path: str | Path, err: Exception) -> str:
     return f"internal error while scoring {path}: {type(err).__name__}: {err}"
 
 
-def prepare(detector: "Detector", path: str | Path, overlays: str | Path | None = None) -> Prepared:
+def prepare(detector: "Detector", path: str | Path, overlays: str | Path | None = None,
+            video_frames: int = VIDEO_MAX_FRAMES) -> Prepared:
     """The first stage for one input: an image's crops, or a video's whole record.
 
     Args:
@@ -103,6 +104,7 @@ def prepare(detector: "Detector", path: str | Path, overlays: str | Path | None 
         path: An image or video file.
         overlays: A folder for each overlay (``overlay_files``): a video's most suspicious
             frame is then drawn there with its Grad-CAM maps, and its record names the PNG.
+        video_frames: Most frames scored of a video (``detector.video``'s ``max_samples``).
 
     Returns:
         The ``Prepared`` input; a failure is its record's ``error``, never an exception.
@@ -113,7 +115,7 @@ def prepare(detector: "Detector", path: str | Path, overlays: str | Path | None 
     record = empty_record(path, video)
     try:
         if video:
-            result = detector.predict_video(path, gradcam=overlays is not None)
+            result = detector.predict_video(path, gradcam=overlays is not None, max_samples=video_frames)
             record.update(result.to_dict())
             if overlays is not None and result.suspicious is not None:
                 record["overlay"] = str(write_frame_overlay(path, result.suspicious, overlays))
@@ -168,6 +170,7 @@ def score_paths(
     depth: int | None = None,
     new_finder: Callable[[], Any] = FaceFinder,
     overlays: str | Path | None = None,
+    video_frames: int = VIDEO_MAX_FRAMES,
 ) -> Iterator[dict[str, Any]]:
     """Scores images and videos, pipelined, yielding their records in input order.
 
@@ -183,6 +186,8 @@ def score_paths(
         new_finder: Makes each worker's face finder (anything with ``find(rgb)``).
         overlays: A folder for each input's overlay with its Grad-CAM maps (``prepare`` draws
             a video's, ``finish`` an image's).
+        video_frames: Most frames scored of each video: a longer clip gets them spread over
+            all of it (``detector.video``).
 
     Yields:
         One CLI record per input, in the order of ``paths``.
@@ -196,7 +201,7 @@ def score_paths(
         detector.explainer()  # built once, here: the workers' detectors share it
     if workers == 0:
         for path in paths:
-            yield from finish(detector, [prepare(detector, path, overlays)], overlays)
+            yield from finish(detector, [prepare(detector, path, overlays, video_frames)], overlays)
         return
 
     depth = depth or max(2 * batch_size, 4 * workers)
@@ -205,7 +210,7 @@ def score_paths(
     def prepare_here(path: str | Path) -> Prepared:
         if not hasattr(own, "detector"):
             own.detector = detector.with_finder(new_finder())
-        return prepare(own.detector, path, overlays)
+        return prepare(own.detector, path, overlays, video_frames)
 
     inputs = iter(paths)
     pending: deque[Future[Prepared]] = deque()

@@ -46,6 +46,12 @@ VIDEO_EVAL_JSON = Path(__file__).resolve().parent.parent / "reports" / "video" /
 PREDICT_WORKERS = 2
 PREDICT_BATCH_SIZE = 32
 
+#: Frames scored per second of video, and most frames per video (``detector.video``'s
+#: ``SAMPLE_FPS`` and ``MAX_SAMPLES``): a clip up to 60 s is scored two frames a second, a longer
+#: one gets its 120 spread over all of it. ``predict --max-frames`` raises the second.
+VIDEO_SAMPLE_FPS = 2.0
+VIDEO_MAX_FRAMES = 120
+
 #: ``python -m detector cluster-predict``: paths per batch sent to an actor, large enough that
 #: the pipeline inside it runs full, small enough to spread a folder over the actors.
 CLUSTER_BATCH_ROWS = 64

@@ -39,14 +39,15 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
+from detector.defaults import VIDEO_MAX_FRAMES, VIDEO_SAMPLE_FPS
 from detector.imaging import AVIF_BRANDS, HEIF_BRANDS, ImageError
 
 #: Frames kept per second of video. DFDC's winning entries scored 2 to 4 frames a second;
 #: faces in a clip change little within half a second.
-SAMPLE_FPS = 2.0
+SAMPLE_FPS = VIDEO_SAMPLE_FPS
 #: Most frames kept per clip: with ``SAMPLE_FPS``, a clip up to 60 s long. A longer one gets
 #: its samples spread over all of it: a swap in its third minute is seen, if less often.
-MAX_SAMPLES = 120
+MAX_SAMPLES = VIDEO_MAX_FRAMES
 #: A clip too short for this many samples at ``SAMPLE_FPS`` (under 4 s, an animated GIF) is
 #: sampled faster, up to every frame, so that its faces still get several looks.
 MIN_SAMPLES = 8

@@ -270,6 +270,18 @@ def test_predict_takes_videos_among_images_one_json_line_each(tiny_weights, tiny
     assert f"0.9 s, 8 frames: 1: {track['label']} ({percent(track['fake_probability'])} fake) at 0-" in loop_row
 
 
+def test_max_frames_sets_how_many_frames_of_a_video_are_scored(tiny_weights, tmp_path):
+    import videos
+
+    clip = videos.no_face(tmp_path / "sky.mp4", seconds=6.0)  # 12 frames at two a second
+    counts = {}
+    for most in (5, 200):
+        done = run_cli("--weights", tiny_weights, "predict", "--json", "--max-frames", str(most), clip)
+        assert done.returncode == 0, done.stderr
+        counts[most] = json.loads(done.stdout)["frames_scored"]
+    assert counts == {5: 5, 200: 12}  # fewer, spread over the clip; or every one the rate asks for
+
+
 def test_overlays_draw_a_video_s_most_suspicious_frame_and_nothing_for_a_clip_without_a_face(tiny_weights, tmp_path):
     import videos
     from detector.overlay_files import overlay_path
