@@ -55,6 +55,10 @@ from detector.wording import record_cells
 
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
+#: ``--max-frames`` of ``predict`` and ``cluster-predict``.
+MAX_FRAMES_HELP = (f"most frames scored per video (default {VIDEO_MAX_FRAMES}: {VIDEO_SAMPLE_FPS:g} a second up to "
+                   f"{VIDEO_MAX_FRAMES / VIDEO_SAMPLE_FPS:g} s; a longer clip gets them spread over all of it, so raise "
+                   f"it to score a long clip {VIDEO_SAMPLE_FPS:g} frames a second)")
 #: ``--overlays`` of ``predict`` and ``cluster-predict``.
 OVERLAYS_HELP = ("also write each image with its faces boxed over their Grad-CAM maps, as the page shows it, to "
                  "DIR/<its path>.png, and each video's most suspicious frame (slower: each face's Grad-CAM, each "
@@ -279,10 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", metavar="DIR", default=None, help=OVERLAYS_HELP)
     p.add_argument("--batch-size", type=positive, default=PREDICT_BATCH_SIZE,
                    help=f"face crops per call of the network, gathered across images (default {PREDICT_BATCH_SIZE})")
-    p.add_argument("--max-frames", type=positive, default=VIDEO_MAX_FRAMES, metavar="N",
-                   help=f"most frames scored per video (default {VIDEO_MAX_FRAMES}: {VIDEO_SAMPLE_FPS:g} a second up "
-                        f"to {VIDEO_MAX_FRAMES / VIDEO_SAMPLE_FPS:g} s; a longer clip gets them spread over all of it, "
-                        f"so raise it to score a long clip {VIDEO_SAMPLE_FPS:g} frames a second)")
+    p.add_argument("--max-frames", type=positive, default=VIDEO_MAX_FRAMES, metavar="N", help=MAX_FRAMES_HELP)
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="metrics and plots on labelled sets")
@@ -351,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"paths per batch sent to a detector (default {CLUSTER_BATCH_ROWS})")
     d.add_argument("--overlays", metavar="DIR", default=None,
                    help=OVERLAYS_HELP + "; on several machines, a folder they all share")
+    d.add_argument("--max-frames", type=positive, default=VIDEO_MAX_FRAMES, metavar="N", help=MAX_FRAMES_HELP)
     d.add_argument("--object-store-mb", type=positive, default=None,
                    help="Ray's object store when it starts here (default: Ray's own, 30%% of memory)")
     d.set_defaults(func=cmd_cluster_predict)

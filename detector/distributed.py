@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.defaults import CLUSTER_BATCH_ROWS, PREDICT_BATCH_SIZE
+from detector.defaults import CLUSTER_BATCH_ROWS, PREDICT_BATCH_SIZE, VIDEO_MAX_FRAMES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,9 +58,11 @@ class BatchScorer:
         batch_size: Crops per call of the network.
         threads: TensorFlow's and LiteRT's threads in this actor (its share of the node's cores).
         overlays: The folder for each input's overlay (``batch_scoring.score_paths``), or ``None``.
+        video_frames: Most frames scored of each video (``batch_scoring.score_paths``).
     """
 
-    def __init__(self, weights: str | None, batch_size: int, threads: int, overlays: str | None = None) -> None:
+    def __init__(self, weights: str | None, batch_size: int, threads: int, overlays: str | None = None,
+                 video_frames: int = VIDEO_MAX_FRAMES) -> None:
         from detector.startup import import_tensorflow
 
         tf = import_tensorflow()
@@ -73,12 +75,13 @@ class BatchScorer:
         self.detector = Detector.load(weights, threads=threads)
         self.batch_size = batch_size
         self.overlays = overlays
+        self.video_frames = video_frames
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from detector.batch_scoring import score_paths
 
         records = score_paths(self.detector, [str(p) for p in batch["path"]], workers=1, batch_size=self.batch_size,
-                              overlays=self.overlays)
+                              overlays=self.overlays, video_frames=self.video_frames)
         return {"record": np.array([json.dumps(r) for r in records], dtype=object)}
 
 
@@ -112,6 +115,7 @@ def score_on_ray(
     batch_size: int = PREDICT_BATCH_SIZE,
     batch_rows: int = CLUSTER_BATCH_ROWS,
     overlays: str | None = None,
+    video_frames: int = VIDEO_MAX_FRAMES,
 ) -> Iterator[dict[str, Any]]:
     """Scores inputs on the connected Ray cluster, yielding the CLI's records in input order.
 
@@ -125,6 +129,7 @@ def score_on_ray(
         batch_rows: Paths per batch sent to an actor.
         overlays: A folder on the worker nodes for each input's overlay (``predict --overlays``);
             its records then name their PNGs.
+        video_frames: Most frames scored of each video (``predict --max-frames``).
 
     Yields:
         One record per input, as ``python -m detector predict --json`` prints it.
@@ -149,7 +154,7 @@ def score_on_ray(
     scored = dataset.map_batches(
         BatchScorer,
         fn_constructor_kwargs={"weights": weights, "batch_size": batch_size, "threads": cpus_per_actor,
-                               "overlays": overlays},
+                               "overlays": overlays, "video_frames": video_frames},
         batch_size=batch_rows,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -184,7 +189,7 @@ def main(args: argparse.Namespace) -> int:
     with open(args.out, "w") if args.out else contextlib.nullcontext(sys.stdout) as out, filtered_stderr([RAY_NOISE]):
         connect(args.address, args.object_store_mb)
         for record in score_on_ray(paths, args.file_list, str(folder), args.actors, args.cpus_per_actor,
-                                   args.batch_size, args.batch_rows, overlays):
+                                   args.batch_size, args.batch_rows, overlays, args.max_frames):
             failed += record["error"] is not None
             out.write(json.dumps(record) + "\n")
     return 1 if failed else 0

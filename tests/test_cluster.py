@@ -88,16 +88,21 @@ def test_two_nodes_give_the_cli_s_records_line_for_line(tiny_weights, folder, cl
 
     # A file list gives the same lines; with --overlays (a relative folder: the actors get it
     # absolute), the overlays of predict --overlays too.
+    # With them a clip, scored on as many frames as --max-frames allows.
+    import videos
+
+    inputs = [r["path"] for r in expected[:40]] + [str(videos.no_face(tmp_path / "sky.mp4", seconds=6.0))]
     listed = tmp_path / "list.txt"
-    listed.write_text("\n".join(r["path"] for r in expected[:40]) + "\n")
+    listed.write_text("\n".join(inputs) + "\n")
     drawn = run_cli("--weights", tiny_weights, "predict", "--json", "--overlays", tmp_path / "local",
-                    *[r["path"] for r in expected[:40]])
+                    "--max-frames", "5", *inputs)
     done = run_cli("--weights", tiny_weights, "cluster-predict", "--file-list", listed, "--address", cluster.address,
-                   "--batch-rows", "8", "--overlays", os.path.relpath(tmp_path / "ray", REPO))
+                   "--batch-rows", "8", "--overlays", os.path.relpath(tmp_path / "ray", REPO), "--max-frames", "5")
     assert done.returncode == 1, done.stderr[-3000:]
     got = [json.loads(line) for line in done.stdout.splitlines()]
     local = [json.loads(line) for line in drawn.stdout.splitlines()]
-    assert_same_records([{k: v for k, v in r.items() if k != "overlay"} for r in got], expected[:40])
+    assert_same_records([{k: v for k, v in r.items() if k != "overlay"} for r in got[:40]], expected[:40])
+    assert got[40]["frames_scored"] == local[40]["frames_scored"] == 5 and got[40]["label"] == "no face"
     assert sum("overlay" in r for r in got) == sum("overlay" in r for r in local) > 30
     for mine, theirs in zip(got, local):
         if "overlay" in theirs:

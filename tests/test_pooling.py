@@ -67,7 +67,8 @@ def test_a_fit_is_stored_in_the_card_and_used_only_for_its_weights_and_views(tmp
     assert again.fitted and again.pooling == "median" and again.temperature == pytest.approx(fitted.temperature)
     assert again.measured == {"clips": 800}
     markdown = card.to_markdown()
-    assert "| frames pooled by | median |\n| tested on | validation clips |" in markdown and "```json" not in markdown
+    assert "| frames pooled by | median |\n| temperature |" in markdown and "```json" not in markdown
+    assert "| *validation clips* | |\n| clips | 800 |" in markdown
     # Other weights, or other scoring views, make the fit stale: the image calibration returns.
     assert not VideoCalibration.of(replace(card, sha256="def")).fitted
     assert not VideoCalibration.of(replace(card, scoring_views=((1.0, 0.0, 0.0, False),))).fitted
