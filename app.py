@@ -55,8 +55,9 @@ EXAMPLE_ORDER = (
 #: Largest upload the server accepts. A 45-megapixel camera JPEG is 15-30 MB; a minute of
 #: 1080p phone video 100-130 MB.
 MAX_FILE_SIZE = "200mb"
-#: Requests scored at once. Each holds a decoded photo (up to 150 MB at 50 megapixels) and
-#: its Grad-CAM, so this bounds memory; on a 2-core CPU more would not be faster anyway.
+#: Requests scored at once. Each holds a decoded photo and its pictures (a 108-megapixel one,
+#: the largest accepted, ~0.6 GB: ``bench/large_photos.py``), so this bounds memory; on a 2-core
+#: CPU more would not be faster anyway.
 CONCURRENCY_LIMIT = 2
 #: Requests waiting beyond that; later ones are told the queue is full instead of piling up.
 MAX_QUEUE = 64

@@ -320,15 +320,23 @@ def test_45_megapixel_photo_is_accepted():
     assert abs(int(image[-100, -100, 0]) - 200) <= 2
 
 
+@pytest.mark.parametrize("width, height", [(8192, 6144), (8160, 6144), (12000, 9000)],
+                         ids=["phone-50MP", "pixel-50MP", "phone-108MP"])
+def test_a_phone_s_full_resolution_photo_is_not_refused_as_too_large(width, height):
+    # The header passes the limits; the made-up file's pixel data is then found missing.
+    with pytest.raises(CorruptImageError, match="damaged PNG"):
+        load_image(png_claiming(width, height))
+
+
 @pytest.mark.parametrize(
     "data, size",
     [
         (png_claiming(60_000, 60_000), "60000x60000"),  # 3.6 gigapixels in 74 bytes
-        (png_claiming(8000, 6400), "8000x6400"),  # 51.2 megapixels, just over the limit
+        (png_claiming(12800, 9000), "12800x9000"),  # 115.2 megapixels, just over the limit
         (png_claiming(25_000, 1), "25000x1"),  # few pixels, but longer than the longest side
         (jpeg_claiming(65_000, 65_000), "65000x65000"),
     ],
-    ids=["png-bomb", "png-51MP", "png-too-wide", "jpeg-bomb"],
+    ids=["png-bomb", "png-115MP", "png-too-wide", "jpeg-bomb"],
 )
 def test_oversized_header_is_refused_before_decoding(data, size, monkeypatch):
     def must_not_decode(*args):
@@ -362,9 +370,9 @@ def test_limits_can_be_lowered_and_raised(tmp_path):
     with pytest.raises(ImageTooLargeError, match=f"image.png' is {len(data)} bytes"):
         load_image(path, max_bytes=len(data) - 1)
     assert_quadrants(load_image(data, max_pixels=200, max_side=20, max_bytes=len(data)))
-    # Allowed more pixels, the 51-megapixel header passes, and its too-short data is decoded.
+    # Allowed more pixels, the 115-megapixel header passes, and its too-short data is decoded.
     with pytest.raises(CorruptImageError, match="damaged PNG"):
-        load_image(png_claiming(8000, 6400), max_pixels=60_000_000)
+        load_image(png_claiming(12800, 9000), max_pixels=120_000_000)
 
 
 # --- bad files and uploads: every message names its input --------------------------------
