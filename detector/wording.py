@@ -78,9 +78,10 @@ def also_given(verdict: str, rates: Mapping[str, float], items: str = "faces") -
     rates. A "fake" is then read knowing how often real photos get it, a "real" knowing how
     often fakes do.
 
-    E.g. ``also_given("fake", {"ffhq_stylegan": 0.123, "dfdc_faces": 0.01})``: "Real faces get
-    this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, and at most
-    1% of each other set's (the About tab lists them)."
+    E.g. ``also_given("fake", {"ffhq_stylegan": 0.123, "dfdc_faces": 0.01})``: "Real faces are
+    called fake too: 12% of the real test faces of ffhq_stylegan, and at most 1% of each other
+    set's (the About tab lists them)." (It names the verdict, as a page of several photos
+    gives several.)
 
     Args:
         verdict: ``"fake"`` or ``"real"``, the verdict given.
@@ -95,8 +96,8 @@ def also_given(verdict: str, rates: Mapping[str, float], items: str = "faces") -
     if percent(rate) == "0%":
         return f"None of the {other} test {items} of its {len(ranked)} sets with {other} ones were called {verdict}."
     rest = f", and at most {percent(max(others))} of each other set's" if others else ""
-    return (f"{other.capitalize()} {items} get this verdict too: {percent(rate)} of the {other} test {items} of "
-            f"{worst} were called {verdict}{rest} (the About tab lists them).")
+    return (f"{other.capitalize()} {items} are called {verdict} too: {percent(rate)} of the {other} test {items} "
+            f"of {worst}{rest} (the About tab lists them).")
 
 
 def face_phrase(label: str, probability: float, number: int | None = None) -> str:

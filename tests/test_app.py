@@ -230,9 +230,9 @@ def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncert
         "sfhq_t2i + utkface_wild_crops": {"n_real": 285, "recall_real": 0.5, "n_fake": 101, "fake_called_real": 0.9},
         "utkface_wild_crops": {"n_real": 285, "recall_real": 1.0, "n_fake": 0, "fake_called_real": None}}}}
     card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested)
-    called_fake = ("Real faces get this verdict too: 12% of the real test faces of ffhq_stylegan were called fake, "
+    called_fake = ("Real faces are called fake too: 12% of the real test faces of ffhq_stylegan, "
                    "and at most 1% of each other set's (the About tab lists them).")  # a pool repeats its sets' faces
-    called_real = ("Fake faces get this verdict too: 38% of the fake test faces of dfdc_faces were called real, "
+    called_real = ("Fake faces are called real too: 38% of the fake test faces of dfdc_faces, "
                    "and at most 10% of each other set's (the About tab lists them).")
     assert card.also_given("fake") == called_fake and card.also_given("real") == called_real
     face = {"box": [10, 20, 30, 30], "fake_probability": 0.9, "label": "fake"}
@@ -241,11 +241,11 @@ def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncert
     statuses = {verdict: app.explain(answer, card)[1] for verdict, answer in answers.items()}
     assert called_fake in statuses["fake"] and called_real not in statuses["fake"]
     assert called_real in statuses["real"] and called_fake not in statuses["real"]
-    assert "get this verdict too" not in statuses["uncertain"]
+    assert "are called" not in statuses["uncertain"]
     records = [{"path": f"{verdict}.jpg", "kind": "image", **answer} for verdict, answer in answers.items()]
     assert called_fake in batch_status(records, 3, card) and called_real in batch_status(records, 3, card)
     assert called_fake not in batch_status(records[1:], 2, card)
-    assert CARD.also_given("fake") == "" and "get this verdict too" not in app.explain(answers["fake"], CARD)[1]
+    assert CARD.also_given("fake") == "" and "are called" not in app.explain(answers["fake"], CARD)[1]
 
 
 def test_a_clip_s_verdict_says_how_often_the_other_kind_gets_it_from_the_video_calibration():
@@ -262,17 +262,17 @@ def test_a_clip_s_verdict_says_how_often_the_other_kind_gets_it_from_the_video_c
     track = {"id": 1, "fake_probability": 0.9, "label": "fake", "first_s": 0.0, "last_s": 1.5, "frames": frames}
     clip = {"kind": "video", "fake_probability": 0.9, "label": "fake", "duration_s": 2.0, "frames_scored": 4,
             "tracks": [track], "error": None}
-    called_fake = ("Real clips get this verdict too: 8% of the real test clips of ffhq_stylegan were called fake, "
+    called_fake = ("Real clips are called fake too: 8% of the real test clips of ffhq_stylegan, "
                    "and at most 2% of each other set's (the About tab lists them).")
     assert called_fake in explain_video(clip, card)[2]
     real = {**clip, "fake_probability": 0.1, "label": "real", "tracks": [{**track, "fake_probability": 0.1, "label": "real"}]}
-    assert ("Fake clips get this verdict too: 41% of the fake test clips of dfdc_faces were called real, and at most 20%"
+    assert ("Fake clips are called real too: 41% of the fake test clips of dfdc_faces, and at most 20%"
             in explain_video(real, card)[2])
     unsure = {**clip, "fake_probability": 0.55, "label": "uncertain",
               "tracks": [{**track, "fake_probability": 0.55, "label": "uncertain",
                           "reason": "fake probability in the uncertain band"}]}
-    assert "get this verdict too" not in explain_video(unsure, card)[2]
-    assert "get this verdict too" not in explain_video(clip, CARD)[2]  # no video calibration: no clip figures
+    assert "are called" not in explain_video(unsure, card)[2]
+    assert "are called" not in explain_video(clip, CARD)[2]  # no video calibration: no clip figures
 
 
 def test_a_busy_port_is_named_with_the_way_out(capsys):
