@@ -57,8 +57,9 @@ def batch_tab(detector) -> None:
             with gr.Column(scale=1):
                 photos = gr.File(file_count="multiple", file_types=sorted(IMAGE_SUFFIXES), type="filepath",
                                  label=f"Photos (up to {MAX_PHOTOS} at once)", height=200, elem_id="photos")
+                # No period after the command: on a phone it stood on a line of its own.
                 gr.Markdown("For a folder of any size, use the command line: "
-                            "`python -m detector predict --overlays out/ photos/`")  # no period: on a phone it stood alone
+                            "`python -m detector predict --overlays out/ photos/`")
             with gr.Column(scale=2):
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,

@@ -205,8 +205,8 @@ def _status(details: dict[str, Any], calibration: VideoCalibration, seen: str) -
                  f"{n} face{'s' if n > 1 else ''} followed through {frames} frames of a {length}; the highest fake "
                  f"probability is {percent(details['fake_probability'])} (face {top['id']}). {rule}"]
         verdict = details["label"]
-        if verdict in ("fake", "real") and (wrong := also_given(verdict, calibration.given_to_the_other_kind(verdict), "clips")):
-            lines.append(wrong)
+        if verdict in ("fake", "real") and (rates := calibration.given_to_the_other_kind(verdict)):
+            lines.append(also_given(verdict, rates, "clips"))  # how often the other kind's test clips got it
         uncertain = [(t["id"], t.get("reason")) for t in details["tracks"] if t["label"] == "uncertain"]
         if uncertain:
             lines.append(f"**Uncertain:** {reasons_summary(uncertain)}.")
