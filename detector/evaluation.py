@@ -229,7 +229,7 @@ def binary_metrics(
         result["uncertain_band"] = [float(lo), float(hi)]
         result["share_uncertain"] = float(1.0 - confident.mean())
         result["n_confident"] = int(confident.sum())
-        # The verdict "real" (below the band) on a fake: the error a "real" answer hides.
+        # The verdict "real" on a fake (``wording.verdict``): the error a "real" answer hides.
         called_real = confident & (p < threshold)
         result["fake_called_real"] = float(np.mean(called_real[y == 1])) if result["n_fake"] else None
         pred = (p[confident] >= threshold).astype(np.int64)
@@ -398,10 +398,10 @@ def on_half_percent(probability: float, up: bool) -> float:
         up: Round up (the threshold: only ever raised) rather than down.
 
     Returns:
-        ``(k + 0.5) / 100`` for a whole ``k`` up to 99, or 0 below the first. Above 0.995 there is no half
-        percent to round up to, and 1.0 would call fake no face that reads "100%" (a float32
-        sigmoid reaches exactly 1 only past a logit of about 17): a threshold there comes down
-        to 0.995, from which every face written "100%" is fake.
+        ``(k + 0.5) / 100`` for a whole ``k`` up to 99, or 0 below the first. Above 0.995
+        there is no half percent to round up to, and 1.0 would call fake no face that reads
+        "100%" (a float32 sigmoid reaches exactly 1 only past a logit of about 17): a threshold
+        there comes down to 0.995, from which every face written "100%" is fake.
     """
     slack = 1e-9  # in percentage points: a boundary already on a half percent stays there
     points = probability * 100 - 0.5
