@@ -87,8 +87,13 @@ def also_given(verdict: str, rates: Mapping[str, float], items: str = "faces") -
         verdict: ``"fake"`` or ``"real"``, the verdict given.
         rates: Set name -> share of its test ``items`` of the other kind given ``verdict``.
         items: What was scored: ``"faces"`` (photos) or ``"clips"``.
+
+    Raises:
+        ValueError: ``verdict`` is neither.
     """
-    other = {"fake": "real", "real": "fake"}[verdict]
+    if verdict not in ("fake", "real"):
+        raise ValueError(f"verdict must be 'fake' or 'real', not {verdict!r}")
+    other = "real" if verdict == "fake" else "fake"
     ranked = sorted(rates.items(), key=lambda item: -item[1])
     if not ranked:
         return ""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from detector.wording import face_phrase, percent, percent_below, reasons_summary
+from detector.wording import also_given, face_phrase, percent, percent_below, reasons_summary
 
 
 @pytest.mark.parametrize("p, text", [(0.0, "0%"), (0.004, "0%"), (0.2951, "30%"), (0.625, "63%"), (0.994, "99%"), (1.0, "100%")])
@@ -30,3 +30,17 @@ def test_reasons_are_grouped_by_reason_and_name_their_faces():
     assert reasons_summary([(1, near)], numbered=False) == near
     assert reasons_summary([(2, None)]) == "face 2: no reason recorded"
     assert reasons_summary([]) is None
+
+
+def test_a_verdict_s_errors_name_the_worst_set_and_the_most_of_the_others():
+    rates = {"a": 0.004, "b": 0.123, "c": 0.049}
+    assert also_given("fake", rates) == ("Real faces are called fake too: 12% of the real test faces of b, and at "
+                                         "most 5% of each other set's (the About tab lists them).")
+    assert also_given("real", {"a": 0.31}, "clips") == ("Fake clips are called real too: 31% of the fake test clips "
+                                                         "of a (the About tab lists them).")
+    # Rates that round to 0% are said as none; no rates, nothing.
+    assert also_given("fake", {"a": 0.0, "b": 0.004}) == ("None of the real test faces of its 2 sets with real ones "
+                                                         "were called fake.")
+    assert also_given("real", {}) == ""
+    with pytest.raises(ValueError, match="'uncertain'"):
+        also_given("uncertain", rates)
