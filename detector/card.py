@@ -209,8 +209,8 @@ class ModelCard:
             aucs_of.setdefault(family, []).append((source, row["roc_auc"]))
         unseen = []
         for family, aucs in aucs_of.items():
-            if len(aucs) == 1:
-                unseen.append(f"{aucs[0][1]:.2f} on {family} ({aucs[0][0]})")
+            if len(aucs) == 1:  # the family's name says what it is; the card's table names its set
+                unseen.append(f"{aucs[0][1]:.2f} on {family}")
             else:
                 unseen.append(f"on {family}, " + _and_list([f"{auc:.2f} ({s})" for s, auc in aucs]))
         edited = f" {sentence}" if (sentence := self.edited_summary()) else ""
