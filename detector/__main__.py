@@ -1,4 +1,5 @@
-"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,lite,bench,video-eval,edited-faces,shards} ...``.
+"""Command line: ``python -m detector {predict,cluster-predict,evaluate,audit,robustness,card,calibrate,lite,
+bench,video-eval,edited-faces,shards} ...``.
 
     python -m detector predict photo.jpg clip.mp4 folder/   # a readable table
     python -m detector predict --json photos/ > scores.jsonl
@@ -56,9 +57,9 @@ from detector.wording import record_cells
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
 #: ``--max-frames`` of ``predict`` and ``cluster-predict``.
-MAX_FRAMES_HELP = (f"most frames scored per video (default {VIDEO_MAX_FRAMES}: {VIDEO_SAMPLE_FPS:g} a second up to "
-                   f"{VIDEO_MAX_FRAMES / VIDEO_SAMPLE_FPS:g} s; a longer clip gets them spread over all of it, so raise "
-                   f"it to score a long clip {VIDEO_SAMPLE_FPS:g} frames a second)")
+MAX_FRAMES_HELP = (f"most frames scored per video (default {VIDEO_MAX_FRAMES}: {VIDEO_SAMPLE_FPS:g} a second up "
+                   f"to {VIDEO_MAX_FRAMES / VIDEO_SAMPLE_FPS:g} s; a longer clip gets them spread over all of it, so "
+                   f"raise it to score a long clip {VIDEO_SAMPLE_FPS:g} frames a second)")
 #: ``--overlays`` of ``predict`` and ``cluster-predict``.
 OVERLAYS_HELP = ("also write each image with its faces boxed over their Grad-CAM maps, as the page shows it, to "
                  "DIR/<its path>.png, and each video's most suspicious frame (slower: each face's Grad-CAM, each "

@@ -236,8 +236,9 @@ def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncert
                    "and at most 10% of each other set's (the About tab lists them).")
     assert card.also_given("fake") == called_fake and card.also_given("real") == called_real
     face = {"box": [10, 20, 30, 30], "fake_probability": 0.9, "label": "fake"}
-    answers = {verdict: {"fake_probability": p, "label": verdict, "faces": [{**face, "fake_probability": p, "label": verdict}],
-                         "error": None} for verdict, p in (("fake", 0.9), ("real", 0.1), ("uncertain", 0.55))}
+    answers = {verdict: {"fake_probability": p, "label": verdict, "error": None,
+                         "faces": [{**face, "fake_probability": p, "label": verdict}]}
+               for verdict, p in (("fake", 0.9), ("real", 0.1), ("uncertain", 0.55))}
     statuses = {verdict: app.explain(answer, card)[1] for verdict, answer in answers.items()}
     assert called_fake in statuses["fake"] and called_real not in statuses["fake"]
     assert called_real in statuses["real"] and called_fake not in statuses["real"]
@@ -265,7 +266,8 @@ def test_a_clip_s_verdict_says_how_often_the_other_kind_gets_it_from_the_video_c
     called_fake = ("Real clips are called fake too: 8% of the real test clips of ffhq_stylegan, "
                    "and at most 2% of each other set's (the About tab lists them).")
     assert called_fake in explain_video(clip, card)[2]
-    real = {**clip, "fake_probability": 0.1, "label": "real", "tracks": [{**track, "fake_probability": 0.1, "label": "real"}]}
+    real = {**clip, "fake_probability": 0.1, "label": "real",
+            "tracks": [{**track, "fake_probability": 0.1, "label": "real"}]}
     assert ("Fake clips are called real too: 41% of the fake test clips of dfdc_faces, and at most 20%"
             in explain_video(real, card)[2])
     unsure = {**clip, "fake_probability": 0.55, "label": "uncertain",

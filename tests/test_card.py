@@ -83,7 +83,8 @@ def test_a_one_run_report_reads_down_a_field_per_line():
                                                  "real test clips called fake": {"a": 0.0129, "b": 0.0822},
                                                  "fake test clips called real": {"a": 0.2846, "b": 0.2009}}}}
     section = card.to_markdown().split("## Video calibration", 1)[1]
-    assert section.lstrip().startswith("| field | value |\n|---|---|\n| frames pooled by | mean |\n| temperature | 1.174 |\n")
+    top = "| field | value |\n|---|---|\n| frames pooled by | mean |\n| temperature | 1.174 |\n"
+    assert section.lstrip().startswith(top)
     assert ("| *validation clips* | |\n| clips | 3859 |\n| ROC-AUC mean | 0.926 |\n"
             "| *real test clips called fake* | |\n| a | 0.013 |\n| b | 0.082 |\n"
             "| *fake test clips called real* | |\n| a | 0.285 |\n| b | 0.201 |") in section
