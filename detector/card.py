@@ -46,6 +46,8 @@ EDITED_SECTION = "Edited faces (made here, never trained on)"
 #: calibration (``pooling.CARD_KEY``, not imported: it would bring SciPy into this light module;
 #: tests/test_pooling.py renders it) is keyed by the way it pools a face's frames.
 ROW_NAMES = {"Video calibration": "frames pooled by", EDITED_SECTION: "edit"}
+#: A verdict -> the report's share of the other kind given it (``evaluation.report``).
+OTHER_KIND_KEYS = {"fake": "real_called_fake", "real": "fake_called_real"}
 #: A line said before a section's table, where its rows need one.
 SECTION_INTROS = {EDITED_SECTION: (
     "Faces of other real photos laid onto real test photos with OpenCV (`python -m detector edited-faces`): "
@@ -242,24 +244,17 @@ class ModelCard:
         return (f"Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC "
                 f"{span(aucs, lambda v: f'{v:.2f}')}, and {span(real, percent)} of them called real.")
 
-    def given_to_the_other_kind(self, verdict: str, split: str = "test") -> dict[str, float]:
-        """The share of each set's faces of the other kind that got ``verdict`` on ``split``:
-        for ``"fake"``, its real faces called fake; for ``"real"``, its fakes called real. Sets
-        without that kind, and the pools of one-label sets (which repeat a set's faces), are
-        left out.
+    def given_to_the_other_kind(self, verdict: str) -> dict[str, float]:
+        """The share of each set's test faces of the other kind that got ``verdict``
+        (``evaluation.report``'s ``real_called_fake`` or ``fake_called_real``). Sets without
+        that kind, and the pools of one-label sets (which repeat a set's faces), are left out.
 
         Args:
             verdict: ``"fake"`` or ``"real"``.
-            split: ``"test"`` or ``"val"``.
         """
-        rows = self.metrics.get(split, {}).get("sets", {})
-        if verdict == "fake":
-            rates = {name: 1 - m["recall_real"] for name, m in rows.items()
-                     if m.get("n_real") and m.get("recall_real") is not None}
-        else:
-            rates = {name: m["fake_called_real"] for name, m in rows.items()
-                     if m.get("n_fake") and m.get("fake_called_real") is not None}
-        return {name: rate for name, rate in rates.items() if " + " not in name}
+        key = OTHER_KIND_KEYS[verdict]
+        rows = self.metrics.get("test", {}).get("sets", {})
+        return {name: m[key] for name, m in rows.items() if " + " not in name and m.get(key) is not None}
 
     def also_given(self, verdict: str) -> str:
         """``wording.also_given`` on the card's test figures: how often a real face is called

@@ -192,8 +192,9 @@ def binary_metrics(
         p_fake: Probabilities of fake, in [0, 1].
         threshold: Decision threshold on ``p_fake``.
         uncertain_band: Optional ``(lo, hi)``: predictions with ``lo <= p_fake < hi`` count
-            as uncertain. Adds ``share_uncertain``, ``fake_called_real`` (the share of fakes
-            whose verdict is "real"), ``n_confident`` and the threshold metrics
+            as uncertain. Adds ``share_uncertain``, ``real_called_fake`` and
+            ``fake_called_real`` (the shares of reals and of fakes given the other kind's
+            verdict, as ``python -m detector evaluate`` names them), ``n_confident`` and the threshold metrics
             recomputed on the confident rest, suffixed ``_confident`` (``None`` if nothing is
             confident). The main metrics still cover every sample.
         n_bins: Bins of the ECE.
@@ -229,8 +230,10 @@ def binary_metrics(
         result["uncertain_band"] = [float(lo), float(hi)]
         result["share_uncertain"] = float(1.0 - confident.mean())
         result["n_confident"] = int(confident.sum())
-        # The verdict "real" on a fake (``wording.verdict``): the error a "real" answer hides.
-        called_real = confident & (p < threshold)
+        # Each verdict given to the other kind, by the page's rule (``wording.verdict``): the
+        # error a "fake" answer, or a "real" one, may be.
+        called_fake, called_real = confident & (p >= threshold), confident & (p < threshold)
+        result["real_called_fake"] = float(np.mean(called_fake[y == 0])) if result["n_real"] else None
         result["fake_called_real"] = float(np.mean(called_real[y == 1])) if result["n_fake"] else None
         pred = (p[confident] >= threshold).astype(np.int64)
         sub = _threshold_metrics(y[confident], pred) if confident.any() else {}

@@ -237,8 +237,7 @@ def evaluate_video(
     calibrated = evaluation.report(per_set, calibration.threshold, uncertain_band=calibration.uncertain_band)
     # Real-first: the share of each set's real test clips called fake, and of its fakes called
     # real (the card keeps both, for a clip's answer to say how often its verdict goes astray).
-    reals_called_fake = {name: None if row.get("recall_real") is None else 1 - row["recall_real"]
-                         for name, row in calibrated["sets"].items()}
+    reals_called_fake = {name: row.get("real_called_fake") for name, row in calibrated["sets"].items()}
     fakes_called_real = {name: row.get("fake_called_real") for name, row in calibrated["sets"].items()}
     tested = {TESTED["fake"]: reals_called_fake, TESTED["real"]: fakes_called_real}
     calibration = replace(calibration, tested={key: {name: share for name, share in rates.items() if share is not None}

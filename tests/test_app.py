@@ -224,11 +224,11 @@ def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncert
     from app_batch import batch_status
 
     tested = {"test": {"sets": {
-        "dfdc_faces": {"n_real": 1625, "recall_real": 0.9902, "n_fake": 1609, "fake_called_real": 0.384},
-        "ffhq_stylegan": {"n_real": 73, "recall_real": 0.8767, "n_fake": 219, "fake_called_real": 0.1},
-        "sfhq_t2i": {"n_real": 0, "recall_real": None, "n_fake": 101, "fake_called_real": 0.02},
-        "sfhq_t2i + utkface_wild_crops": {"n_real": 285, "recall_real": 0.5, "n_fake": 101, "fake_called_real": 0.9},
-        "utkface_wild_crops": {"n_real": 285, "recall_real": 1.0, "n_fake": 0, "fake_called_real": None}}}}
+        "dfdc_faces": {"real_called_fake": 0.0098, "fake_called_real": 0.384},
+        "ffhq_stylegan": {"real_called_fake": 0.1233, "fake_called_real": 0.1},
+        "sfhq_t2i": {"real_called_fake": None, "fake_called_real": 0.02},  # fakes only: no real to call fake
+        "sfhq_t2i + utkface_wild_crops": {"real_called_fake": 0.5, "fake_called_real": 0.9},
+        "utkface_wild_crops": {"real_called_fake": 0.0, "fake_called_real": None}}}}
     card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested)
     called_fake = ("Real faces are called fake too: 12% of the real test faces of ffhq_stylegan, "
                    "and at most 1% of each other set's (the About tab lists them).")  # a pool repeats its sets' faces

@@ -290,6 +290,9 @@ def test_boundaries_on_half_percents_keep_every_written_percentage_on_its_verdic
         fake_from, band_from, band_to = map(int, re.findall(r"(\d+)%", verdict_rule(threshold, (lo, hi))))
         assert np.array_equal(fake, written >= fake_from), fitted
         assert np.array_equal(uncertain, (band_from <= written) & (written <= band_to)), fitted
-        # The report counts the same verdicts: every point a fake, those "real" are fakes called real.
-        report = ev.binary_metrics(np.ones(len(p), int), p, threshold, uncertain_band=(lo, hi))
-        assert report["fake_called_real"] == np.mean(said == "real"), fitted
+        # The report counts the same verdicts: every point a fake, those "real" are fakes called
+        # real; every point a real, those "fake" are reals called fake.
+        as_fakes = ev.binary_metrics(np.ones(len(p), int), p, threshold, uncertain_band=(lo, hi))
+        as_reals = ev.binary_metrics(np.zeros(len(p), int), p, threshold, uncertain_band=(lo, hi))
+        assert as_fakes["fake_called_real"] == np.mean(said == "real"), fitted
+        assert as_reals["real_called_fake"] == np.mean(fake), fitted
