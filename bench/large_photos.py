@@ -53,7 +53,8 @@ def one(width: int, height: int) -> None:
             if isinstance(scored, str):
                 return scored
             result, rgb = scored
-            render.overlay(rgb, result), render.closeups(rgb, result)
+            render.overlay(rgb, result)
+            render.closeups(rgb, result)
             return f"{result.label}, {len(result.faces)} faces"
 
         answer(small)  # warm-up: graphs traced, Grad-CAM built
