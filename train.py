@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--self-blend-share", type=float, default=d.self_blend_share,
                    help=f"share of each source's fakes made by blending a real face into itself (default "
                    f"{d.self_blend_share}; 0: none; see TrainConfig.self_blend_share)")
+    p.add_argument("--smooth-prob", type=float, default=d.augment.smooth_prob,
+                   help="chance that a training crop, real or fake alike, is smoothed as beauty modes and retouching "
+                   f"smooth skin (default {d.augment.smooth_prob}: off; see AugmentConfig.smooth_prob)")
     p.add_argument("--pair-loss", type=float, default=d.pair_loss_weight,
                    help=f"weight of the ranking loss on real/fake pairs (default {d.pair_loss_weight}; "
                    "see TrainConfig.pair_loss_weight)")
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     import_tensorflow()  # without its start-up notices; parse_args reads defaults from detector.training
     args = parse_args(argv)
+    from detector.augment import AugmentConfig
     from detector.training import TrainConfig, train
 
     common = dict(sets=args.sets, seed=args.seed, cache_dir=args.cache_dir, strategy=args.strategy, shards=args.shards,
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                   self_blend_share=args.self_blend_share,
                   patch_loss_weight=args.patch_loss,
                   val_weighting=args.val_weighting, match_resolution=args.match_resolution,
-                  match_look=args.match_look)
+                  match_look=args.match_look, augment=AugmentConfig(smooth_prob=args.smooth_prob))
     if args.quick:
         cfg = TrainConfig.quick(args.out, **common)
     else:

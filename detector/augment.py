@@ -16,6 +16,12 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 
+#: Ranges of the smoothing's spatial sigma (pixels of a training crop) and colour sigma (0-255):
+#: from a light touch to the heavy smoothing that calls half of LFW's real test faces fake
+#: (docs/robustness.md).
+SMOOTH_SIGMA, SMOOTH_COLOR = (1.0, 3.0), (15.0, 60.0)
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """How strongly training crops are degraded; a strength or chance of 0 turns that change off.
@@ -32,6 +38,10 @@ class AugmentConfig:
         rescale_min: Smallest downscale factor of that round trip.
         jpeg_prob: Chance of a JPEG re-compression.
         jpeg_quality: Range of JPEG qualities.
+        smooth_prob: Chance of an edge-preserving smoothing (``bilateral``, of spatial and
+            colour sigmas drawn from ``SMOOTH_SIGMA`` and ``SMOOTH_COLOR``), as phones' beauty
+            modes and portrait retouching smooth skin and keep its outlines; 0 (the default)
+            leaves the random stream of the other changes as it was.
     """
 
     zoom: float = 0.12
@@ -45,6 +55,7 @@ class AugmentConfig:
     rescale_min: float = 0.4
     jpeg_prob: float = 0.6
     jpeg_quality: tuple[int, int] = (30, 95)
+    smooth_prob: float = 0.0
 
 
 def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
@@ -56,6 +67,27 @@ def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
     y = tf.nn.depthwise_conv2d(image[None], kernel, [1, 1, 1, 1], "SAME")
     kernel = tf.reshape(kernel, [1, -1, 3, 1])
     return tf.nn.depthwise_conv2d(y, kernel, [1, 1, 1, 1], "SAME")[0]
+
+
+def bilateral(image: tf.Tensor, sigma: tf.Tensor, color: tf.Tensor, radius: int = 3) -> tf.Tensor:
+    """Edge-preserving smoothing of a ``(H, W, 3)`` float image (a bilateral filter).
+
+    Each pixel becomes the mean of its neighbours within ``radius``, each weighed by its
+    distance (Gaussian, ``sigma`` pixels) and by how like the pixel's colour it is (Gaussian
+    on the colour distance, ``color``): skin and flat areas are smoothed, outlines kept. This
+    is what beauty modes and retouching do to a real photo, and not what a Gaussian blur does.
+    """
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    padded = tf.pad(image, [[radius, radius], [radius, radius], [0, 0]], "REFLECT")
+    total, weight = tf.zeros_like(image), tf.zeros_like(image[..., :1])
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            near = padded[radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+            distance = tf.reduce_sum((near - image) ** 2, axis=-1, keepdims=True)
+            w = tf.exp(-float(dy * dy + dx * dx) / (2.0 * sigma**2) - distance / (2.0 * color**2))
+            total += w * near
+            weight += w
+    return total / weight
 
 
 def _crop_box(seed: tf.Tensor, zoom: float) -> tf.Tensor:
@@ -109,6 +141,13 @@ def augment(
 
     sigma = tf.random.stateless_uniform([], seeds[7], 0.3, cfg.blur_sigma)
     x = tf.cond(chance(8, cfg.blur_prob), lambda: _gaussian_blur(x, sigma), lambda: x)
+    if cfg.smooth_prob:
+        # Seeds of their own, so that a run without smoothing draws every other change as before.
+        s = tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(seeds[0], 1), 3)
+        spatial = tf.random.stateless_uniform([], s[1], *SMOOTH_SIGMA)
+        color = tf.random.stateless_uniform([], s[2], *SMOOTH_COLOR)
+        smooth = tf.random.stateless_uniform([], s[0]) < cfg.smooth_prob
+        x = tf.cond(smooth, lambda: bilateral(x, spatial, color), lambda: x)
 
     factor = tf.random.stateless_uniform([], seeds[9], cfg.rescale_min, 1.0)
     small = tf.maximum(8, tf.cast(tf.cast(size, tf.float32) * factor, tf.int32))

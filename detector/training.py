@@ -948,8 +948,8 @@ def _train_network(cfg: TrainConfig, resume: bool = False) -> ModelCard:
 
 
 #: What a run did about a setting added after its card was written: a card without
-#: ``second_size`` trained one network.
-SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"second_size": None}
+#: ``second_size`` trained one network, one without ``augment.smooth_prob`` smoothed no crop.
+SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"second_size": None, "augment": {"smooth_prob": 0.0}}
 
 
 def resumable(cfg: TrainConfig) -> bool:
@@ -990,7 +990,9 @@ def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
         The names of the differing ``TrainConfig`` fields, in the card's order.
     """
     want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
-    have = {**SETTINGS_BEFORE_THEY_EXISTED, **card.training.get("config", {})}
+    config = card.training.get("config", {})
+    have = {**SETTINGS_BEFORE_THEY_EXISTED, **config}
+    have.update({k: {**v, **config[k]} for k, v in SETTINGS_BEFORE_THEY_EXISTED.items() if isinstance(v, dict) and k in config})
     differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose", "max_minutes") and v != want[k]]
     if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in cfg.sets]:
         differ.append("sets")
