@@ -992,7 +992,8 @@ def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
     want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
     config = card.training.get("config", {})
     have = {**SETTINGS_BEFORE_THEY_EXISTED, **config}
-    have.update({k: {**v, **config[k]} for k, v in SETTINGS_BEFORE_THEY_EXISTED.items() if isinstance(v, dict) and k in config})
+    have.update({k: {**v, **config[k]} for k, v in SETTINGS_BEFORE_THEY_EXISTED.items()
+                 if isinstance(v, dict) and k in config})
     differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose", "max_minutes") and v != want[k]]
     if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in cfg.sets]:
         differ.append("sets")

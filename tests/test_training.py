@@ -137,6 +137,10 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert configs[-1][0].patch_layer == "block_5_add" and configs[-1][0].backbone == "mobilenet_v2"
     assert train_script.main(["--patch-loss", "0.5", "--out", str(tmp_path)]) == 0
     assert configs[-1][0].patch_loss_weight == 0.5 and configs[-1][0].patch_layer is None
+    assert configs[-1][0].augment == AugmentConfig()  # smoothing off unless asked
+    assert train_script.main(["--smooth-prob", "0.25", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].augment == AugmentConfig(smooth_prob=0.25)
+    configs.pop()
     assert train_script.main(["--no-train-batchnorm", "--out", str(tmp_path)]) == 0
     assert not configs[-1][0].train_batchnorm and TrainConfig().train_batchnorm
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
@@ -360,6 +364,39 @@ def test_augment_is_seeded_and_zero_strengths_turn_every_change_off():
         assert np.array_equal(x, original) or np.array_equal(x, original[:, ::-1])  # a flip at most
 
 
+def test_smoothing_flattens_skin_and_keeps_outlines_as_a_blur_does_not():
+    import tensorflow as tf
+
+    from detector.augment import _gaussian_blur, bilateral
+
+    # Two flat areas (skin, background) with sensor noise, meeting at an outline.
+    flat = np.full((40, 40, 3), 70.0, np.float32)
+    flat[:, 20:] = 190.0
+    noisy = tf.constant(flat + np.random.default_rng(1).normal(0.0, 8.0, flat.shape).astype(np.float32))
+    smoothed = bilateral(noisy, tf.constant(2.0), tf.constant(30.0)).numpy()
+    blurred = _gaussian_blur(noisy, tf.constant(2.0)).numpy()
+    assert smoothed[:, 2:16].std() < noisy.numpy()[:, 2:16].std() / 3  # the noise is gone
+    step = lambda image: image[:, 20].mean() - image[:, 19].mean()  # noqa: E731
+    assert step(smoothed) > 0.9 * 120 and step(blurred) < 0.5 * 120  # the outline stays sharp; blurred, it does not
+
+
+def test_smoothing_draws_its_own_chances_so_a_run_without_it_is_augmented_as_before():
+    import tensorflow as tf
+
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (32, 32, 3)), tf.uint8)
+    mask = tf.zeros((32, 32, 1))
+    smoothed, as_before = 0, 0
+    for s in range(12):
+        seed = tf.constant([s, 7], tf.int64)
+        default = augment(image, mask, seed, mask_size=8)[0].numpy()
+        rare = augment(image, mask, seed, mask_size=8, cfg=AugmentConfig(smooth_prob=1e-9))[0].numpy()
+        always = augment(image, mask, seed, mask_size=8, cfg=AugmentConfig(smooth_prob=1.0))[0].numpy()
+        np.testing.assert_array_equal(rare, default)  # the other changes drew the same
+        as_before += np.array_equal(always, default)
+        smoothed += always.std() < default.std()  # noise-like pixels: smoothing flattens them
+    assert as_before == 0 and smoothed == 12
+
+
 def test_one_training_step_with_trained_batchnorms_starts_them_from_the_data_s_statistics(tiny_set, tmp_path):
     from detector.training import train
 
@@ -460,6 +497,11 @@ def test_a_card_written_before_two_networks_existed_counts_as_one_network(tiny_w
     cfg = TrainConfig.quick(str(tmp_path / "w"), sets=card.training["config"]["sets"])
     assert "second_size" not in recipe_differences(old, cfg)
     assert "second_size" in recipe_differences(old, dataclasses.replace(cfg, second_size=40))
+    # Nor had it smoothed a crop: a card from before the setting reads as a run without it.
+    augment = {k: v for k, v in card.training["config"]["augment"].items() if k != "smooth_prob"}
+    old = dataclasses.replace(old, training={**old.training, "config": {**config, "augment": augment}})
+    assert recipe_differences(old, cfg) == []
+    assert recipe_differences(old, dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.25))) == ["augment"]
     assert not resumable(cfg) and not resumable(dataclasses.replace(cfg, second_size=40))
 
 
