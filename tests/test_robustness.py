@@ -1,10 +1,13 @@
+import dataclasses
 import json
 
 import numpy as np
 
 from detector.pipeline import Detector
+from detector.data import read_records
+from detector.imaging import load_image
 from detector.robustness import (CONDITIONS, GOAL_CONDITION, _reversal_share, blur, chain, downscale, enlarge, jpeg,
-                                 robustness_report)
+                                 robustness_report, smooth)
 
 
 def test_degradations_do_what_they_say():
@@ -19,17 +22,33 @@ def test_degradations_do_what_they_say():
     assert big.shape == (120, 180, 3) and abs(float(big.mean()) - float(image.mean())) < 2  # the same picture, larger
     assert GOAL_CONDITION in CONDITIONS and "none" in CONDITIONS
 
+    # Smoothing flattens the noise of a flat area and keeps an outline, as a blur does not.
+    edge = np.full((40, 40, 3), 60, np.uint8)
+    edge[:, 20:] = 190
+    noisy = np.clip(edge + rng.normal(0, 8, edge.shape), 0, 255).astype(np.uint8)
+    step = lambda image: float(image[:, 21:23].mean()) - float(image[:, 17:19].mean())  # noqa: E731
+    assert smooth(40, 3)(noisy)[:, 2:15].std() < noisy[:, 2:15].std() / 2
+    assert step(smooth(40, 3)(noisy)) > 120 > step(blur(3.0)(noisy))
+
 
 def test_report_on_a_tiny_set(tiny_weights, tiny_set, tmp_path):
     conditions = {name: CONDITIONS[name] for name in ("none", "jpeg50", GOAL_CONDITION)}
-    report = robustness_report([str(tiny_set)], tmp_path, detector=Detector.load(tiny_weights),
-                               limit=4, conditions=conditions)
+    detector = Detector.load(tiny_weights)
+    # A threshold amid the tiny network's scores of the reals, so that some are called fake.
+    reals = [load_image(r.path) for r in read_records(tiny_set) if r.split == "test" and r.label == 0][:4]
+    scores = sorted(detector.predict(image).image_score for image in reals)
+    detector.card = dataclasses.replace(detector.card, threshold=scores[2], uncertain_band=(scores[0], scores[2]))
+    report = robustness_report([str(tiny_set)], tmp_path, detector=detector, limit=4, conditions=conditions)
     rows = report["sets"][tiny_set.name]
     assert set(rows) == set(conditions)
     assert rows["none"]["flip_share"] == 0.0 and rows["none"]["auc_drop"] == 0.0
     assert rows["none"]["reversal_share"] == 0.0
     assert 0.0 <= rows[GOAL_CONDITION]["reversal_share"] <= rows[GOAL_CONDITION]["flip_share"] + 1e-9
     assert rows[GOAL_CONDITION]["n"] == 8
+    # Reals called fake as the page calls them: each photo's verdict by the detector's rule.
+    verdicts = [detector.verdict(detector.predict(image).image_score) for image in reals]
+    assert verdicts.count("fake") == 2 and rows["none"]["real_called_fake"] == 0.5
+    assert 0.0 <= rows[GOAL_CONDITION]["fake_called_real"] <= 1.0
     assert report["goal"]["condition"] == GOAL_CONDITION
     assert json.loads((tmp_path / "robustness.json").read_text())["sets"]
     assert (tmp_path / "robustness.png").stat().st_size > 1000
