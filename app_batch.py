@@ -2,8 +2,8 @@
 
 Each photo is scored as the Detector tab scores one (``app_common.score_upload``) and written as
 the command line writes it (``python -m detector predict``: verdict, highest fake probability,
-faces, details), and drawn as the Detector tab draws it. A visitor on a hosted demo has no
-command line: this is their folder. The event is private: an API client sends photos one by one
+faces, details), and drawn as the Detector tab draws it; the table downloads as ``predict --csv``
+writes it. A visitor on a hosted demo has no command line: this is their folder. The event is private: an API client sends photos one by one
 to ``/predict``, and a folder goes to the CLI.
 """
 
@@ -20,7 +20,7 @@ from detector import render
 from detector.batch_scoring import empty_record
 from detector.card import ModelCard
 from detector.imaging import IMAGE_SUFFIXES, SUPPORTED_FORMATS
-from detector.wording import NO_FACE, face_phrase, record_cells, verdict_rule
+from detector.wording import CSV_HEADER, NO_FACE, csv_line, csv_row, face_phrase, record_cells, verdict_rule
 
 #: Photos scored per drop. A 12-megapixel photo takes about 0.14 s here with its Grad-CAM maps
 #: (docs/speed.md), uploading it longer, and the page waits for all of them: more belong on the
@@ -41,16 +41,17 @@ def batch_tab(detector) -> None:
     """
     card = detector.card
 
-    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str]:
+    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str, Any]:
         if not files:
-            return [], [], EMPTY_STATUS
+            return [], [], EMPTY_STATUS, gr.DownloadButton(value=None, visible=False)
         records, pictures = [], []
         for upload in progress.tqdm(files[:MAX_PHOTOS], desc="Scoring photos", unit="photos"):
             record, picture = score_one(detector, upload)
             records.append(record)
             if picture is not None:
                 pictures.append(picture)
-        return [table_row(r) for r in records], pictures, batch_status(records, len(files), card)
+        return ([table_row(r) for r in records], pictures, batch_status(records, len(files), card),
+                gr.DownloadButton(value=table_file(records), visible=True))
 
     with gr.Tab("Several photos"):
         with gr.Row(equal_height=False):
@@ -64,11 +65,13 @@ def batch_tab(detector) -> None:
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
                                      column_widths=app_common.column_widths(BATCH_HEADERS), elem_id="batch-table")
+                download = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm", elem_id="batch-csv")
         gallery = gr.Gallery(**app_common.titled_picture("**Where the network looked** (Grad-CAM), photo by photo"),
                              columns=4, height="auto", object_fit="contain", allow_preview=True,
                              elem_id="batch-overlays")
 
-    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status], api_visibility="private").then(
+    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status, download],
+                  api_visibility="private").then(
         None, js=app_common.reveal("batch-status"), queue=False)
 
 
@@ -85,6 +88,21 @@ def score_one(detector, upload: dict | str) -> tuple[dict[str, Any], tuple[str, 
     said = face_phrase(result.label, result.fake_probability) if result.faces else "no face found"
     picture = app_common.answer_picture(render.overlay(rgb, result), f"{Path(name).stem}-overlay")
     return record, (picture, f"{said} · {name}")  # the verdict first: a long name is cut
+
+
+def table_file(records: list[dict[str, Any]]) -> str:
+    """The photos' records as ``python -m detector predict --csv`` writes them (each photo named
+    as the visitor named it, its fake probability unrounded), in a file of this answer's own.
+
+    Returns:
+        The CSV's path.
+    """
+    path = app_common.answer_file("photos", ".csv")
+    # With a byte-order mark: without it, Excel reads UTF-8 as the local code page and garbles
+    # every accented file name.
+    path.write_text("\n".join(csv_line(cells) for cells in [CSV_HEADER, *map(csv_row, records)]) + "\n",
+                    encoding="utf-8-sig")
+    return str(path)
 
 
 def table_row(record: dict[str, Any]) -> list[str]:

@@ -195,8 +195,8 @@ def column_widths(headers: list[str]) -> list[str]:
 MAX_NAME = 120
 
 
-def answer_picture(rgb: np.ndarray, name: str) -> str:
-    """Writes one picture of an answer as ``<name>-<random>.png`` in the ``answers`` folder of
+def answer_file(name: str, suffix: str) -> Path:
+    """A new, empty file of an answer, ``<name>-<random><suffix>``, in the ``answers`` folder of
     Gradio's cache.
 
     The file is this answer's alone, so no other answer can rewrite it while it is downloaded
@@ -205,20 +205,30 @@ def answer_picture(rgb: np.ndarray, name: str) -> str:
     rest (``delete_cache``); one folder for all, so no empty folder is left behind per answer.
 
     Args:
-        rgb: The picture, RGB uint8.
         name: The start of the file's name (what a visitor's download is called); characters
             other than ASCII letters, digits, ``.``, ``-`` and ``_`` become ``_``, and only its
-            last ``MAX_NAME`` characters are kept (they say what the picture is).
+            last ``MAX_NAME`` characters are kept (they say what the file is).
+        suffix: Its extension, with the dot.
+    """
+    folder = Path(get_upload_folder()) / "answers"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-MAX_NAME:] or "answer"
+    handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=suffix, dir=folder)
+    os.close(handle)
+    return Path(path)
+
+
+def answer_picture(rgb: np.ndarray, name: str) -> str:
+    """Writes one picture of an answer as a PNG of its own (``answer_file``).
+
+    Args:
+        rgb: The picture, RGB uint8.
+        name: The start of the file's name.
 
     Returns:
         The PNG's path.
     """
-    folder = Path(get_upload_folder()) / "answers"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-MAX_NAME:] or "picture"
-    handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".png", dir=folder)
-    os.close(handle)
-    return str(save_png(rgb, Path(path)))
+    return str(save_png(rgb, answer_file(name, ".png")))
 
 
 def closeup_files(closeups: list[tuple[np.ndarray, str]], stem: str) -> list[tuple[str, str]]:

@@ -25,8 +25,6 @@ start-up notices.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from collections.abc import Callable
@@ -52,7 +50,7 @@ from detector.defaults import (
     VIDEO_SAMPLE_FPS,
 )
 from detector.startup import import_tensorflow
-from detector.wording import record_cells
+from detector.wording import CSV_HEADER, csv_line, csv_row, record_cells
 
 #: ``predict`` shows a progress bar from this many inputs (on a terminal, without --quiet).
 PROGRESS_FROM = 20
@@ -92,23 +90,6 @@ def table_row(record: dict, path_width: int) -> str:
     (_, vw), (_, pw), (_, fw) = COLUMNS
     label, prob, faces, details = record_cells(record)
     return f"{record['path']:<{path_width}}  {label:<{vw}}  {prob:>{pw}}  {faces:>{fw}}  {details}"
-
-
-#: ``predict --csv``'s columns: the table's, with the probability unrounded and the input's kind.
-CSV_HEADER = ("path", "kind", "verdict", "fake_probability", "faces", "details")
-
-
-def csv_line(cells) -> str:
-    """``cells`` as one CSV line, quoted as spreadsheets read it (commas, quotes, line breaks)."""
-    out = io.StringIO()
-    csv.writer(out).writerow(cells)
-    return out.getvalue().rstrip("\r\n")
-
-
-def csv_row(record: dict) -> list:
-    """One input's CSV row (``CSV_HEADER``): as the table's, for a spreadsheet."""
-    label, _, faces, details = record_cells(record)
-    return [record["path"], record["kind"], label, record["fake_probability"], faces, details]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ percentage rounded half up, as Gradio's ``Label`` rounds its bars. A face whose 
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Mapping
 
@@ -202,3 +204,21 @@ def _video_details(record: dict) -> str:
                        + (f" - {t['reason']}" if t.get("reason") else "") for t in record["tracks"])
     details = f"{record['duration_s'] or 0:.1f} s, {record['frames_scored']} frames"
     return "; ".join(filter(None, [f"{details}: {tracks}" if tracks else details, record["note"]]))
+
+
+#: ``predict --csv``'s columns, and the Several photos tab's download: the table's, with the
+#: probability unrounded and the input's kind.
+CSV_HEADER = ("path", "kind", "verdict", "fake_probability", "faces", "details")
+
+
+def csv_line(cells: list | tuple) -> str:
+    """``cells`` as one CSV line, quoted as spreadsheets read it (commas, quotes, line breaks)."""
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue().rstrip("\r\n")
+
+
+def csv_row(record: dict) -> list:
+    """One input's CSV row (``CSV_HEADER``): as the table's, for a spreadsheet."""
+    label, _, faces, details = record_cells(record)
+    return [record["path"], record["kind"], label, record["fake_probability"], faces, details]

@@ -406,6 +406,33 @@ def test_several_photos_each_get_the_cli_s_row_and_the_tab_counts_the_verdicts()
     assert f"Only the first 3 of the {MAX_PHOTOS + 5} photos dropped were scored" in batch_status(records, MAX_PHOTOS + 5, CARD)
 
 
+def test_several_photos_download_as_the_cli_s_csv(tmp_path, monkeypatch):
+    import csv
+
+    import app_common
+    from app_batch import table_file
+
+    monkeypatch.setattr(app_common, "get_upload_folder", lambda: str(tmp_path))
+    face = {"box": [10, 20, 50, 60], "fake_probability": 0.9123, "label": "fake", "reason": None}
+    records = [
+        {"path": "été, à Nice.jpg", "kind": "image", "fake_probability": 0.9123, "label": "fake", "faces": [face, face],
+         "error": None},
+        {"path": "notes.jpg", "kind": "image", "fake_probability": None, "label": None, "faces": [],
+         "error": 'File "notes.jpg" is text, not an image.'},
+    ]
+    path = Path(table_file(records))
+    assert path.parent == tmp_path / "answers" and path.name.startswith("photos-") and path.suffix == ".csv"
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the mark that makes Excel read UTF-8
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows == [
+        ["path", "kind", "verdict", "fake_probability", "faces", "details"],
+        ["été, à Nice.jpg", "image", "fake", "0.9123", "2", "1: fake (91% fake); 2: fake (91% fake)"],
+        ["notes.jpg", "image", "error", "", "", 'File "notes.jpg" is text, not an image.'],
+    ]
+    assert Path(table_file(records)) != path  # each answer its own file
+
+
 def test_an_unreadable_photo_among_several_is_named_as_the_visitor_named_it(tmp_path):
     from app_batch import score_one
 

@@ -381,6 +381,11 @@ def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url)
     expect(page.locator("#batch-overlays img")).to_have_count(3)  # the unreadable file has none
     expect(page.locator("#batch-overlays")).to_contain_text(f"fake) · {PHOTO.name}")  # its verdict, then its name
     assert page.evaluate(covering_top("#batch-overlays")) == []
+    with page.expect_download() as download:
+        page.locator("#batch-csv").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "path,kind,verdict,fake_probability,faces,details" and len(lines) == 5
+    assert [line.split(",")[0] for line in lines[1:]] == [PHOTO.name, two.name, "landscape.png", "notes.jpg"]
     screenshot(page, "several_photos.png")
 
 
