@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--full", action="store_true", help="print the whole report as JSON instead of the table")
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("robustness", help="AUC and flipped verdicts under JPEG, downscaling and blur")
+    r = sub.add_parser("robustness", help="AUC, flipped verdicts and reals called fake under JPEG, resizing, blur, "
+                       "smoothing and black and white")
     r.add_argument("--sets", nargs="+", default=e.get_default("sets"))
     r.add_argument("--split", default="test", choices=("train", "val", "test"))
     r.add_argument("--out", default="reports/robustness", help="folder for robustness.json and .png")

@@ -3,7 +3,7 @@
     python -m detector robustness --out reports/robustness
 
 Every test image is decoded once, then degraded by each condition (JPEG re-compression,
-downscaling, blur and their combinations, enlarging, smoothing) and scored through the whole
+downscaling, blur and their combinations, enlarging, smoothing, black and white) and scored through the whole
 pipeline, faces included. For each condition and set the report gives the ROC-AUC, its drop
 from the undegraded images, the shares of reals called fake and of fakes called real, and the
 share of verdicts (fake / not fake at the threshold) that flip.
@@ -70,6 +70,11 @@ def smooth(sigma_color: float, sigma_space: float) -> Degrade:
     return lambda image: cv2.bilateralFilter(image, 0, sigma_color, sigma_space)
 
 
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """A black-and-white photo: the image's luminance in each of its three channels."""
+    return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
 def chain(*steps: Degrade) -> Degrade:
     """Applies ``steps`` in order."""
 
@@ -97,6 +102,7 @@ CONDITIONS: dict[str, Degrade] = {
     "x3": enlarge(3),
     "x3+jpeg80": chain(enlarge(3), jpeg(80)),  # that screenshot sent on through a messenger
     "smooth": smooth(40, 3),  # a beauty mode or retouched portrait: skin smoothed, outlines kept
+    "gray": grayscale,  # a black-and-white photo
 }
 
 #: The goal: at this condition, AUC drops by at most MAX_AUC_DROP and at most MAX_FLIPS flip.
@@ -191,7 +197,7 @@ def robustness_report(
 
 
 def plot_robustness(report: dict, path: str | Path) -> Path:
-    """ROC-AUC and flipped verdicts per condition, one bar group per set."""
+    """ROC-AUC, flipped verdicts and reals called fake per condition, one bar group per set."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,19 +205,21 @@ def plot_robustness(report: dict, path: str | Path) -> Path:
 
     sets = list(report["sets"])
     names = list(next(iter(report["sets"].values()))) if sets else []
-    fig, (ax_auc, ax_flip) = plt.subplots(2, 1, figsize=(9, 6), dpi=100, sharex=True)
+    fig, (ax_auc, ax_flip, ax_real) = plt.subplots(3, 1, figsize=(11, 8), dpi=100, sharex=True)
     width = 0.8 / max(1, len(sets))
     x = np.arange(len(names))
     for i, name in enumerate(sets):
         rows = report["sets"][name]
         ax_auc.bar(x + i * width, [rows[c]["roc_auc"] or 0 for c in names], width, label=name)
         ax_flip.bar(x + i * width, [100 * (rows[c]["flip_share"] or 0) for c in names], width, label=name)
+        ax_real.bar(x + i * width, [100 * (rows[c].get("real_called_fake") or 0) for c in names], width, label=name)
     ax_auc.set_ylabel("ROC-AUC")
     ax_auc.set_ylim(0.5, 1.0)
-    ax_auc.legend(loc="lower left")
+    ax_auc.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the bars, not over them
     ax_flip.set_ylabel("verdicts flipped (%)")
     ax_flip.axhline(100 * MAX_FLIPS, color="grey", lw=0.8, ls="--")
-    ax_flip.set_xticks(x + width * (len(sets) - 1) / 2, names, rotation=30, ha="right")
+    ax_real.set_ylabel("reals called fake (%)")
+    ax_real.set_xticks(x + width * (len(sets) - 1) / 2, names, rotation=30, ha="right")
     fig.suptitle(f"Robustness on the {report['split']} split")
     fig.tight_layout()
     fig.savefig(path)

@@ -7,7 +7,7 @@ from detector.pipeline import Detector
 from detector.data import read_records
 from detector.imaging import load_image
 from detector.robustness import (CONDITIONS, GOAL_CONDITION, _reversal_share, blur, chain, downscale, enlarge, jpeg,
-                                 robustness_report, smooth)
+                                 grayscale, robustness_report, smooth)
 
 
 def test_degradations_do_what_they_say():
@@ -29,6 +29,8 @@ def test_degradations_do_what_they_say():
     step = lambda image: float(image[:, 21:23].mean()) - float(image[:, 17:19].mean())  # noqa: E731
     assert smooth(40, 3)(noisy)[:, 2:15].std() < noisy[:, 2:15].std() / 2
     assert step(smooth(40, 3)(noisy)) > 120 > step(blur(3.0)(noisy))
+    gray = grayscale(image)
+    assert gray.shape == image.shape and (gray == gray[..., :1]).all() and abs(gray.mean() - image.mean()) < 3
 
 
 def test_report_on_a_tiny_set(tiny_weights, tiny_set, tmp_path):
