@@ -394,6 +394,8 @@ class ModelCard:
             "  A high score is evidence, not proof; a low score does not certify a photo as authentic.",
             "- Faces are found by a face detector: turned or tiny faces may be missed, and a photo in which",
             "  no face is found gets no verdict (\"no face\").",
+            "- A real face whose skin a beauty mode or retouching smoothed is often called fake (measured",
+            "  in the project's docs/robustness.md).",
             "",
             "## Licences and provenance",
             *[f"- `{name}`: {PROVENANCE.get(name, 'see the set’s own licence')}" for name in self.data.get("sets", {})],
