@@ -3,8 +3,8 @@
     python -m detector robustness --out reports/robustness
 
 Every test image is decoded once, then degraded by each condition (JPEG re-compression,
-downscaling, blur and their combinations, enlarging, smoothing, black and white) and scored through the whole
-pipeline, faces included. For each condition and set the report gives the ROC-AUC, its drop
+downscaling, blur and their combinations, enlarging, smoothing, black and white) and scored
+through the whole pipeline, faces included. For each condition and set the report gives the ROC-AUC, its drop
 from the undegraded images, the shares of reals called fake and of fakes called real, and the
 share of verdicts (fake / not fake at the threshold) that flip.
 """
