@@ -415,8 +415,8 @@ def test_several_photos_download_as_the_cli_s_csv(tmp_path, monkeypatch):
     monkeypatch.setattr(app_common, "get_upload_folder", lambda: str(tmp_path))
     face = {"box": [10, 20, 50, 60], "fake_probability": 0.9123, "label": "fake", "reason": None}
     records = [
-        {"path": "été, à Nice.jpg", "kind": "image", "fake_probability": 0.9123, "label": "fake", "faces": [face, face],
-         "error": None},
+        {"path": "été, à Nice.jpg", "kind": "image", "fake_probability": 0.9123, "label": "fake",
+         "faces": [face, face], "error": None},
         {"path": "notes.jpg", "kind": "image", "fake_probability": None, "label": None, "faces": [],
          "error": 'File "notes.jpg" is text, not an image.'},
     ]
