@@ -18,7 +18,7 @@ import tensorflow as tf
 
 #: Ranges of the smoothing's spatial sigma (pixels of a training crop) and colour sigma (0-255):
 #: from a light touch to a little past the robustness report's ``smooth`` condition (40 and
-#: 3 px on 200-320 px faces), under which a third of LFW's real test faces are called fake
+#: 3 px on 200-320 px faces), under which about 30% of LFW's real test faces are called fake
 #: (docs/robustness.md).
 SMOOTH_SIGMA, SMOOTH_COLOR = (1.0, 3.0), (15.0, 60.0)
 
