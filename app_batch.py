@@ -41,9 +41,11 @@ def batch_tab(detector) -> None:
     """
     card = detector.card
 
-    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str, Any]:
+    # The button's updates are gr.update()s, not components: a component built here copies its
+    # file into another folder of the cache at once, a second file for every answer.
+    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str, dict]:
         if not files:
-            return [], [], EMPTY_STATUS, gr.DownloadButton(value=None, visible=False)
+            return [], [], EMPTY_STATUS, gr.update(value=None, visible=False)
         records, pictures = [], []
         for upload in progress.tqdm(files[:MAX_PHOTOS], desc="Scoring photos", unit="photos"):
             record, picture = score_one(detector, upload)
@@ -51,7 +53,7 @@ def batch_tab(detector) -> None:
             if picture is not None:
                 pictures.append(picture)
         return ([table_row(r) for r in records], pictures, batch_status(records, len(files), card),
-                gr.DownloadButton(value=table_file(records), visible=True))
+                gr.update(value=table_file(records), visible=True))
 
     with gr.Tab("Several photos"):
         with gr.Row(equal_height=False):

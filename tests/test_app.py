@@ -495,7 +495,7 @@ def test_an_answer_s_pictures_are_png_files_of_its_own_in_gradio_s_cache(tmp_pat
     picture = np.zeros((4, 6, 3), np.uint8)
     picture[1, 2] = (255, 128, 0)
     first, second = answer_picture(picture, "my photo/..-overlay"), answer_picture(picture, "")
-    assert Path(first).name.startswith("my_photo_..-overlay-") and Path(second).name.startswith("picture-")
+    assert Path(first).name.startswith("my_photo_..-overlay-") and Path(second).name.startswith("answer-")
     assert first != second and Path(first).parent == Path(second).parent == tmp_path / "cache" / "answers"
     assert Path(first).suffix == ".png" and np.array_equal(cv2.imread(first)[..., ::-1], picture)
     long = answer_picture(picture, "x" * 250 + "-overlay")  # a visitor's file may have a 250-byte name

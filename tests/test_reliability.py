@@ -14,6 +14,7 @@ come from ``python -m detector bench``.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -297,9 +298,11 @@ def test_several_photos_give_each_odd_file_the_verdict_the_detector_gives_it(det
             return iterable
 
     start = time.perf_counter()
-    rows, pictures, status = score_photos([str(corpus[name]) for name in names], progress=NoBar())
+    rows, pictures, status, download = score_photos([str(corpus[name]) for name in names], progress=NoBar())
     assert time.perf_counter() - start < SECONDS_PER_FILE * MAX_PHOTOS
     assert [row[0] for row in rows] == names[:MAX_PHOTOS]
+    with open(download["value"], encoding="utf-8-sig", newline="") as table:  # the same rows, as the CLI's CSV
+        assert [(r[0], r[2]) for r in list(csv.reader(table))[1:]] == [(row[0], row[1]) for row in rows]
     for (name, verdict, probability, _, details) in rows:
         outcome = first_pass[name]
         if outcome.error is not None:
