@@ -160,19 +160,20 @@ def robustness_report(
                 probs[name].append(detector.predict(degrade(image)).image_score)
         y = np.array(labels)
         base = np.array(probs["none"])
-        base_auc = evaluation.binary_metrics(y, base, threshold)["roc_auc"]
+        metrics = {name: evaluation.binary_metrics(y, np.array(p), threshold, detector.card.uncertain_band)
+                   for name, p in probs.items()}
+        base_auc = metrics["none"]["roc_auc"]
         per_condition = {}
         for name in conditions:
             p = np.array(probs[name])
-            metrics = evaluation.binary_metrics(y, p, threshold, detector.card.uncertain_band)
-            auc = metrics["roc_auc"]
+            auc = metrics[name]["roc_auc"]
             per_condition[name] = {
                 "roc_auc": auc,
                 "auc_drop": None if auc is None or base_auc is None else base_auc - auc,
                 # Each verdict given to the other kind, as the page gives verdicts: what a
                 # condition does to the real photos called fake is not in the ranking.
-                "real_called_fake": metrics["real_called_fake"],
-                "fake_called_real": metrics["fake_called_real"],
+                "real_called_fake": metrics[name]["real_called_fake"],
+                "fake_called_real": metrics[name]["fake_called_real"],
                 "flip_share": float(np.mean((p >= threshold) != (base >= threshold))) if len(p) else None,
                 # Stricter for the user: a confident verdict that becomes the opposite
                 # confident verdict (fake <-> real), not one that becomes "uncertain".

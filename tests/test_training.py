@@ -138,9 +138,6 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert train_script.main(["--patch-loss", "0.5", "--out", str(tmp_path)]) == 0
     assert configs[-1][0].patch_loss_weight == 0.5 and configs[-1][0].patch_layer is None
     assert configs[-1][0].augment == AugmentConfig()  # smoothing off unless asked
-    assert train_script.main(["--smooth-prob", "0.25", "--out", str(tmp_path)]) == 0
-    assert configs[-1][0].augment == AugmentConfig(smooth_prob=0.25)
-    configs.pop()
     assert train_script.main(["--no-train-batchnorm", "--out", str(tmp_path)]) == 0
     assert not configs[-1][0].train_batchnorm and TrainConfig().train_batchnorm
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
@@ -150,6 +147,8 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert configs[-1][0].second_size is None
     assert train_script.main(["--second-size", "224", "--second-epochs", "3", "--out", str(tmp_path)]) == 0
     assert (configs[-1][0].second_size, configs[-1][0].second_epochs) == (224, 3)
+    assert train_script.main(["--smooth-prob", "0.25", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].augment == AugmentConfig(smooth_prob=0.25)
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
