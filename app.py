@@ -252,8 +252,8 @@ def _status(details: dict[str, Any], card: ModelCard) -> str:
         f"{len(faces)} face{'s' if len(faces) > 1 else ''} found; the highest fake probability is "
         f"{percent(details['fake_probability'])}" + (f" (face {top + 1})" if len(faces) > 1 else "") + f". {rule}",
     ]
-    if details["label"] in ("fake", "real") and (wrong := card.also_given(details["label"])):
-        lines.append(wrong)  # how often this verdict goes to the other kind, when it is given
+    if details["label"] in ("fake", "real"):
+        lines += card.verdict_caveats(details["label"])
     uncertain = [(i, f.get("reason")) for i, f in enumerate(faces, 1) if f["label"] == "uncertain"]
     if uncertain:
         lines.append(f"**Uncertain:** {reasons_summary(uncertain, numbered=len(faces) > 1)}.")

@@ -128,6 +128,6 @@ def batch_status(records: list[dict[str, Any]], dropped: int, card: ModelCard) -
                      "score the others in another drop, or a folder with the command line.")
     lines.append(f"{verdict_rule(card.threshold, card.uncertain_band)} A photo is fake if any face is, else "
                  "uncertain if any face is, else real.")
-    lines += [wrong for verdict in ("fake", "real") if counts[verdict] and (wrong := card.also_given(verdict))]
+    lines += [caveat for verdict in ("fake", "real") if counts[verdict] for caveat in card.verdict_caveats(verdict)]
     lines.append(f"*What this model has seen:* {card.unseen_summary()}")
     return "\n\n".join(lines)

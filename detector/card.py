@@ -42,10 +42,20 @@ UNSEEN_SECTION = "Unseen fakes (leave one source out)"
 #: edited: {"faces", "ROC-AUC", "called fake", "uncertain", "called real"}}}``.
 EDITED_SECTION = "Edited faces (made here, never trained on)"
 
+#: The ``extra`` section holding how the test photos of each set are judged once changed as phones,
+#: editors and messengers change photos (``python -m detector robustness``, ``robustness.card_block``):
+#: ``{change: {"condition": the report's name, set: {"ROC-AUC", "reals called fake", "fakes called real",
+#: "images"}}}``, one change being ``UNCHANGED``. ``ModelCard.changed_summary`` reads it to the page.
+CHANGED_SECTION = "Photos changed after they were made"
+UNCHANGED = "unchanged"
+#: A change is named beside a verdict when, on some set, it raises the share of the other kind given
+#: that verdict by at least this much: smaller rises are within the noise of a few hundred photos.
+MIN_RISE = 0.05
+
 #: What the top-level keys of an ``extra`` section name, where they are not runs: the video
 #: calibration (``pooling.CARD_KEY``, not imported: it would bring SciPy into this light module;
 #: tests/test_pooling.py renders it) is keyed by the way it pools a face's frames.
-ROW_NAMES = {"Video calibration": "frames pooled by", EDITED_SECTION: "edit"}
+ROW_NAMES = {"Video calibration": "frames pooled by", EDITED_SECTION: "edit", CHANGED_SECTION: "change"}
 #: A verdict -> the report's share of the other kind given it (``evaluation.report``).
 OTHER_KIND_KEYS = {"fake": "real_called_fake", "real": "fake_called_real"}
 #: A line said before a section's table, where its rows need one.
@@ -53,7 +63,12 @@ SECTION_INTROS = {EDITED_SECTION: (
     "Faces of other real photos laid onto real test photos with OpenCV (`python -m detector edited-faces`): "
     "blended in by Poisson editing (`poisson`), given the photo's colours and a soft edge (`colour paste`), or "
     "averaged half and half with the face they cover (`morph`). ROC-AUC against the same faces unedited; the "
-    "shares are of the edited faces, with each face's verdict as the page gives it.")}
+    "shares are of the edited faces, with each face's verdict as the page gives it."),
+    CHANGED_SECTION: (
+    "The test photos of each set changed as phones, editors and messengers change photos (`python -m detector "
+    "robustness`; `condition` names it in that report): skin smoothed by an edge-preserving filter, made black and "
+    "white, halved and saved again as JPEG, enlarged as a screenshot is. The shares are of the photos of each kind, "
+    "with each photo's verdict as the page gives it.")}
 
 #: Where each shared set's images come from and under which terms (``../shared/data/README.md``).
 PROVENANCE = {
@@ -244,6 +259,35 @@ class ModelCard:
         return (f"Faces pasted or morphed into real photos here (edits it never trained on): ROC-AUC "
                 f"{span(aucs, lambda v: f'{v:.2f}')}, and {span(real, percent)} of them called real.")
 
+    def changed_summary(self, verdict: str) -> str:
+        """The changes made to photos after they were made that give ``verdict`` to the other kind
+        more often (``extra[CHANGED_SECTION]``), in a sentence for the page beside that verdict; empty
+        when no change raises that share by ``MIN_RISE`` on any set, or without the section.
+
+        E.g. for "fake": "Real photos changed after they were taken are called fake more often:
+        skin smoothed (a beauty mode, retouching), 31% of lfw_faceswap's real test photos (4%
+        unchanged)." Each change is given with the set on which it raised the share most.
+
+        Args:
+            verdict: ``"fake"`` or ``"real"``, the verdict given.
+        """
+        key = {"fake": "reals called fake", "real": "fakes called real"}[verdict]
+        block = self.extra.get(CHANGED_SECTION) or {}
+        before = {name: row.get(key) for name, row in (block.get(UNCHANGED) or {}).items() if isinstance(row, dict)}
+        named = []
+        for change, rows in block.items():
+            rises = [(row[key] - before[name], name, row[key]) for name, row in rows.items()
+                     if change != UNCHANGED and isinstance(row, dict) and isinstance(row.get(key), float)
+                     and isinstance(before.get(name), float)]
+            if rises and (most := max(rises))[0] >= MIN_RISE:
+                rise, name, share = most
+                named.append((rise, f"{change}, {percent(share)} of {name}'s {'real' if verdict == 'fake' else 'fake'} "
+                                    f"test photos ({percent(before[name])} unchanged)"))
+        if not named:
+            return ""
+        who = "Real photos changed after they were taken" if verdict == "fake" else "Fakes changed after they were made"
+        return f"{who} are called {verdict} more often: " + "; ".join(text for _, text in sorted(named, reverse=True)) + "."
+
     def given_to_the_other_kind(self, verdict: str) -> dict[str, float]:
         """The share of each set's test faces of the other kind that got ``verdict``
         (``evaluation.report``'s ``real_called_fake`` or ``fake_called_real``). Sets without
@@ -260,6 +304,16 @@ class ModelCard:
         """``wording.also_given`` on the card's test figures: how often a real face is called
         fake, or a fake real, for an answer that gives that verdict."""
         return wording.also_given(verdict, self.given_to_the_other_kind(verdict))
+
+    def verdict_caveats(self, verdict: str) -> list[str]:
+        """What the page says beside a verdict, so that it is read for what it is worth: how often
+        the other kind gets it (``also_given``), and which changes to a photo make that more often
+        (``changed_summary``); the sentences the card has figures for.
+
+        Args:
+            verdict: ``"fake"`` or ``"real"``.
+        """
+        return [sentence for sentence in (self.also_given(verdict), self.changed_summary(verdict)) if sentence]
 
     def unseen_recipe_changes(self) -> list[str]:
         """The settings in which any leave-one-source-out run differs from the recipe it was
@@ -394,8 +448,9 @@ class ModelCard:
             "  A high score is evidence, not proof; a low score does not certify a photo as authentic.",
             "- Faces are found by a face detector: turned or tiny faces may be missed, and a photo in which",
             "  no face is found gets no verdict (\"no face\").",
-            "- A real face whose skin a beauty mode or retouching smoothed is often called fake (measured",
-            "  in the project's docs/robustness.md).",
+            "- A real face whose skin a beauty mode or retouching smoothed is often called fake ("
+            + ("“Photos changed after they were made” above" if CHANGED_SECTION in self.extra
+               else "measured in the project's docs/robustness.md") + ").",
             "",
             "## Licences and provenance",
             *[f"- `{name}`: {PROVENANCE.get(name, 'see the set’s own licence')}" for name in self.data.get("sets", {})],

@@ -20,7 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from detector import evaluation
+from detector.card import UNCHANGED
 from detector.data import read_records
+from detector.evaluate_sets import Scored, verdict_shares
 from detector.imaging import ImageError, load_image
 from detector.pipeline import Detector
 
@@ -105,6 +107,16 @@ CONDITIONS: dict[str, Degrade] = {
     "gray": grayscale,  # a black-and-white photo
 }
 
+#: The conditions the model card keeps (``card.CHANGED_SECTION``), in the words the page uses: what
+#: people do to a photo after it was made, where the report also sweeps each step apart.
+CARD_CONDITIONS = {
+    "none": UNCHANGED,
+    "smooth": "skin smoothed (a beauty mode, retouching)",
+    "gray": "black and white",
+    "half+jpeg50": "halved and saved as JPEG 50 (sent on by a messenger)",
+    "x3+jpeg80": "enlarged 3× and saved as JPEG 80 (a screenshot sent on)",
+}
+
 #: The goal: at this condition, AUC drops by at most MAX_AUC_DROP and at most MAX_FLIPS flip.
 GOAL_CONDITION, MAX_AUC_DROP, MAX_FLIPS = "half+jpeg50", 0.03, 0.05
 
@@ -148,7 +160,8 @@ def robustness_report(
         records = [r for r in read_records(root) if r.split == split]
         if limit is not None:
             records = [r for label in (0, 1) for r in [x for x in records if x.label == label][:limit]]
-        probs = {name: [] for name in conditions}
+        probs: dict[str, list[float]] = {name: [] for name in conditions}
+        verdicts: dict[str, list[str]] = {name: [] for name in conditions}
         labels = []
         for record in tqdm(records, desc=Path(root).name, unit="img", leave=False):
             try:
@@ -157,23 +170,25 @@ def robustness_report(
                 continue
             labels.append(record.label)
             for name, degrade in conditions.items():
-                probs[name].append(detector.predict(degrade(image)).image_score)
+                result = detector.predict(degrade(image))
+                probs[name].append(result.image_score)
+                verdicts[name].append(result.label)
         y = np.array(labels)
         base = np.array(probs["none"])
-        metrics = {name: evaluation.binary_metrics(y, np.array(p), threshold, detector.card.uncertain_band)
-                   for name, p in probs.items()}
-        base_auc = metrics["none"]["roc_auc"]
+        aucs = {name: evaluation.binary_metrics(y, np.array(p), threshold)["roc_auc"] for name, p in probs.items()}
         per_condition = {}
         for name in conditions:
             p = np.array(probs[name])
-            auc = metrics[name]["roc_auc"]
+            auc = aucs[name]
+            # Each kind given the other's verdict, the page's own verdict (faces too small or cut
+            # off are "uncertain" there, whatever their score): what a condition does to the
+            # real photos called fake is not in the ranking.
+            shares = verdict_shares([Scored(v, s) for v, s in zip(verdicts[name], p)], y)
             per_condition[name] = {
                 "roc_auc": auc,
-                "auc_drop": None if auc is None or base_auc is None else base_auc - auc,
-                # Each verdict given to the other kind, as the page gives verdicts: what a
-                # condition does to the real photos called fake is not in the ranking.
-                "real_called_fake": metrics[name]["real_called_fake"],
-                "fake_called_real": metrics[name]["fake_called_real"],
+                "auc_drop": None if auc is None or aucs["none"] is None else aucs["none"] - auc,
+                "real_called_fake": shares["real_called_fake"],
+                "fake_called_real": shares["fake_called_real"],
                 "flip_share": float(np.mean((p >= threshold) != (base >= threshold))) if len(p) else None,
                 # Stricter for the user: a confident verdict that becomes the opposite
                 # confident verdict (fake <-> real), not one that becomes "uncertain".
@@ -195,6 +210,23 @@ def robustness_report(
     (out_dir / "robustness.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_robustness(report, out_dir / "robustness.png")
     return report
+
+
+def card_block(report: dict) -> dict:
+    """What ``card.extra[card.CHANGED_SECTION]`` holds: for each of ``CARD_CONDITIONS`` the report
+    has, each set's ROC-AUC, shares of each kind given the other's verdict and images scored (a
+    share a set cannot have, as reals called fake in a set of fakes only, is left out).
+
+    Args:
+        report: ``robustness_report``'s output.
+    """
+    names = {"roc_auc": "ROC-AUC", "real_called_fake": "reals called fake", "fake_called_real": "fakes called real",
+             "n": "images"}
+    return {words: {"condition": condition, **{
+                name: {names[k]: v for k, v in rows[condition].items() if k in names and v is not None}
+                for name, rows in report["sets"].items()}}
+            for condition, words in CARD_CONDITIONS.items()
+            if all(condition in rows for rows in report["sets"].values())}
 
 
 def plot_robustness(report: dict, path: str | Path) -> Path:

@@ -25,7 +25,7 @@ import gradio as gr
 from gradio.processing_utils import get_upload_folder
 from gradio_client import Client, handle_file
 from conftest import EXAMPLES, REPO
-from detector.card import ModelCard
+from detector.card import CHANGED_SECTION, UNCHANGED, ModelCard
 from detector.render import Mark, tag_text
 from detector.wording import percent
 import videos
@@ -229,7 +229,12 @@ def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncert
         "sfhq_t2i": {"real_called_fake": None, "fake_called_real": 0.02},  # fakes only: no real to call fake
         "sfhq_t2i + utkface_wild_crops": {"real_called_fake": 0.5, "fake_called_real": 0.9},
         "utkface_wild_crops": {"real_called_fake": 0.0, "fake_called_real": None}}}}
-    card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested)
+    changed = {UNCHANGED: {"dfdc_faces": {"reals called fake": 0.01, "fakes called real": 0.38}},
+               "skin smoothed": {"dfdc_faces": {"reals called fake": 0.2, "fakes called real": 0.1}}}
+    card = ModelCard(input_size=32, face_margin=1.3, threshold=0.6, uncertain_band=(0.5, 0.6), metrics=tested,
+                     extra={CHANGED_SECTION: changed})
+    smoothed = ("Real photos changed after they were taken are called fake more often: skin smoothed, 20% of "
+                "dfdc_faces's real test photos (1% unchanged).")
     called_fake = ("Real faces are called fake too: 12% of the real test faces of ffhq_stylegan, "
                    "and at most 1% of each other set's (the About tab lists them).")  # a pool repeats its sets' faces
     called_real = ("Fake faces are called real too: 38% of the fake test faces of dfdc_faces, "
@@ -241,11 +246,12 @@ def test_a_fake_or_real_verdict_says_how_often_the_other_kind_gets_it_and_uncert
                for verdict, p in (("fake", 0.9), ("real", 0.1), ("uncertain", 0.55))}
     statuses = {verdict: app.explain(answer, card)[1] for verdict, answer in answers.items()}
     assert called_fake in statuses["fake"] and called_real not in statuses["fake"]
+    assert f"{called_fake}\n\n{smoothed}" in statuses["fake"] and smoothed not in statuses["real"]
     assert called_real in statuses["real"] and called_fake not in statuses["real"]
     assert "are called" not in statuses["uncertain"]
     records = [{"path": f"{verdict}.jpg", "kind": "image", **answer} for verdict, answer in answers.items()]
     assert called_fake in batch_status(records, 3, card) and called_real in batch_status(records, 3, card)
-    assert called_fake not in batch_status(records[1:], 2, card)
+    assert called_fake not in batch_status(records[1:], 2, card) and smoothed in batch_status(records, 3, card)
     assert CARD.also_given("fake") == "" and "are called" not in app.explain(answers["fake"], CARD)[1]
 
 

@@ -4,7 +4,7 @@ from conftest import REPO
 from detector.defaults import SHARED_SETS
 import json
 
-from detector.card import (EDITED_SECTION, README_END, README_START, UNSEEN_SECTION, WEIGHTS_DIR, ModelCard, readme_metrics,
+from detector.card import (CHANGED_SECTION, EDITED_SECTION, MIN_RISE, UNCHANGED, README_END, README_START, UNSEEN_SECTION, WEIGHTS_DIR, ModelCard, readme_metrics,
                            update_readme, without_machine_paths)
 
 COUNTS = {"train": {"real": 9811, "fake": 9846}, "val": {"real": 1611, "fake": 1620}, "test": {"real": 1632, "fake": 1652}}
@@ -154,6 +154,35 @@ def test_the_summary_says_how_edited_faces_were_judged_and_the_card_tables_them(
     assert "averaged half and half with the face they cover (`morph`)" in card.to_markdown()
     assert "| edit | tested on | faces | ROC-AUC |" in card.to_markdown() and f"| morph | {what} | 104 | 0.81 | 0.18 | 0.31 | 0.51 |" in card.to_markdown()
     assert _card().edited_summary() == "" and not _card().unseen_summary().endswith(".. ")
+
+
+def test_the_page_names_the_changes_that_give_a_verdict_to_the_other_kind_more_often():
+    def row(reals_called_fake, fakes_called_real):
+        return {"ROC-AUC": 0.9, "reals called fake": reals_called_fake, "fakes called real": fakes_called_real,
+                "images": 288}
+
+    changes = {
+        UNCHANGED: {"condition": "none", "lfw": row(0.035, 0.007), "ffhq": row(0.123, 0.16), "t2i": {"images": 103}},
+        "skin smoothed": {"condition": "smooth", "lfw": row(0.306, 0.0), "ffhq": row(0.288, 0.087)},
+        "black and white": {"condition": "gray", "lfw": row(0.028, 0.007), "ffhq": row(0.123 + MIN_RISE - 0.001, 0.26)},
+        "halved": {"condition": "half+jpeg50", "lfw": row(0.042, 0.292), "ffhq": row(0.0, 0.484)},
+    }
+    card = _card(extra={CHANGED_SECTION: changes})
+    # Each change once, on the set it moved most; one that moved no set by MIN_RISE is not named.
+    assert card.changed_summary("fake") == ("Real photos changed after they were taken are called fake more often: "
+                                            "skin smoothed, 31% of lfw's real test photos (4% unchanged).")
+    assert card.changed_summary("real") == ("Fakes changed after they were made are called real more often: halved, "
+                                            "48% of ffhq's fake test photos (16% unchanged); black and white, 26% of "
+                                            "ffhq's fake test photos (16% unchanged).")
+    assert card.verdict_caveats("fake") == [card.changed_summary("fake")]  # no test metrics: no also_given
+    markdown = card.to_markdown()
+    assert "| change | tested on | condition | ROC-AUC | reals called fake | fakes called real | images |" in markdown
+    assert "| skin smoothed | lfw | smooth | 0.9 | 0.306 | 0 | 288 |" in markdown and "| unchanged | t2i | none | – |" in markdown
+    assert "“Photos changed after they were made” above" in markdown
+    assert _card().changed_summary("fake") == "" and "docs/robustness.md" in _card().to_markdown()
+    steady = {change: {name: {**figures, "reals called fake": changes[UNCHANGED][name].get("reals called fake")}
+                       for name, figures in rows.items() if isinstance(figures, dict)} for change, rows in changes.items()}
+    assert _card(extra={CHANGED_SECTION: steady}).changed_summary("fake") == ""
 
 
 def test_a_card_records_and_renders_no_machine_paths(tmp_path):

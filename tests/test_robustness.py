@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -47,8 +49,8 @@ def test_report_on_a_tiny_set(tiny_weights, tiny_set, tmp_path):
     assert rows["none"]["reversal_share"] == 0.0
     assert 0.0 <= rows[GOAL_CONDITION]["reversal_share"] <= rows[GOAL_CONDITION]["flip_share"] + 1e-9
     assert rows[GOAL_CONDITION]["n"] == 8
-    # Reals called fake as the page calls them: each photo's verdict by the detector's rule.
-    verdicts = [detector.verdict(detector.predict(image).image_score) for image in reals]
+    # Reals called fake as the page calls them: each photo's own verdict.
+    verdicts = [detector.predict(image).label for image in reals]
     assert verdicts.count("fake") == 2 and rows["none"]["real_called_fake"] == 0.5
     assert 0.0 <= rows[GOAL_CONDITION]["fake_called_real"] <= 1.0
     assert report["goal"]["condition"] == GOAL_CONDITION
@@ -63,3 +65,31 @@ def test_reversals_count_only_confident_verdicts_that_swap(tiny_weights):
     before = np.array([real, fake, real, fake])
     after = np.array([fake, real, unsure, fake])  # two reversals, one to "uncertain", one kept
     assert _reversal_share(detector, before, after) == 0.5
+
+
+def test_the_command_writes_the_changes_the_page_names_into_the_weights_card(tiny_weights, tiny_set, tmp_path):
+    import shutil
+
+    from conftest import REPO
+    from detector.card import CHANGED_SECTION, UNCHANGED, ModelCard
+    from detector.robustness import CARD_CONDITIONS
+
+    weights = shutil.copytree(tiny_weights, tmp_path / "weights")
+    args = [sys.executable, "-m", "detector", "--weights", str(weights), "robustness", "--sets", str(tiny_set),
+            "--limit", "2", "--out"]
+    subprocess.run([*args, str(tmp_path / "report")], cwd=REPO, check=True, capture_output=True, timeout=300)
+    block = ModelCard.load(weights).extra[CHANGED_SECTION]
+    assert list(block) == list(CARD_CONDITIONS.values()) and UNCHANGED in block
+    report = json.loads((tmp_path / "report" / "robustness.json").read_text())["sets"][tiny_set.name]
+    for condition, words in CARD_CONDITIONS.items():
+        row, measured = block[words][tiny_set.name], report[condition]
+        assert block[words]["condition"] == condition and row["images"] == measured["n"] == 4
+        assert row["reals called fake"] == measured["real_called_fake"]
+        assert row["fakes called real"] == measured["fake_called_real"]
+    assert "| change | tested on | condition | ROC-AUC |" in ModelCard.load(weights).to_markdown()
+
+    fresh = shutil.copytree(tiny_weights, tmp_path / "fresh")
+    args[args.index(str(weights))] = str(fresh)
+    subprocess.run([*args, str(tmp_path / "again"), "--no-card"], cwd=REPO, check=True, capture_output=True,
+                   timeout=300)
+    assert CHANGED_SECTION not in ModelCard.load(fresh).extra
