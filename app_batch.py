@@ -3,12 +3,13 @@
 Each photo is scored as the Detector tab scores one (``app_common.score_upload``) and written as
 the command line writes it (``python -m detector predict``: verdict, highest fake probability,
 faces, details), and drawn as the Detector tab draws it; the table downloads as ``predict --csv``
-writes it. A visitor on a hosted demo has no command line: this is their folder. The event is
+writes it, alone or in a ZIP with every overlay. A visitor on a hosted demo has no command line: this is their folder. The event is
 private: an API client sends photos one by one to ``/predict``, and a folder goes to the CLI.
 """
 
 from __future__ import annotations
 
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,19 +42,21 @@ def batch_tab(detector) -> None:
     """
     card = detector.card
 
-    # The button's updates are gr.update()s, not components: a component built here copies its
+    # The buttons' updates are gr.update()s, not components: a component built here copies its
     # file into another folder of the cache at once, a second file for every answer.
-    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str, dict]:
+    def score_photos(files: list | None, progress=gr.Progress()) -> tuple[list[list[str]], list, str, dict, dict]:
         if not files:
-            return [], [], EMPTY_STATUS, gr.update(value=None, visible=False)
+            hidden = gr.update(value=None, visible=False)
+            return [], [], EMPTY_STATUS, hidden, hidden
         records, pictures = [], []
         for upload in progress.tqdm(files[:MAX_PHOTOS], desc="Scoring photos", unit="photos"):
             record, picture = score_one(detector, upload)
             records.append(record)
-            if picture is not None:
-                pictures.append(picture)
-        return ([table_row(r) for r in records], pictures, batch_status(records, len(files), card),
-                gr.update(value=table_file(records), visible=True))
+            pictures.append(picture)
+        drawn = [(r["path"], picture) for r, picture in zip(records, pictures) if picture is not None]
+        return ([table_row(r) for r in records], [picture for _, picture in drawn],
+                batch_status(records, len(files), card), gr.update(value=table_file(records), visible=True),
+                gr.update(value=bundle_file(records, [(name, png) for name, (png, _) in drawn]), visible=True))
 
     with gr.Tab("Several photos"):
         with gr.Row(equal_height=False):
@@ -67,12 +70,16 @@ def batch_tab(detector) -> None:
                 status = gr.Markdown(EMPTY_STATUS, elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_HEADERS, label="Verdict per photo", interactive=False, wrap=True,
                                      column_widths=app_common.column_widths(BATCH_HEADERS), elem_id="batch-table")
-                download = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm", elem_id="batch-csv")
+                with gr.Row():
+                    download = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm",
+                                                 elem_id="batch-csv")
+                    bundle = gr.DownloadButton("Download the table and overlays (ZIP)", visible=False, size="sm",
+                                               elem_id="batch-zip")
         gallery = gr.Gallery(**app_common.titled_picture("**Where the network looked** (Grad-CAM), photo by photo"),
                              columns=4, height="auto", object_fit="contain", allow_preview=True,
                              elem_id="batch-overlays")
 
-    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status, download],
+    photos.change(score_photos, inputs=photos, outputs=[table, gallery, status, download, bundle],
                   api_visibility="private").then(
         None, js=app_common.reveal("batch-status"), queue=False)
 
@@ -100,10 +107,39 @@ def table_file(records: list[dict[str, Any]]) -> str:
         The CSV's path.
     """
     path = app_common.answer_file("photos", ".csv")
+    path.write_bytes(table_bytes(records))
+    return str(path)
+
+
+def table_bytes(records: list[dict[str, Any]]) -> bytes:
+    """The CSV of ``table_file``, encoded."""
     # With a byte-order mark: without it, Excel reads UTF-8 as the local code page and garbles
     # every accented file name.
-    path.write_text("\n".join(csv_line(cells) for cells in [CSV_HEADER, *map(csv_row, records)]) + "\n",
-                    encoding="utf-8-sig")
+    return ("\n".join(csv_line(cells) for cells in [CSV_HEADER, *map(csv_row, records)]) + "\n").encode("utf-8-sig")
+
+
+def bundle_file(records: list[dict[str, Any]], overlays: list[tuple[str, str]]) -> str:
+    """The table and every photo's overlay in one ZIP of this answer's own: ``photos.csv`` as
+    ``table_file`` writes it, and ``overlays/<photo>-overlay.png`` for each photo drawn, named after
+    the visitor's file (a name met twice, as ``a.jpg`` beside ``a.png``, gets a number).
+
+    Args:
+        records: The photos' records.
+        overlays: ``(the visitor's file name, its overlay PNG's path)`` for each photo drawn.
+
+    Returns:
+        The ZIP's path.
+    """
+    path = app_common.answer_file("photos", ".zip")
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("photos.csv", table_bytes(records), zipfile.ZIP_DEFLATED)
+        entries: set[str] = set()
+        for name, png in overlays:
+            stem, n = Path(name).stem, 1
+            while (entry := f"overlays/{stem}{f'-{n}' if n > 1 else ''}-overlay.png") in entries:
+                n += 1
+            entries.add(entry)
+            bundle.write(png, entry)  # stored: a PNG is compressed already
     return str(path)
 
 

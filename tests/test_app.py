@@ -439,6 +439,26 @@ def test_several_photos_download_as_the_cli_s_csv(tmp_path, monkeypatch):
     assert Path(table_file(records)) != path  # each answer its own file
 
 
+def test_several_photos_download_with_their_overlays_as_a_zip(tmp_path, monkeypatch):
+    import zipfile
+
+    import app_common
+    from app_batch import bundle_file, table_file
+
+    monkeypatch.setattr(app_common, "get_upload_folder", lambda: str(tmp_path))
+    records = [{"path": name, "kind": "image", "fake_probability": 0.2, "label": "real", "faces": [], "error": None}
+               for name in ("été.jpg", "a.jpg", "a.png", "a-2.jpg", "notes.jpg")]
+    pictures = {name: app_common.answer_picture(np.full((8, 8, 3), i * 40, np.uint8), "x")
+                for i, name in enumerate(("été.jpg", "a.jpg", "a.png", "a-2.jpg"))}  # notes.jpg: not drawn
+    path = Path(bundle_file(records, list(pictures.items())))
+    assert path.parent == tmp_path / "answers" and path.suffix == ".zip"
+    with zipfile.ZipFile(path) as bundle:
+        assert bundle.namelist() == ["photos.csv", "overlays/été-overlay.png", "overlays/a-overlay.png",
+                                     "overlays/a-2-overlay.png", "overlays/a-2-2-overlay.png"]
+        assert bundle.read("photos.csv") == Path(table_file(records)).read_bytes()  # the CSV download's own bytes
+        assert bundle.read("overlays/a-2-overlay.png") == Path(pictures["a.png"]).read_bytes()
+
+
 def test_an_unreadable_photo_among_several_is_named_as_the_visitor_named_it(tmp_path):
     from app_batch import score_one
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -386,6 +387,12 @@ def test_several_photos_get_a_verdict_each_and_their_overlays(browser, page_url)
     lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "path,kind,verdict,fake_probability,faces,details" and len(lines) == 5
     assert [line.split(",")[0] for line in lines[1:]] == [PHOTO.name, two.name, "landscape.png", "notes.jpg"]
+    with page.expect_download() as download:
+        page.locator("#batch-zip").click()
+    with zipfile.ZipFile(download.value.path()) as bundle:  # the table and the three overlays drawn
+        assert bundle.read("photos.csv").decode("utf-8-sig").splitlines() == lines
+        assert bundle.namelist()[1:] == [f"overlays/{Path(name).stem}-overlay.png"
+                                         for name in (PHOTO.name, two.name, "landscape.png")]
     screenshot(page, "several_photos.png")
 
 
