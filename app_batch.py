@@ -3,8 +3,9 @@
 Each photo is scored as the Detector tab scores one (``app_common.score_upload``) and written as
 the command line writes it (``python -m detector predict``: verdict, highest fake probability,
 faces, details), and drawn as the Detector tab draws it; the table downloads as ``predict --csv``
-writes it, alone or in a ZIP with every overlay. A visitor on a hosted demo has no command line: this is their folder. The event is
-private: an API client sends photos one by one to ``/predict``, and a folder goes to the CLI.
+writes it, alone or in a ZIP with every overlay. A visitor on a hosted demo has no command line:
+this is their folder. The event is private: an API client sends photos one by one to ``/predict``,
+and a folder goes to the CLI.
 """
 
 from __future__ import annotations

@@ -281,12 +281,15 @@ class ModelCard:
                      and isinstance(before.get(name), float)]
             if rises and (most := max(rises))[0] >= MIN_RISE:
                 rise, name, share = most
-                named.append((rise, f"{change}, {percent(share)} of {name}'s {'real' if verdict == 'fake' else 'fake'} "
-                                    f"test photos ({percent(before[name])} unchanged)"))
+                named.append((rise, change, f"{percent(share)} of {name}'s", f"({percent(before[name])} unchanged)"))
         if not named:
             return ""
+        named.sort(reverse=True)
+        photos = f"{'real' if verdict == 'fake' else 'fake'} test photos "  # said once, after the first share
         who = "Real photos changed after they were taken" if verdict == "fake" else "Fakes changed after they were made"
-        return f"{who} are called {verdict} more often: " + "; ".join(text for _, text in sorted(named, reverse=True)) + "."
+        return f"{who} are called {verdict} more often: " + "; ".join(
+            f"{change}, {share} {photos if i == 0 else ''}{before}"
+            for i, (_, change, share, before) in enumerate(named)) + "."
 
     def given_to_the_other_kind(self, verdict: str) -> dict[str, float]:
         """The share of each set's test faces of the other kind that got ``verdict``
