@@ -260,8 +260,8 @@ class ModelCard:
                 f"{span(aucs, lambda v: f'{v:.2f}')}, and {span(real, percent)} of them called real.")
 
     def changed_summary(self, verdict: str) -> str:
-        """The changes made to photos after they were made that give ``verdict`` to the other kind
-        more often (``extra[CHANGED_SECTION]``), in a sentence for the page beside that verdict; empty
+        """The changes to a photo after it was made that give ``verdict`` to the other kind more
+        often (``extra[CHANGED_SECTION]``), in a sentence for the page beside that verdict; empty
         when no change raises that share by ``MIN_RISE`` on any set, or without the section.
 
         E.g. for "fake": "Real photos changed after they were taken are called fake more often:

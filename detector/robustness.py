@@ -5,8 +5,10 @@
 Every test image is decoded once, then degraded by each condition (JPEG re-compression,
 downscaling, blur and their combinations, enlarging, smoothing, black and white) and scored
 through the whole pipeline, faces included. For each condition and set the report gives the ROC-AUC, its drop
-from the undegraded images, the shares of reals called fake and of fakes called real, and the
-share of verdicts (fake / not fake at the threshold) that flip.
+from the undegraded images, the shares of reals called fake and of fakes called real (each
+photo's own verdict, as the page gives it), and the share of verdicts (fake / not fake at the
+threshold) that flip. The changes people make to photos (``CARD_CONDITIONS``) go into the model
+card, from which the page says which of them turn a verdict.
 """
 
 from __future__ import annotations
