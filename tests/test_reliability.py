@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,7 +299,7 @@ def test_several_photos_give_each_odd_file_the_verdict_the_detector_gives_it(det
             return iterable
 
     start = time.perf_counter()
-    rows, pictures, status, download = score_photos([str(corpus[name]) for name in names], progress=NoBar())
+    rows, pictures, status, download, bundle = score_photos([str(corpus[name]) for name in names], progress=NoBar())
     assert time.perf_counter() - start < SECONDS_PER_FILE * MAX_PHOTOS
     assert [row[0] for row in rows] == names[:MAX_PHOTOS]
     with open(download["value"], encoding="utf-8-sig", newline="") as table:  # the same rows, as the CLI's CSV
@@ -312,6 +313,9 @@ def test_several_photos_give_each_odd_file_the_verdict_the_detector_gives_it(det
             p = outcome.result.fake_probability
             assert probability == ("" if p is None else percent(p)), name
     assert len(pictures) == sum(first_pass[name].error is None for name in names[:MAX_PHOTOS])
+    with zipfile.ZipFile(bundle["value"]) as zipped:  # the same table, and an overlay for each picture shown
+        assert zipped.read("photos.csv") == Path(download["value"]).read_bytes()
+        assert len(zipped.namelist()) == 1 + len(pictures)
     assert f"Only the first {MAX_PHOTOS} of the {len(names)} photos dropped were scored" in status
 
 
