@@ -76,16 +76,18 @@ def test_the_command_writes_the_changes_the_page_names_into_the_weights_card(tin
 
     weights = shutil.copytree(tiny_weights, tmp_path / "weights")
     args = [sys.executable, "-m", "detector", "--weights", str(weights), "robustness", "--sets", str(tiny_set),
-            "--limit", "2", "--out"]
+            "--limit", "4", "--out"]
     subprocess.run([*args, str(tmp_path / "report")], cwd=REPO, check=True, capture_output=True, timeout=300)
     block = ModelCard.load(weights).extra[CHANGED_SECTION]
     assert list(block) == list(CARD_CONDITIONS.values()) and UNCHANGED in block
     report = json.loads((tmp_path / "report" / "robustness.json").read_text())["sets"][tiny_set.name]
     for condition, words in CARD_CONDITIONS.items():
         row, measured = block[words][tiny_set.name], report[condition]
-        assert block[words]["condition"] == condition and row["images"] == measured["n"] == 4
-        assert row["reals called fake"] == measured["real_called_fake"]
-        assert row["fakes called real"] == measured["fake_called_real"]
+        assert block[words]["condition"] == condition and row["images"] == measured["n"] == 8
+        # A share the report could not count (every real's face lost at half size) is left out.
+        assert row.get("reals called fake") == measured["real_called_fake"]
+        assert row.get("fakes called real") == measured["fake_called_real"]
+    assert isinstance(block[UNCHANGED][tiny_set.name]["reals called fake"], float)  # the tiny photos' faces judged
     assert "| change | tested on | condition | ROC-AUC |" in ModelCard.load(weights).to_markdown()
 
     fresh = shutil.copytree(tiny_weights, tmp_path / "fresh")
