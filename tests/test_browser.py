@@ -7,8 +7,8 @@ dropped while the page is still loading), a crowd's close-ups, the phone layout,
 phone's tabs and several photos on a phone, the About tab, a clip of two people and the
 example clip on the Video tab, and four files at once on the "Several photos" tab. Their
 screenshots land in artifacts/screenshots/ (faces.png, phone.png, heic.png, no_face.png,
-bad_file.png, about.png, video.png, video_example.png, several_photos.png) for a human to
-look at.
+bad_file.png, about.png, video.png, video_example.png, several_photos.png,
+several_photos_phone.png) for a human to look at.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def test_on_a_phone_several_photos_have_whole_captions(browser, page_url):
                 has_touch=True)
     expect(page.locator("#batch-overlays img")).to_have_count(1, timeout=120_000)
     assert captions_cut(page, "#batch-overlays") == []  # "uncertain (65% fake) · facerec_obama_and_biden.jpg"
-    page.close()
+    screenshot(page, "several_photos_phone.png")
 
 
 def test_on_a_small_phone_every_tab_and_the_card_s_tables_are_in_sight(browser, page_url):
