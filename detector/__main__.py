@@ -143,12 +143,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_robustness(args: argparse.Namespace) -> int:
-    from detector.card import CHANGED_SECTION, write_section
+    from detector.card import CHANGED_SECTION, WEIGHTS_DIR, ModelCard, write_section
     from detector.robustness import card_block, robustness_report
 
     report = robustness_report(args.sets, args.out, args.split, weights=args.weights, limit=args.limit)
-    if args.split == "test" and not args.no_card:  # the page's sentences read the test photos' figures
+    # The page's sentences read these figures as the card's own test sets': figures on other sets
+    # or splits stay in the report.
+    own = set(ModelCard.load(args.weights or WEIGHTS_DIR).data.get("sets", {}))
+    if not args.no_card and args.split == "test" and set(report["sets"]) == own:
         write_section(args.weights, CHANGED_SECTION, card_block(report))
+    elif not args.no_card:
+        print(f"the model card was left as it was: its figures are the test split of its own sets ({sorted(own)}), "
+              f"not the {args.split} split of {sorted(report['sets'])}", file=sys.stderr)
     print(json.dumps({"goal": report["goal"], "sets": {
         name: {c: {k: v for k, v in row.items() if k != "n"} for c, row in rows.items()}
         for name, rows in report["sets"].items()}}, indent=1))
@@ -287,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", default="test", choices=("train", "val", "test"))
     r.add_argument("--out", default="reports/robustness", help="folder for robustness.json and .png")
     r.add_argument("--limit", type=int, default=None, help="at most this many images per label and set")
-    r.add_argument("--no-card", action="store_true", help="do not write the test split's figures into the "
-                   "weights' model card (the page names the changes that turn verdicts from them)")
+    r.add_argument("--no-card", action="store_true", help="do not write the figures into the weights' model card "
+                   "(written when the test split of the card's own sets is scored: the page names the changes "
+                   "that turn verdicts from them)")
     r.set_defaults(func=cmd_robustness)
 
     c = sub.add_parser("card", help="print the model card; --update-readme rewrites the README's metrics table")

@@ -95,3 +95,9 @@ def test_the_command_writes_the_changes_the_page_names_into_the_weights_card(tin
     subprocess.run([*args, str(tmp_path / "again"), "--no-card"], cwd=REPO, check=True, capture_output=True,
                    timeout=300)
     assert CHANGED_SECTION not in ModelCard.load(fresh).extra
+    # A set the weights were not trained on is the user's to measure, not the page's to cite.
+    other = shutil.copytree(tiny_set, tmp_path / "other_set")
+    args[args.index(str(tiny_set))] = str(other)
+    done = subprocess.run([*args, str(tmp_path / "other")], cwd=REPO, check=True, capture_output=True, text=True,
+                          timeout=300)
+    assert CHANGED_SECTION not in ModelCard.load(fresh).extra and "left as it was" in done.stderr
