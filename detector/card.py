@@ -279,7 +279,8 @@ class ModelCard:
             if change == UNCHANGED:
                 continue
             rises = [(row[key] - before[name], name, row[key]) for name, row in rows.items()
-                     if isinstance(row, dict) and isinstance(row.get(key), float) and isinstance(before.get(name), float)]
+                     if isinstance(row, dict) and isinstance(row.get(key), float)
+                     and isinstance(before.get(name), float)]
             if rises and (most := max(rises))[0] >= MIN_RISE:
                 rise, name, share = most
                 named.append((rise, change, f"{percent(share)} of {name}'s", f"({percent(before[name])} unchanged)"))
