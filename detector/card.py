@@ -430,6 +430,8 @@ class ModelCard:
                 f"{m['input_size']} px, {m['epochs_run']} epochs (best at epoch {m['best_epoch']}, validation AUC "
                 f"{m['best_val_auc']:.4f}), {m['minutes']} minutes" for m in train["members"])]
               if train.get("members") else []),
+            *([f"- Shipped: {fusion['shipped']} (the pair's validation AUC {fusion['fused_val_auc']:.4f}; a network "
+               "ships alone when it beats the pair)"] if (fusion := train.get("fusion")) else []),
             "",
             "## Test metrics",
             "",

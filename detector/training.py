@@ -261,6 +261,27 @@ def combined_auc(aucs: dict[str, float], sizes: dict[str, int], weighting: str) 
     return float(np.average(list(aucs.values()), weights=weights))
 
 
+def validation_auc(model: keras.Model, val: list[Arrays], weighting: str) -> tuple[float, dict[str, float]]:
+    """The recipe's validation figure of a network: the ROC-AUC of each source with both
+    labels (through ``SCORING_VIEWS``), combined by ``combined_auc``.
+
+    Args:
+        model: A single-logit network.
+        val: The validation split of each training source (``sampling.group_sources``).
+        weighting: See ``combined_auc``.
+
+    Returns:
+        ``(combined, per-source ROC-AUCs)``.
+    """
+    aucs, sizes = {}, {}
+    for part in val:
+        if len(np.unique(part.labels)) == 2:
+            logits = predict_logits(model, part.images, SCORING_VIEWS)
+            aucs[part.name] = float(roc_auc_score(part.labels, logits))
+            sizes[part.name] = len(part.labels)
+    return combined_auc(aucs, sizes, weighting), aucs
+
+
 class _Validation(keras.callbacks.Callback):
     """Scores the shipped (single-output) model on validation data after every epoch,
     keeps the best checkpoint by the combined per-source ROC-AUCs (``combined_auc``), and
@@ -282,13 +303,7 @@ class _Validation(keras.callbacks.Callback):
         self.best, self.best_epoch = best
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        aucs, sizes = {}, {}
-        for part in self.val:
-            if len(np.unique(part.labels)) == 2:
-                logits = predict_logits(self.serving, part.images, SCORING_VIEWS)
-                aucs[part.name] = float(roc_auc_score(part.labels, logits))
-                sizes[part.name] = len(part.labels)
-        score = combined_auc(aucs, sizes, self.weighting)
+        score, aucs = validation_auc(self.serving, self.val, self.weighting)
         if logs is not None:
             logs["val_auc"] = score
             logs.update({f"val_auc_{k}": v for k, v in aucs.items()})
@@ -784,7 +799,13 @@ def finished_card(cfg: TrainConfig, any_recipe: bool = False) -> ModelCard | Non
 def fuse_members(cfg: TrainConfig) -> ModelCard:
     """The last step of a two-network recipe: fuses its finished members (``model.fuse``,
     each through its card's calibration) and writes the fused network with its LiteRT copy,
-    calibration and card into ``cfg.out_dir``.
+    calibration and card into ``cfg.out_dir``; or, when a member alone does better on
+    validation than the pair (``member_to_ship_alone``), that member.
+
+    The check guards the time budget: on a slower machine the first network can use up
+    most of ``max_minutes``, and a second network stopped after an epoch or two would make
+    the pair worse than the first alone. The card's ``training["fusion"]`` says what shipped
+    and why.
 
     Raises:
         WeightsError: a member's weights are missing or altered.
@@ -797,15 +818,47 @@ def fuse_members(cfg: TrainConfig) -> ModelCard:
     for member, card in zip(members, cards):
         card.verify(Path(member.out_dir) / MODEL_FILE)
         networks.append(keras.saving.load_model(Path(member.out_dir) / MODEL_FILE, safe_mode=True, compile=False))
-    model = fuse([(n, c.temperature, c.bias) for n, c in zip(networks, cards)])
-    size = model.input_shape[1]
-    sets = [load_set(s, size, cfg.cache_dir, cfg.limit, margin=cfg.face_margin) for s in cfg.sets]
+    model, shipped = fuse([(n, c.temperature, c.bias) for n, c in zip(networks, cards)]), cfg
+    sets = [load_set(s, model.input_shape[1], cfg.cache_dir, cfg.limit, margin=cfg.face_margin) for s in cfg.sets]
+    fused_auc = fused_validation_auc(model, sets, cfg.val_weighting)
+    member_aucs = [c.training.get("best_val_auc") for c in cards]
+    alone = member_to_ship_alone(fused_auc, member_aucs)
+    if alone is not None:
+        log.warning("the two networks fused score %.4f on validation, the %dpx network alone %.4f: it ships alone",
+                    fused_auc, cards[alone].input_size, member_aucs[alone])
+        model, shipped = networks[alone], members[alone]
+        if model.input_shape[1] != sets[0].images.shape[1]:
+            sets = [load_set(s, model.input_shape[1], cfg.cache_dir, cfg.limit, margin=cfg.face_margin)
+                    for s in cfg.sets]
     model.save(out_dir / MODEL_FILE)
     fields = ("minutes", "epochs_run", "resumed_after_epoch", "best_epoch", "best_val_auc", "history")
     training = {**_run_facts(cfg),
                 "minutes": round(sum(c.training["minutes"] for c in cards) + (time.monotonic() - started) / 60, 1),
-                "members": [{"input_size": c.input_size, **{k: c.training.get(k) for k in fields}} for c in cards]}
-    return _write_card(model, cfg, sets, out_dir, cards[0].data, training)
+                "members": [{"input_size": c.input_size, **{k: c.training.get(k) for k in fields}} for c in cards],
+                "fusion": {"fused_val_auc": round(fused_auc, 4), "shipped": "both, fused" if alone is None
+                           else f"the {cards[alone].input_size}px network alone"}}
+    return _write_card(model, shipped, sets, out_dir, cards[0].data, training)
+
+
+def fused_validation_auc(model: keras.Model, sets: list[Arrays], weighting: str) -> float:
+    """``validation_auc`` of the fused network on the validation split of ``sets`` (crops
+    of its input size), grouped into sources as training grouped them."""
+    return validation_auc(model, group_sources([a.split("val") for a in sets]), weighting)[0]
+
+
+def member_to_ship_alone(fused_auc: float, member_aucs: Sequence[float | None]) -> int | None:
+    """Which member of a two-network recipe ships instead of the pair: the one with the best
+    validation figure (its best epoch's, from its card), if that beats the pair's; else
+    ``None``, and the pair ships (also on a tie: the pair is the recipe).
+
+    E.g. ``member_to_ship_alone(0.95, [0.947, 0.946])`` is ``None``;
+    ``member_to_ship_alone(0.91, [0.947, 0.870])`` is ``0``.
+    """
+    known = [(auc, i) for i, auc in enumerate(member_aucs) if auc is not None and np.isfinite(auc)]
+    if not known:
+        return None
+    best_auc, best = max(known)
+    return best if best_auc > fused_auc else None
 
 
 def _run_facts(cfg: TrainConfig) -> dict[str, Any]:

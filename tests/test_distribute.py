@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,10 +34,25 @@ print(json.dumps({"replicas": replicas, "loss": card.training["history"]["loss"]
 """
 
 
-def start_training(strategy: str, tiny_set, out, devices: int = 1, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUN, strategy, str(tiny_set), str(out), str(devices)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen]]:
+    """The training processes a test starts; any still running when it ends (a timed-out worker
+    waits forever for its peer) is killed, so no orphan holds the cores for the tests after it."""
+    runs: list[subprocess.Popen] = []
+    yield runs
+    for run in runs:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+def start_training(started: list, strategy: str, tiny_set, out, devices: int = 1,
+                   env: dict | None = None) -> subprocess.Popen:
+    run = subprocess.Popen([sys.executable, "-c", RUN, strategy, str(tiny_set), str(out), str(devices)],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    started.append(run)
+    return run
 
 
 def result_of(run: subprocess.Popen) -> dict:
@@ -45,8 +61,8 @@ def result_of(run: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_mirrored_training_on_two_devices(tiny_set, tmp_path):
-    result = result_of(start_training("mirrored", tiny_set, tmp_path, devices=2))
+def test_mirrored_training_on_two_devices(started, tiny_set, tmp_path):
+    result = result_of(start_training(started, "mirrored", tiny_set, tmp_path, devices=2))
     assert result["replicas"] == 2
     assert len(result["loss"]) == 1 and 0 < result["loss"][0] < 20
     # Validation and test ran on the mirrored model without duplicated rows.
@@ -54,9 +70,9 @@ def test_mirrored_training_on_two_devices(tiny_set, tmp_path):
     assert (tmp_path / "model_card.json").exists()
 
 
-def test_multiworker_training_on_a_cluster_of_two(tiny_set, tmp_path):
+def test_multiworker_training_on_a_cluster_of_two(started, tiny_set, tmp_path):
     cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
-    runs = [start_training("multiworker", tiny_set, tmp_path / f"worker{i}",
+    runs = [start_training(started, "multiworker", tiny_set, tmp_path / f"worker{i}",
                            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
             for i in (0, 1)]
     chief, other = (result_of(run) for run in runs)

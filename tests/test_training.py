@@ -439,11 +439,14 @@ def test_a_fresh_run_never_reuses_an_older_run_s_checkpoints(tiny_set, tmp_path)
     assert card.training["epochs_run"] == 1 and read_state(tmp_path / "w" / "run")["epochs_done"] == 1
 
 
-def test_a_two_network_recipe_trains_each_member_then_ships_them_fused(tiny_set, tmp_path):
+def test_a_two_network_recipe_trains_each_member_then_ships_them_fused(tiny_set, tmp_path, monkeypatch):
+    from detector import training
     from detector.model import gradcam_layers
     from detector.pipeline import Detector
     from detector.training import fuse_members, member_configs, train
 
+    # Tiny networks on a tiny set: whether the pair beats a member on validation is chance here.
+    monkeypatch.setattr(training, "fused_validation_auc", lambda *_: 1.0)
     cfg = TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path), second_size=40,
                             second_epochs=1)
     card = train(cfg)
@@ -468,6 +471,41 @@ def test_a_two_network_recipe_trains_each_member_then_ships_them_fused(tiny_set,
     assert again.training["members"] == card.training["members"]
     # The fusion alone gives the same network again.
     np.testing.assert_allclose(fuse_members(cfg).temperature, again.temperature)
+    assert again.training["fusion"] == {"fused_val_auc": 1.0, "shipped": "both, fused"}
+
+
+def test_a_member_better_than_the_pair_on_validation_ships_alone(tiny_set, tmp_path, monkeypatch):
+    from detector import training
+    from detector.model import GRADCAM_LAYER, gradcam_layers
+    from detector.pipeline import Detector
+
+    monkeypatch.setattr(training, "fused_validation_auc", lambda *_: 0.0)  # a pair worse than either member
+    cfg = TrainConfig.quick(str(tmp_path / "w"), sets=[str(tiny_set)], cache_dir=str(tmp_path), second_size=40,
+                            second_epochs=1)
+    card = training.train(cfg)
+    aucs = [m["best_val_auc"] for m in card.training["members"]]
+    side = card.training["members"][int(np.argmax(aucs))]["input_size"]
+    assert card.training["fusion"] == {"fused_val_auc": 0.0, "shipped": f"the {side}px network alone"}
+    assert card.input_size == side and "two networks" not in card.architecture["summary"]
+    assert card.training["config"]["second_size"] == 40  # the recipe is still the pair's: a resume repeats it
+    assert f"- Shipped: the {side}px network alone (the pair's validation AUC 0.0000" in card.to_markdown()
+    detector = Detector.load(tmp_path / "w")
+    assert gradcam_layers(detector.model) == [GRADCAM_LAYER]
+    crops = np.random.default_rng(0).integers(0, 256, (2, side, side, 3)).astype(np.uint8)
+    assert detector.probabilities(crops).shape == (2,)
+
+
+@pytest.mark.parametrize("fused, members, alone", [
+    (0.95, [0.947, 0.946], None),  # the pair is better: it ships
+    (0.91, [0.947, 0.870], 0),  # a second network cut short by the time budget drags the pair down
+    (0.90, [0.85, 0.93], 1),
+    (0.947, [0.947, 0.90], None),  # a tie: the pair is the recipe
+    (0.90, [None, float("nan")], None),  # no member figure to weigh it against
+])
+def test_which_member_ships_alone(fused, members, alone):
+    from detector.training import member_to_ship_alone
+
+    assert member_to_ship_alone(fused, members) == alone
 
 
 def test_a_two_network_run_resumes_the_member_it_was_training(tiny_set, tmp_path):
