@@ -261,7 +261,8 @@ def combined_auc(aucs: dict[str, float], sizes: dict[str, int], weighting: str) 
     return float(np.average(list(aucs.values()), weights=weights))
 
 
-def validation_auc(model: keras.Model, val: list[Arrays], weighting: str) -> tuple[float, dict[str, float]]:
+def validation_auc(model: keras.Model, val: list[Arrays], weighting: str,
+                   batch_size: int = 256) -> tuple[float, dict[str, float]]:
     """The recipe's validation figure of a network: the ROC-AUC of each source with both
     labels (through ``SCORING_VIEWS``), combined by ``combined_auc``.
 
@@ -269,6 +270,7 @@ def validation_auc(model: keras.Model, val: list[Arrays], weighting: str) -> tup
         model: A single-logit network.
         val: The validation split of each training source (``sampling.group_sources``).
         weighting: See ``combined_auc``.
+        batch_size: See ``predict_logits`` (fewer crops per call hold less memory).
 
     Returns:
         ``(combined, per-source ROC-AUCs)``.
@@ -276,7 +278,7 @@ def validation_auc(model: keras.Model, val: list[Arrays], weighting: str) -> tup
     aucs, sizes = {}, {}
     for part in val:
         if len(np.unique(part.labels)) == 2:
-            logits = predict_logits(model, part.images, SCORING_VIEWS)
+            logits = predict_logits(model, part.images, SCORING_VIEWS, batch_size)
             aucs[part.name] = float(roc_auc_score(part.labels, logits))
             sizes[part.name] = len(part.labels)
     return combined_auc(aucs, sizes, weighting), aucs
@@ -824,7 +826,7 @@ def fuse_members(cfg: TrainConfig) -> ModelCard:
     member_aucs = [c.training.get("best_val_auc") for c in cards]
     alone = member_to_ship_alone(fused_auc, member_aucs)
     if alone is not None:
-        log.warning("the two networks fused score %.4f on validation, the %dpx network alone %.4f: it ships alone",
+        log.warning("the two networks fused score %.4f on validation, the %d px network alone %.4f: it ships alone",
                     fused_auc, cards[alone].input_size, member_aucs[alone])
         model, shipped = networks[alone], members[alone]
         if model.input_shape[1] != sets[0].images.shape[1]:
@@ -836,14 +838,14 @@ def fuse_members(cfg: TrainConfig) -> ModelCard:
                 "minutes": round(sum(c.training["minutes"] for c in cards) + (time.monotonic() - started) / 60, 1),
                 "members": [{"input_size": c.input_size, **{k: c.training.get(k) for k in fields}} for c in cards],
                 "fusion": {"fused_val_auc": round(fused_auc, 4), "shipped": "both, fused" if alone is None
-                           else f"the {cards[alone].input_size}px network alone"}}
+                           else f"the {cards[alone].input_size} px network alone"}}
     return _write_card(model, shipped, sets, out_dir, cards[0].data, training)
 
 
-def fused_validation_auc(model: keras.Model, sets: list[Arrays], weighting: str) -> float:
+def fused_validation_auc(model: keras.Model, sets: list[Arrays], weighting: str, batch_size: int = 256) -> float:
     """``validation_auc`` of the fused network on the validation split of ``sets`` (crops
     of its input size), grouped into sources as training grouped them."""
-    return validation_auc(model, group_sources([a.split("val") for a in sets]), weighting)[0]
+    return validation_auc(model, group_sources([a.split("val") for a in sets]), weighting, batch_size)[0]
 
 
 def member_to_ship_alone(fused_auc: float, member_aucs: Sequence[float | None]) -> int | None:

@@ -485,10 +485,10 @@ def test_a_member_better_than_the_pair_on_validation_ships_alone(tiny_set, tmp_p
     card = training.train(cfg)
     aucs = [m["best_val_auc"] for m in card.training["members"]]
     side = card.training["members"][int(np.argmax(aucs))]["input_size"]
-    assert card.training["fusion"] == {"fused_val_auc": 0.0, "shipped": f"the {side}px network alone"}
+    assert card.training["fusion"] == {"fused_val_auc": 0.0, "shipped": f"the {side} px network alone"}
     assert card.input_size == side and "two networks" not in card.architecture["summary"]
     assert card.training["config"]["second_size"] == 40  # the recipe is still the pair's: a resume repeats it
-    assert f"- Shipped: the {side}px network alone (the pair's validation AUC 0.0000" in card.to_markdown()
+    assert f"- Shipped: the {side} px network alone (the pair's validation AUC 0.0000" in card.to_markdown()
     detector = Detector.load(tmp_path / "w")
     assert gradcam_layers(detector.model) == [GRADCAM_LAYER]
     crops = np.random.default_rng(0).integers(0, 256, (2, side, side, 3)).astype(np.uint8)
