@@ -820,7 +820,7 @@ def fuse_members(cfg: TrainConfig) -> ModelCard:
     for member, card in zip(members, cards):
         card.verify(Path(member.out_dir) / MODEL_FILE)
         networks.append(keras.saving.load_model(Path(member.out_dir) / MODEL_FILE, safe_mode=True, compile=False))
-    model, shipped = fuse([(n, c.temperature, c.bias) for n, c in zip(networks, cards)]), cfg
+    model, shipped_cfg = fuse([(n, c.temperature, c.bias) for n, c in zip(networks, cards)]), cfg
     sets = [load_set(s, model.input_shape[1], cfg.cache_dir, cfg.limit, margin=cfg.face_margin) for s in cfg.sets]
     fused_auc = fused_validation_auc(model, sets, cfg.val_weighting)
     member_aucs = [c.training.get("best_val_auc") for c in cards]
@@ -828,7 +828,7 @@ def fuse_members(cfg: TrainConfig) -> ModelCard:
     if alone is not None:
         log.warning("the two networks fused score %.4f on validation, the %d px network alone %.4f: it ships alone",
                     fused_auc, cards[alone].input_size, member_aucs[alone])
-        model, shipped = networks[alone], members[alone]
+        model, shipped_cfg = networks[alone], members[alone]
         if model.input_shape[1] != sets[0].images.shape[1]:
             sets = [load_set(s, model.input_shape[1], cfg.cache_dir, cfg.limit, margin=cfg.face_margin)
                     for s in cfg.sets]
@@ -839,7 +839,7 @@ def fuse_members(cfg: TrainConfig) -> ModelCard:
                 "members": [{"input_size": c.input_size, **{k: c.training.get(k) for k in fields}} for c in cards],
                 "fusion": {"fused_val_auc": round(fused_auc, 4), "shipped": "both, fused" if alone is None
                            else f"the {cards[alone].input_size} px network alone"}}
-    return _write_card(model, shipped, sets, out_dir, cards[0].data, training)
+    return _write_card(model, shipped_cfg, sets, out_dir, cards[0].data, training)
 
 
 def fused_validation_auc(model: keras.Model, sets: list[Arrays], weighting: str, batch_size: int = 256) -> float:
