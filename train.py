@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"{d.self_blend_share}; 0: none; see TrainConfig.self_blend_share)")
     p.add_argument("--smooth-prob", type=float, default=d.augment.smooth_prob,
                    help="chance that a training crop, real or fake alike, is smoothed as beauty modes and retouching "
-                   f"smooth skin (default {d.augment.smooth_prob}: off; see AugmentConfig.smooth_prob)")
+                   f"smooth skin (default {d.augment.smooth_prob}; 0: none; see AugmentConfig.smooth_prob)")
     p.add_argument("--pair-loss", type=float, default=d.pair_loss_weight,
                    help=f"weight of the ranking loss on real/fake pairs (default {d.pair_loss_weight}; "
                    "see TrainConfig.pair_loss_weight)")

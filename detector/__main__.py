@@ -163,10 +163,12 @@ def cmd_robustness(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from detector.card import WEIGHTS_DIR, ModelCard, update_readme
+    from detector.card import WEIGHTS_DIR, ModelCard, carry_unseen, update_readme
 
     folder = args.weights or WEIGHTS_DIR
     card = ModelCard.load(folder)
+    if args.unseen_from:
+        card = carry_unseen(card, ModelCard.load(args.unseen_from))
     card.save(folder)  # re-renders MODEL_CARD.md from the JSON
     if args.update_readme:
         changed = update_readme(args.readme, card)
@@ -301,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("card", help="print the model card; --update-readme rewrites the README's metrics table")
     c.add_argument("--update-readme", action="store_true")
+    c.add_argument("--unseen-from", metavar="WEIGHTS",
+                   help="carry the leave-one-source-out runs of another card (the weights these replace) into this one, "
+                        "each marked with the settings in which that recipe differs from this one's")
     c.add_argument("--readme", default=str(Path(__file__).resolve().parent.parent / "README.md"))
     c.set_defaults(func=cmd_card)
 

@@ -41,9 +41,10 @@ class AugmentConfig:
         jpeg_quality: Range of JPEG qualities.
         smooth_prob: Chance of an edge-preserving smoothing (``bilateral``, of spatial and
             colour sigmas drawn from ``SMOOTH_SIGMA`` and ``SMOOTH_COLOR``), as phones' beauty
-            modes and portrait retouching smooth skin and keep its outlines; 0 (the default)
-            turns it off. It draws on seeds of its own, so the other changes are drawn alike
-            with and without it.
+            modes and portrait retouching smooth skin and keep its outlines, so that smooth
+            skin is not learned as a sign of a made face (a quarter by default; 0 turns it
+            off). It draws on seeds of its own, so the other changes are drawn alike with and
+            without it.
     """
 
     zoom: float = 0.12
@@ -57,7 +58,7 @@ class AugmentConfig:
     rescale_min: float = 0.4
     jpeg_prob: float = 0.6
     jpeg_quality: tuple[int, int] = (30, 95)
-    smooth_prob: float = 0.0
+    smooth_prob: float = 0.25
 
 
 def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:

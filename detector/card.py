@@ -330,14 +330,14 @@ class ModelCard:
         """Which leave-one-source-out runs were trained before the recipe changed, and how it
         changed (``CHANGED_SETTINGS``), in words; empty when every run used the recipe."""
         runs = {f: run for f, run in (self.extra.get(UNSEEN_SECTION) or {}).items() if isinstance(run, dict)}
-        older = [family for family, run in runs.items() if run.get("recipe_differs")]
-        if not older:
-            return ""
-        changes = _and_list([CHANGED_SETTINGS.get(k, f"its {k} changed") for k in self.unseen_recipe_changes()])
-        newer = [family for family in runs if family not in older]
-        which = _and_list(older) if len(older) <= len(newer) else f"every run but {_and_list(newer)}" if newer \
-            else "every run"
-        return f"{which} trained before {changes}"
+        notes = []
+        for change in self.unseen_recipe_changes():  # each change its own runs: they need not be the same
+            older = [family for family, run in runs.items() if change in (run.get("recipe_differs") or [])]
+            newer = [family for family in runs if family not in older]
+            which = _and_list(older) if len(older) <= len(newer) else f"every run but {_and_list(newer)}" if newer \
+                else "every run"
+            notes.append(f"{which} trained before {CHANGED_SETTINGS.get(change, f'its {change} changed')}")
+        return "; ".join(notes)
 
     def unseen_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(family, held-out source, its test metrics)`` of the leave-one-source-out runs
@@ -495,7 +495,67 @@ def write_section(weights_dir: str | Path | None, title: str, block: dict[str, A
 
 #: How a recipe setting that changed since a leave-one-source-out run reads in the card:
 #: "... trained before the second network was added" (other settings: "before its X changed").
-CHANGED_SETTINGS = {"second_size": "the second network was added"}
+CHANGED_SETTINGS = {"second_size": "the second network was added",
+                    "augment.smooth_prob": "smoothing was added to the augmentation"}
+
+#: What a run did about a setting added after its card was written: a card without
+#: ``second_size`` trained one network, one without ``augment.smooth_prob`` smoothed no crop.
+SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"second_size": None, "augment": {"smooth_prob": 0.0}}
+
+
+def config_differences(config: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """The settings in which a card's training configuration differs from another, as cards
+    write them: every setting ``config`` kept (a card keeps the recipe, not the machine's
+    folders: ``ModelCard.save``) but the time budget and the log's verbosity, and the sets
+    by name (``"sets"``); within a group of settings, the one that differs
+    (``"augment.smooth_prob"``). A setting added after a card was written reads as what its run did
+    without it (``SETTINGS_BEFORE_THEY_EXISTED``). A budget that stopped a run early shows in
+    its epochs, not here.
+
+    Args:
+        config: A card's ``training["config"]``.
+        want: The configuration to compare with, as a card would write it.
+
+    Returns:
+        The names of the differing settings, in ``config``'s order.
+    """
+    have = {**SETTINGS_BEFORE_THEY_EXISTED, **config}
+    have.update({k: {**v, **config[k]} for k, v in SETTINGS_BEFORE_THEY_EXISTED.items()
+                 if isinstance(v, dict) and k in config})
+    differ = []
+    for k, v in have.items():
+        if k not in want or k in ("sets", "verbose", "max_minutes") or v == want[k]:
+            continue
+        if isinstance(v, dict) and isinstance(want[k], dict):  # "augment.smooth_prob", not "augment"
+            differ += [f"{k}.{sub}" for sub in {**v, **want[k]} if v.get(sub) != want[k].get(sub)]
+        else:
+            differ.append(k)
+    if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in want.get("sets", [])]:
+        differ.append("sets")
+    return differ
+
+
+def carry_unseen(card: ModelCard, earlier: ModelCard) -> ModelCard:
+    """``card`` with the leave-one-source-out runs of ``earlier`` (the card of the weights it
+    replaces), each run's ``recipe_differs`` joined by the settings in which the earlier
+    recipe differs from this one: those runs take hours, and their figures stay true of the
+    recipe they trained, which the card then names (``unseen_recipe_note``).
+
+    Args:
+        card: The new weights' card.
+        earlier: The card whose ``extra[UNSEEN_SECTION]`` is carried.
+
+    Raises:
+        ValueError: ``earlier`` has no leave-one-source-out runs.
+    """
+    runs = earlier.extra.get(UNSEEN_SECTION)
+    if not runs:
+        raise ValueError(f"the earlier card has no {UNSEEN_SECTION!r} section to carry (its sections: {list(earlier.extra)})")
+    changed = config_differences(earlier.training.get("config", {}), card.training.get("config", {}))
+    carried = {family: {**run, "recipe_differs": [*run.get("recipe_differs", []),
+                                                  *(k for k in changed if k not in run.get("recipe_differs", []))]}
+               for family, run in runs.items()}
+    return replace(card, extra={**card.extra, UNSEEN_SECTION: carried})
 
 
 def _and_list(items: list[str]) -> str:

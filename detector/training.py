@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from detector import evaluation
 from detector.augment import AugmentConfig
-from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, sha256_of
+from detector.card import CARD_FILE, MODEL_FILE, WEIGHTS_DIR, ModelCard, WeightsError, config_differences, sha256_of
 from detector.data import SPLITS, Arrays, load_set
 from detector.defaults import SHARED_DATA, SHARED_SETS
 from detector.faces import FACE_MARGIN
@@ -1002,11 +1002,6 @@ def _train_network(cfg: TrainConfig, resume: bool = False) -> ModelCard:
     return card
 
 
-#: What a run did about a setting added after its card was written: a card without
-#: ``second_size`` trained one network, one without ``augment.smooth_prob`` smoothed no crop.
-SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"second_size": None, "augment": {"smooth_prob": 0.0}}
-
-
 def resumable(cfg: TrainConfig) -> bool:
     """Whether a run into ``cfg.out_dir`` has begun, so that ``train(cfg, resume=True)`` can
     go on with it: its checkpoints, or either member's of a two-network recipe."""
@@ -1031,11 +1026,8 @@ def same_recipe(card: ModelCard, cfg: TrainConfig) -> bool:
 
 
 def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
-    """The settings in which a card's run differs from ``cfg``: every setting its card kept
-    (it keeps the recipe, not the machine's folders: ``ModelCard.save``) but the time budget
-    and the log's verbosity, and the sets by name (``"sets"``). A budget that stopped a run
-    early shows in its epochs, not here: a two-network recipe gives its second network what
-    the first left.
+    """The settings in which a card's run differs from ``cfg`` (``card.config_differences``:
+    not the time budget, nor the log's verbosity; the sets by name).
 
     Args:
         card: A trained model's card.
@@ -1044,15 +1036,7 @@ def recipe_differences(card: ModelCard, cfg: TrainConfig) -> list[str]:
     Returns:
         The names of the differing ``TrainConfig`` fields, in the card's order.
     """
-    want = json.loads(json.dumps(asdict(cfg), default=str))  # as the card wrote it
-    config = card.training.get("config", {})
-    have = {**SETTINGS_BEFORE_THEY_EXISTED, **config}
-    have.update({k: {**v, **config[k]} for k, v in SETTINGS_BEFORE_THEY_EXISTED.items()
-                 if isinstance(v, dict) and k in config})
-    differ = [k for k, v in have.items() if k in want and k not in ("sets", "verbose", "max_minutes") and v != want[k]]
-    if [Path(s).name for s in have.get("sets", [])] != [Path(s).name for s in cfg.sets]:
-        differ.append("sets")
-    return differ
+    return config_differences(card.training.get("config", {}), json.loads(json.dumps(asdict(cfg), default=str)))
 
 
 def _stopped(state: dict, cfg: TrainConfig) -> bool:

@@ -137,7 +137,7 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert configs[-1][0].patch_layer == "block_5_add" and configs[-1][0].backbone == "mobilenet_v2"
     assert train_script.main(["--patch-loss", "0.5", "--out", str(tmp_path)]) == 0
     assert configs[-1][0].patch_loss_weight == 0.5 and configs[-1][0].patch_layer is None
-    assert configs[-1][0].augment == AugmentConfig()  # smoothing off unless asked
+    assert configs[-1][0].augment == AugmentConfig() and AugmentConfig().smooth_prob == 0.25  # the recipe smooths
     assert train_script.main(["--no-train-batchnorm", "--out", str(tmp_path)]) == 0
     assert not configs[-1][0].train_batchnorm and TrainConfig().train_batchnorm
     assert train_script.main(["--out", str(tmp_path), "--resume"]) == 0
@@ -147,8 +147,8 @@ def test_train_command_passes_the_network_shape_and_losses_to_the_run(monkeypatc
     assert configs[-1][0].second_size is None
     assert train_script.main(["--second-size", "224", "--second-epochs", "3", "--out", str(tmp_path)]) == 0
     assert (configs[-1][0].second_size, configs[-1][0].second_epochs) == (224, 3)
-    assert train_script.main(["--smooth-prob", "0.25", "--out", str(tmp_path)]) == 0
-    assert configs[-1][0].augment == AugmentConfig(smooth_prob=0.25)
+    assert train_script.main(["--smooth-prob", "0", "--out", str(tmp_path)]) == 0
+    assert configs[-1][0].augment == AugmentConfig(smooth_prob=0.0)
 
 
 def test_paired_ranking_loss_asks_each_fake_to_outscore_its_real():
@@ -356,7 +356,7 @@ def test_augment_is_seeded_and_zero_strengths_turn_every_change_off():
     assert not np.array_equal(x, tf.cast(image, tf.float32))
 
     off = AugmentConfig(zoom=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
-                        blur_prob=0.0, rescale_prob=0.0, jpeg_prob=0.0)
+                        blur_prob=0.0, rescale_prob=0.0, jpeg_prob=0.0, smooth_prob=0.0)
     for s in range(4):
         x, _ = augment(image, mask, tf.constant([s, 1], tf.int64), mask_size=8, cfg=off)
         original = image.numpy().astype(np.float32)
@@ -387,7 +387,7 @@ def test_smoothing_draws_its_own_chances_so_a_run_without_it_is_augmented_as_bef
     smoothed, as_before = 0, 0
     for s in range(12):
         seed = tf.constant([s, 7], tf.int64)
-        default = augment(image, mask, seed, mask_size=8)[0].numpy()
+        default = augment(image, mask, seed, mask_size=8, cfg=AugmentConfig(smooth_prob=0.0))[0].numpy()
         rare = augment(image, mask, seed, mask_size=8, cfg=AugmentConfig(smooth_prob=1e-9))[0].numpy()
         always = augment(image, mask, seed, mask_size=8, cfg=AugmentConfig(smooth_prob=1.0))[0].numpy()
         np.testing.assert_array_equal(rare, default)  # the other changes drew the same
@@ -537,8 +537,8 @@ def test_a_card_written_before_two_networks_existed_counts_as_one_network(tiny_w
     # Nor had it smoothed a crop: a card from before the setting reads as a run without it.
     augment = {k: v for k, v in card.training["config"]["augment"].items() if k != "smooth_prob"}
     old = dataclasses.replace(old, training={**old.training, "config": {**config, "augment": augment}})
-    assert recipe_differences(old, cfg) == []
-    assert recipe_differences(old, dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.25))) == ["augment"]
+    assert recipe_differences(old, dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.0))) == []
+    assert recipe_differences(old, dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.25))) == ["augment.smooth_prob"]
     assert not resumable(cfg) and not resumable(dataclasses.replace(cfg, second_size=40))
 
 
