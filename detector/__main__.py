@@ -304,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("card", help="print the model card; --update-readme rewrites the README's metrics table")
     c.add_argument("--update-readme", action="store_true")
     c.add_argument("--unseen-from", metavar="WEIGHTS",
-                   help="carry the leave-one-source-out runs of another card (the weights these replace) into this one, "
-                        "each marked with the settings in which that recipe differs from this one's")
+                   help="carry the leave-one-source-out runs of another card (the weights these replace) into "
+                        "this one, each marked with the settings in which that recipe differs from this one's")
     c.add_argument("--readme", default=str(Path(__file__).resolve().parent.parent / "README.md"))
     c.set_defaults(func=cmd_card)
 

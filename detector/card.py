@@ -379,6 +379,19 @@ class ModelCard:
         return (f"Kinds of fake left out of training, one run each (`python train.py --leave-one-out`, "
                 f"{_leave_one_out_schedule(self)}), tested on the held-out test split with that run's own threshold:")
 
+    def _smoothing_limit(self) -> str:
+        """The card's limit on smoothed skin, which depends on whether its recipe smoothed
+        training crops (``AugmentConfig.smooth_prob``): without, real faces smoothed by a
+        beauty mode read as made; with, smoothed fakes pass as real more often."""
+        smoothed = self.training.get("config", {}).get("augment", {}).get("smooth_prob", 0.0)
+        where = ("“Photos changed after they were made” above" if CHANGED_SECTION in self.extra
+                 else "measured in the project's docs/robustness.md")
+        if smoothed:
+            return (f"- Its training smoothed {percent(smoothed)} of the crops, real and fake alike, as beauty modes "
+                    f"and retouching smooth skin, so that smooth skin is not taken for a made face; in exchange, "
+                    f"smoothed fakes pass as real more often than with weights trained without it ({where}).")
+        return f"- A real face whose skin a beauty mode or retouching smoothed is often called fake ({where})."
+
     def metrics_table(self, split: str = "test") -> str:
         """A Markdown table of the headline metrics of one split, one row per set."""
         return verdicts_table(self.metrics.get(split, {}))
@@ -455,9 +468,7 @@ class ModelCard:
             "  A high score is evidence, not proof; a low score does not certify a photo as authentic.",
             "- Faces are found by a face detector: turned or tiny faces may be missed, and a photo in which",
             "  no face is found gets no verdict (\"no face\").",
-            "- A real face whose skin a beauty mode or retouching smoothed is often called fake ("
-            + ("“Photos changed after they were made” above" if CHANGED_SECTION in self.extra
-               else "measured in the project's docs/robustness.md") + ").",
+            self._smoothing_limit(),
             "",
             "## Licences and provenance",
             *[f"- `{name}`: {PROVENANCE.get(name, 'see the set’s own licence')}" for name in self.data.get("sets", {})],
@@ -550,10 +561,10 @@ def carry_unseen(card: ModelCard, earlier: ModelCard) -> ModelCard:
     """
     runs = earlier.extra.get(UNSEEN_SECTION)
     if not runs:
-        raise ValueError(f"the earlier card has no {UNSEEN_SECTION!r} section to carry (its sections: {list(earlier.extra)})")
+        raise ValueError(f"the earlier card has no {UNSEEN_SECTION!r} section to carry "
+                         f"(its sections: {list(earlier.extra)})")
     changed = config_differences(earlier.training.get("config", {}), card.training.get("config", {}))
-    carried = {family: {**run, "recipe_differs": [*run.get("recipe_differs", []),
-                                                  *(k for k in changed if k not in run.get("recipe_differs", []))]}
+    carried = {family: {**run, "recipe_differs": list(dict.fromkeys([*run.get("recipe_differs", []), *changed]))}
                for family, run in runs.items()}
     return replace(card, extra={**card.extra, UNSEEN_SECTION: carried})
 

@@ -538,7 +538,8 @@ def test_a_card_written_before_two_networks_existed_counts_as_one_network(tiny_w
     augment = {k: v for k, v in card.training["config"]["augment"].items() if k != "smooth_prob"}
     old = dataclasses.replace(old, training={**old.training, "config": {**config, "augment": augment}})
     assert recipe_differences(old, dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.0))) == []
-    assert recipe_differences(old, dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.25))) == ["augment.smooth_prob"]
+    smoothing = dataclasses.replace(cfg, augment=AugmentConfig(smooth_prob=0.25))
+    assert recipe_differences(old, smoothing) == ["augment.smooth_prob"]
     assert not resumable(cfg) and not resumable(dataclasses.replace(cfg, second_size=40))
 
 
