@@ -1,6 +1,6 @@
 """Regenerate ``weights/`` from labelled face sets.
 
-    python train.py                      # the shipped model, from the six sets of ../shared/data (< 150 min, 2 CPU cores):
+    python train.py                      # the shipped model from the six sets of ../shared/data (140-min budget):
                                          # a network at 160 px, one at 192 px, fused (--second-size 0: the first alone)
     python train.py --resume             # go on from the last finished epoch of an interrupted run
     python train.py --quick --out /tmp/w # seconds, on a tiny subset: a smoke test

@@ -3,7 +3,8 @@
     python -m detector robustness --out reports/robustness
 
 Every test image is decoded once, then degraded by each condition (JPEG re-compression,
-downscaling, blur and their combinations, enlarging, smoothing, black and white) and scored
+downscaling, blur and their combinations, enlarging, smoothing, black and white, a beauty mode's
+reshaping of the face) and scored
 through the whole pipeline, faces included. For each condition and set the report gives the ROC-AUC, its drop
 from the undegraded images, the shares of reals called fake and of fakes called real (each
 photo's own verdict, as the page gives it), and the share of verdicts (fake / not fake at the
@@ -13,6 +14,7 @@ card, from which the page says which of them turn a verdict.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from detector import evaluation
 from detector.card import UNCHANGED
 from detector.data import read_records
 from detector.evaluate_sets import Scored, verdict_shares
+from detector.faces import FaceFinder
 from detector.imaging import ImageError, load_image
 from detector.pipeline import Detector
 
@@ -74,6 +77,44 @@ def smooth(sigma_color: float, sigma_space: float) -> Degrade:
     return lambda image: cv2.bilateralFilter(image, 0, sigma_color, sigma_space)
 
 
+@functools.cache
+def _finder() -> FaceFinder:
+    return FaceFinder()  # the pipeline's own, so the warp lands where scoring will look
+
+
+def reshape_faces(eye_gain: float = 0.25, slimming: float = 0.08) -> Degrade:
+    """A beauty mode's reshaping of every face it finds (YuNet's five landmarks): each eye
+    enlarged by a bulge of radius 0.4 eye distances (``eye_gain``: how much nearer its centre
+    each pixel is drawn from, at the centre), and the face below the nose slimmed, pulled
+    towards its midline by up to ``slimming`` of the distance. One ``cv2.remap`` per photo;
+    a photo without a face comes back unchanged."""
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        faces = _finder().detect(image)
+        if not faces:
+            return image
+        h, w = image.shape[:2]
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        map_x, map_y = xs.copy(), ys.copy()
+        for face in faces:
+            eye_r, eye_l, nose, mouth_r, mouth_l = face.landmarks
+            d = float(np.linalg.norm(eye_l - eye_r))
+            for eye in (eye_r, eye_l):  # drawn from nearer the centre: magnified
+                dx, dy = xs - eye[0], ys - eye[1]
+                fall = np.clip(1 - (dx**2 + dy**2) / (0.4 * d) ** 2, 0, None)
+                map_x -= eye_gain * fall * dx
+                map_y -= eye_gain * fall * dy
+            # The jaw: within 1.1 eye distances of the mouth's middle, fading in below the nose.
+            mid = (mouth_r + mouth_l) / 2
+            dx, dy = xs - mid[0], ys - mid[1]
+            below = np.clip((ys - nose[1]) / (0.3 * d), 0, 1)
+            fall = np.clip(1 - (dx**2 + dy**2) / (1.1 * d) ** 2, 0, None) * below
+            map_x += slimming * fall * dx  # drawn from further out: pulled in
+        return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    return apply
+
+
 def grayscale(image: np.ndarray) -> np.ndarray:
     """A black-and-white photo: the image's luminance in each of its three channels."""
     return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
@@ -107,6 +148,7 @@ CONDITIONS: dict[str, Degrade] = {
     "x3+jpeg80": chain(enlarge(3), jpeg(80)),  # that screenshot sent on through a messenger
     "smooth": smooth(40, 3),  # a beauty mode or retouched portrait: skin smoothed, outlines kept
     "gray": grayscale,  # a black-and-white photo
+    "reshape": reshape_faces(),  # a beauty mode's bigger eyes and slimmer jaw
 }
 
 #: The conditions the model card keeps (``card.CHANGED_SECTION``), in the words the page uses: what
@@ -115,6 +157,7 @@ CARD_CONDITIONS = {
     "none": UNCHANGED,
     "smooth": "skin smoothed (a beauty mode, retouching)",
     "gray": "black and white",
+    "reshape": "face reshaped (a beauty mode's bigger eyes, slimmer jaw)",
     "half+jpeg50": "halved and saved as JPEG 50 (sent on by a messenger)",
     "x3+jpeg80": "enlarged 3× and saved as JPEG 80 (a screenshot sent on)",
 }

@@ -9,7 +9,7 @@ from detector.pipeline import Detector
 from detector.data import read_records
 from detector.imaging import load_image
 from detector.robustness import (CONDITIONS, GOAL_CONDITION, _reversal_share, blur, chain, downscale, enlarge, jpeg,
-                                 grayscale, robustness_report, smooth)
+                                 grayscale, reshape_faces, robustness_report, smooth)
 
 
 def test_degradations_do_what_they_say():
@@ -33,6 +33,36 @@ def test_degradations_do_what_they_say():
     assert step(smooth(40, 3)(noisy)) > 120 > step(blur(3.0)(noisy))
     gray = grayscale(image)
     assert gray.shape == image.shape and (gray == gray[..., :1]).all() and abs(gray.mean() - image.mean()) < 3
+
+
+def test_a_beauty_mode_enlarges_the_eyes_slims_the_jaw_and_leaves_the_rest(monkeypatch):
+    from detector import robustness
+    from detector.faces import Box, Face
+
+    # A face the finder "finds": eyes 100 px apart at (100, 100) and (200, 100), nose at
+    # (150, 150), mouth corners at (125, 200) and (175, 200); dark dots on the eyes, a dark
+    # vertical line where a cheek would be, 60 px right of the mouth's middle.
+    class Finder:
+        def __init__(self, faces: list) -> None:
+            self.faces = faces
+
+        def detect(self, image: np.ndarray) -> list:
+            return self.faces
+
+    marks = np.array([[100, 100], [200, 100], [150, 150], [125, 200], [175, 200]], np.float32)
+    monkeypatch.setattr(robustness, "_finder", lambda: Finder([Face(Box(60, 40, 180, 220), 0.9, marks)]))
+    image = np.full((320, 400, 3), 230, np.uint8)
+    for x in (100, 200):
+        image[95:106, x - 5:x + 6] = 20
+    image[180:260, 209:212] = 20
+    out = reshape_faces()(image)
+    dark = lambda a: a[..., 0] < 125  # noqa: E731
+    assert dark(out[80:121, 80:121]).sum() > 1.2 * dark(image[80:121, 80:121]).sum()  # the eye is larger
+    line = lambda a: np.nonzero(dark(a[220]))[0].mean()  # noqa: E731  the cheek's line, below the mouth
+    assert line(out) < line(image) - 1  # pulled towards the midline
+    assert np.array_equal(out[:, 330:], image[:, 330:]) and np.array_equal(out[300:], image[300:])  # the rest kept
+    monkeypatch.setattr(robustness, "_finder", lambda: Finder([]))
+    assert reshape_faces()(image) is image  # no face, nothing to reshape
 
 
 def test_report_on_a_tiny_set(tiny_weights, tiny_set, tmp_path):
